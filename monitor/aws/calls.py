@@ -1,0 +1,58 @@
+"""Small helpers shared by the AWS readers: paging, batching, and turning failures into data."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from monitor.model import ReadFailure
+
+T = TypeVar("T")
+
+# Filter values per EC2 Describe* filter, and ARNs per ELBv2 DescribeTags call (AWS API limits).
+EC2_FILTER_VALUES = 200
+ELB_TAGS_PER_CALL = 20
+EC2_PAGE = 1000
+ELB_PAGE = 400
+
+
+def attempt(failures: list[ReadFailure], service: str, operation: str, fn: Callable[[], T], scope: str = "") -> T | None:
+    """Run one read; on failure record it and return None (unknown), never raise."""
+    try:
+        return fn()
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        failures.append(ReadFailure(service, operation, str(error.get("Code", "Unknown")), str(error.get("Message", "")), scope))
+    except BotoCoreError as exc:
+        failures.append(ReadFailure(service, operation, type(exc).__name__, str(exc), scope))
+    return None
+
+
+def paginate(client: Any, method: str, key: str, page_size: int, **kwargs: Any) -> list[dict]:
+    paginator = client.get_paginator(method)
+    items: list[dict] = []
+    for page in paginator.paginate(PaginationConfig={"PageSize": page_size}, **kwargs):
+        items.extend(page.get(key, ()))
+    return items
+
+
+def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def tag_pairs(tags: Iterable[dict] | None) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((t["Key"], t.get("Value", "")) for t in tags or ()))
+
+
+def scope_of(ids: list[str], limit: int = 3) -> str:
+    shown = ", ".join(ids[:limit])
+    return shown if len(ids) <= limit else f"{shown} and {len(ids) - limit} more"

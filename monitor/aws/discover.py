@@ -1,0 +1,235 @@
+"""Topology discovery: the cluster's ALBs, their target groups, targets, ENIs and security groups.
+
+Batched and paginated to the API limits; a failed read leaves what depends on it unknown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from monitor import controllers
+from monitor.aws.calls import (
+    EC2_FILTER_VALUES,
+    EC2_PAGE,
+    ELB_PAGE,
+    ELB_TAGS_PER_CALL,
+    attempt,
+    chunks,
+    paginate,
+    scope_of,
+    tag_pairs,
+)
+from monitor.aws.session import AwsClients
+from monitor.model import LoadBalancer, ReadFailure, SecurityGroup, Target, TargetGroup, Topology
+
+
+@dataclass
+class _Discovery:
+    clients: AwsClients
+    cluster: str
+    failures: list[ReadFailure] = field(default_factory=list)
+    incomplete: set[str] = field(default_factory=set)
+
+
+def discover(clients: AwsClients, cluster: str) -> Topology:
+    d = _Discovery(clients, cluster)
+    raw_lbs = attempt(d.failures, "elbv2", "DescribeLoadBalancers",
+                      lambda: paginate(clients.elbv2, "describe_load_balancers", "LoadBalancers", ELB_PAGE))
+    if raw_lbs is None:
+        return Topology(cluster=cluster, region=clients.region, load_balancers=(), target_groups=(),
+                        security_groups=(), failures=tuple(d.failures))
+    tags = _lb_tags(d, [lb["LoadBalancerArn"] for lb in raw_lbs])
+    lbs = [lb for lb in raw_lbs if _is_cluster_alb(lb, tags.get(lb["LoadBalancerArn"]), cluster)]
+    target_groups = _target_groups(d, {lb["LoadBalancerArn"] for lb in lbs})
+    target_groups = _attach_enis(d, target_groups)
+    lb_groups = {sg for lb in lbs for sg in lb.get("SecurityGroups", ())}
+    eni_groups = {sg for tg in target_groups for t in tg.targets or () for sg in t.security_groups or ()}
+    groups = describe_groups(clients, sorted(lb_groups | eni_groups), d.failures)
+    subnet_cidrs = _subnet_cidrs(d, lbs)
+    load_balancers = tuple(_load_balancer(lb, tags[lb["LoadBalancerArn"]], subnet_cidrs, cluster) for lb in lbs)
+    return Topology(
+        cluster=cluster,
+        region=clients.region,
+        load_balancers=load_balancers,
+        target_groups=tuple(target_groups),
+        security_groups=tuple(groups),
+        known_lb_arns=frozenset(lb["LoadBalancerArn"] for lb in raw_lbs),
+        incomplete_lbs=frozenset(d.incomplete),
+        failures=tuple(d.failures),
+    )
+
+
+def _lb_tags(d: _Discovery, arns: list[str]) -> dict[str, dict[str, str]]:
+    tags: dict[str, dict[str, str]] = {}
+    for batch in chunks(arns, ELB_TAGS_PER_CALL):
+        answer = attempt(d.failures, "elbv2", "DescribeTags",
+                         lambda: d.clients.elbv2.describe_tags(ResourceArns=batch), scope_of(batch))
+        for desc in (answer or {}).get("TagDescriptions", ()):
+            tags[desc["ResourceArn"]] = dict(tag_pairs(desc.get("Tags")))
+    return tags
+
+
+def _is_cluster_alb(lb: dict, tags: dict[str, str] | None, cluster: str) -> bool:
+    # Only load balancers with security groups have a path the node SGs can cut: every ALB, and
+    # NLBs created with security groups (v2.6+). Untagged-because-unreadable LBs were recorded as
+    # a failure by _lb_tags and are left out here.
+    if tags is None or not controllers.belongs_to_cluster(tags, cluster):
+        return False
+    return lb.get("Type") == "application" or bool(lb.get("SecurityGroups"))
+
+
+def _target_groups(d: _Discovery, lb_arns: set[str]) -> list[TargetGroup]:
+    if not lb_arns:
+        return []
+    # One listing for the whole region (400 a page) beats one call per load balancer.
+    raw = attempt(d.failures, "elbv2", "DescribeTargetGroups",
+                  lambda: paginate(d.clients.elbv2, "describe_target_groups", "TargetGroups", ELB_PAGE))
+    if raw is None:
+        d.incomplete.update(lb_arns)
+        return []
+    groups = []
+    for tg in raw:
+        attached = tuple(a for a in tg.get("LoadBalancerArns", ()) if a in lb_arns)
+        if not attached or tg.get("TargetType") not in ("instance", "ip"):
+            continue
+        health = attempt(d.failures, "elbv2", "DescribeTargetHealth",
+                         lambda: d.clients.elbv2.describe_target_health(TargetGroupArn=tg["TargetGroupArn"]),
+                         tg["TargetGroupArn"])
+        if health is None:
+            d.incomplete.update(attached)
+        groups.append(TargetGroup(
+            arn=tg["TargetGroupArn"],
+            name=tg.get("TargetGroupName", ""),
+            target_type=tg["TargetType"],
+            protocol=tg.get("Protocol", ""),
+            port=tg.get("Port"),
+            health_check_port=str(tg.get("HealthCheckPort", "traffic-port")),
+            load_balancer_arns=attached,
+            targets=None if health is None else tuple(
+                Target(target_id=h["Target"]["Id"], port=int(h["Target"].get("Port") or tg.get("Port") or 0),
+                       eni_id=None, security_groups=None, state=h.get("TargetHealth", {}).get("State", ""))
+                for h in health.get("TargetHealthDescriptions", ())
+            ),
+        ))
+    return groups
+
+
+def _attach_enis(d: _Discovery, groups: list[TargetGroup]) -> list[TargetGroup]:
+    """Fill in each target's ENI and its SGs: the primary ENI of an instance target, the ENI that
+    owns the address of an ip target (a branch ENI with security groups for pods)."""
+    instance_ids = sorted({t.target_id for tg in groups if tg.target_type == "instance" for t in tg.targets or ()})
+    ips = sorted({t.target_id for tg in groups if tg.target_type == "ip" for t in tg.targets or ()})
+    by_instance = _instance_enis(d, instance_ids)
+    by_ip = _ip_enis(d, ips)
+    out = []
+    for tg in groups:
+        if tg.targets is None:
+            out.append(tg)
+            continue
+        lookup = by_instance if tg.target_type == "instance" else by_ip
+        targets = []
+        for t in tg.targets:
+            found = lookup.get(t.target_id)
+            if found == "gone":
+                continue  # deregistered-in-effect: the instance no longer exists
+            if found is None:
+                d.incomplete.update(tg.load_balancer_arns)
+                targets.append(t)
+            else:
+                targets.append(replace(t, eni_id=found[0], security_groups=found[1]))
+        out.append(replace(tg, targets=tuple(targets)))
+    return out
+
+
+def _instance_enis(d: _Discovery, instance_ids: list[str]) -> dict:
+    found: dict = {}
+    for batch in chunks(instance_ids, EC2_FILTER_VALUES):
+        reservations = attempt(
+            d.failures, "ec2", "DescribeInstances",
+            lambda: paginate(d.clients.ec2, "describe_instances", "Reservations", EC2_PAGE,
+                             Filters=[{"Name": "instance-id", "Values": batch}]),
+            scope_of(batch))
+        if reservations is None:
+            continue
+        for reservation in reservations:
+            for instance in reservation.get("Instances", ()):
+                found[instance["InstanceId"]] = _primary_eni(instance)
+        for instance_id in batch:
+            found.setdefault(instance_id, "gone")
+    return found
+
+
+def _primary_eni(instance: dict) -> tuple[str | None, tuple[str, ...]]:
+    for eni in instance.get("NetworkInterfaces", ()):
+        if eni.get("Attachment", {}).get("DeviceIndex") == 0:
+            return eni["NetworkInterfaceId"], tuple(g["GroupId"] for g in eni.get("Groups", ()))
+    return None, tuple(g["GroupId"] for g in instance.get("SecurityGroups", ()))
+
+
+def _ip_enis(d: _Discovery, ips: list[str]) -> dict:
+    found: dict = {}
+    for batch in chunks(ips, EC2_FILTER_VALUES):
+        enis = attempt(
+            d.failures, "ec2", "DescribeNetworkInterfaces",
+            lambda: paginate(d.clients.ec2, "describe_network_interfaces", "NetworkInterfaces", EC2_PAGE,
+                             Filters=[{"Name": "addresses.private-ip-address", "Values": batch}]),
+            scope_of(batch))
+        if enis is None:
+            continue
+        for eni in enis:
+            groups = tuple(g["GroupId"] for g in eni.get("Groups", ()))
+            for address in eni.get("PrivateIpAddresses", ()):
+                if address.get("PrivateIpAddress") in batch:
+                    found[address["PrivateIpAddress"]] = (eni["NetworkInterfaceId"], groups)
+        missing = [ip for ip in batch if ip not in found]
+        if missing:
+            # An address from a delegated prefix (VPC CNI prefix mode) matches no address filter;
+            # say so rather than guess which ENI it is on.
+            d.failures.append(ReadFailure("ec2", "DescribeNetworkInterfaces", "NoMatchingInterface",
+                                          "no ENI owns these target addresses", scope_of(missing)))
+    return found
+
+
+def describe_groups(clients: AwsClients, group_ids: list[str], failures: list[ReadFailure]) -> list[SecurityGroup]:
+    """Security groups by id. A filter (not GroupIds) so a deleted group is absent, not an error."""
+    groups: list[SecurityGroup] = []
+    for batch in chunks(group_ids, EC2_FILTER_VALUES):
+        raw = attempt(failures, "ec2", "DescribeSecurityGroups",
+                      lambda: paginate(clients.ec2, "describe_security_groups", "SecurityGroups", EC2_PAGE,
+                                       Filters=[{"Name": "group-id", "Values": batch}]),
+                      scope_of(batch))
+        for sg in raw or ():
+            groups.append(SecurityGroup(group_id=sg["GroupId"], name=sg.get("GroupName", ""),
+                                        description=sg.get("Description", ""), vpc_id=sg.get("VpcId", ""),
+                                        tags=tag_pairs(sg.get("Tags"))))
+    return groups
+
+
+def _subnet_cidrs(d: _Discovery, lbs: list[dict]) -> dict[str, str]:
+    subnet_ids = sorted({az["SubnetId"] for lb in lbs for az in lb.get("AvailabilityZones", ()) if az.get("SubnetId")})
+    cidrs: dict[str, str] = {}
+    for batch in chunks(subnet_ids, EC2_FILTER_VALUES):
+        raw = attempt(d.failures, "ec2", "DescribeSubnets",
+                      lambda: paginate(d.clients.ec2, "describe_subnets", "Subnets", EC2_PAGE,
+                                       Filters=[{"Name": "subnet-id", "Values": batch}]),
+                      scope_of(batch))
+        for subnet in raw or ():
+            cidrs[subnet["SubnetId"]] = subnet["CidrBlock"]
+    return cidrs
+
+
+def _load_balancer(lb: dict, tags: dict[str, str], subnet_cidrs: dict[str, str], cluster: str) -> LoadBalancer:
+    namespace, ingress = controllers.ingress_of(tags)
+    return LoadBalancer(
+        arn=lb["LoadBalancerArn"],
+        name=lb["LoadBalancerName"],
+        lb_type=lb.get("Type", "application"),
+        vpc_id=lb.get("VpcId", ""),
+        security_groups=tuple(lb.get("SecurityGroups", ())),
+        subnet_cidrs=tuple(sorted({subnet_cidrs[az["SubnetId"]] for az in lb.get("AvailabilityZones", ())
+                                   if az.get("SubnetId") in subnet_cidrs})),
+        tags=tuple(sorted(tags.items())),
+        adoption=controllers.adoption(tags, cluster),
+        ingress_namespace=namespace,
+        ingress=ingress,
+    )

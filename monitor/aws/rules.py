@@ -1,0 +1,113 @@
+"""The fast rule check: the inbound rules on every target SG, and each ALB's current SG list.
+
+Costs one paginated DescribeSecurityGroupRules (200 groups a filter, 1,000 rules a page) and one
+paginated DescribeLoadBalancers (400 a page) a cycle, however many ALBs the cluster has.
+"""
+
+from __future__ import annotations
+
+from monitor.aws.calls import EC2_FILTER_VALUES, EC2_PAGE, ELB_PAGE, attempt, chunks, paginate, scope_of, tag_pairs
+from monitor.aws.discover import describe_groups
+from monitor.aws.session import AwsClients
+from monitor.model import Observation, PeerKind, ReadFailure, Rule, SecurityGroup, Topology
+
+
+class RuleReader:
+    """Reads rules each cycle; remembers rule sources and prefix lists it had to look up, so a
+    steady state costs no extra calls."""
+
+    def __init__(self, clients: AwsClients) -> None:
+        self._clients = clients
+        self._groups: dict[str, SecurityGroup] = {}
+        self._prefix_lists: dict[str, tuple[str, ...]] = {}
+
+    def read(self, topology: Topology) -> Observation:
+        failures: list[ReadFailure] = []
+        live = self._load_balancers(topology, failures)
+        group_ids = sorted(topology.target_group_ids)
+        rules: list[Rule] = []
+        read: set[str] = set()
+        for batch in chunks(group_ids, EC2_FILTER_VALUES):
+            raw = attempt(failures, "ec2", "DescribeSecurityGroupRules",
+                          lambda: paginate(self._clients.ec2, "describe_security_group_rules", "SecurityGroupRules",
+                                           EC2_PAGE, Filters=[{"Name": "group-id", "Values": batch}]),
+                          scope_of(batch))
+            if raw is None:
+                continue
+            read.update(batch)
+            rules.extend(rule for rule in map(to_rule, raw) if rule is not None)
+        extra = self._sources(topology, rules, failures)
+        prefix_lists = self._resolve_prefix_lists(rules, failures)
+        lb_groups, live_arns, new_arns = live if live is not None else ((), None, frozenset())
+        return Observation(
+            rules=tuple(rules),
+            read_groups=frozenset(read),
+            lb_security_groups=lb_groups,
+            live_lb_arns=live_arns,
+            new_lb_arns=new_arns,
+            extra_groups=extra,
+            prefix_lists=prefix_lists,
+            failures=tuple(failures),
+        )
+
+    def _load_balancers(self, topology: Topology, failures: list[ReadFailure]):
+        raw = attempt(failures, "elbv2", "DescribeLoadBalancers",
+                      lambda: paginate(self._clients.elbv2, "describe_load_balancers", "LoadBalancers", ELB_PAGE))
+        if raw is None:
+            return None
+        arns = {lb["LoadBalancerArn"] for lb in raw}
+        ours = {lb.arn for lb in topology.load_balancers}
+        groups = tuple((lb["LoadBalancerArn"], tuple(lb.get("SecurityGroups", ()))) for lb in raw
+                       if lb["LoadBalancerArn"] in ours)
+        return groups, frozenset(arns), frozenset(arns - topology.known_lb_arns)
+
+    def _sources(self, topology: Topology, rules: list[Rule], failures: list[ReadFailure]) -> tuple[SecurityGroup, ...]:
+        """Rule sources the topology did not describe (e.g. a user-made SG on no ALB): needed to
+        tell whether a labelled rule's source is controller-owned."""
+        known = {g.group_id for g in topology.security_groups}
+        wanted = sorted({r.peer for r in rules if r.peer_kind is PeerKind.SECURITY_GROUP} - known - set(self._groups))
+        if wanted:
+            for group in describe_groups(self._clients, wanted, failures):
+                self._groups[group.group_id] = group
+        return tuple(self._groups.values())
+
+    def _resolve_prefix_lists(self, rules: list[Rule], failures: list[ReadFailure]):
+        for list_id in sorted({r.peer for r in rules if r.peer_kind is PeerKind.PREFIX_LIST} - set(self._prefix_lists)):
+            entries = attempt(failures, "ec2", "GetManagedPrefixListEntries",
+                              lambda: paginate(self._clients.ec2, "get_managed_prefix_list_entries", "Entries", 100,
+                                               PrefixListId=list_id),
+                              list_id)
+            if entries is not None:
+                self._prefix_lists[list_id] = tuple(e["Cidr"] for e in entries)
+        return tuple(sorted(self._prefix_lists.items()))
+
+
+def to_rule(raw: dict) -> Rule | None:
+    """One SecurityGroupRule as returned by DescribeSecurityGroupRules; egress rules are skipped."""
+    if raw.get("IsEgress"):
+        return None
+    if raw.get("ReferencedGroupInfo", {}).get("GroupId"):
+        kind, peer = PeerKind.SECURITY_GROUP, raw["ReferencedGroupInfo"]["GroupId"]
+    elif raw.get("CidrIpv4"):
+        kind, peer = PeerKind.CIDR, raw["CidrIpv4"]
+    elif raw.get("CidrIpv6"):
+        kind, peer = PeerKind.CIDR6, raw["CidrIpv6"]
+    elif raw.get("PrefixListId"):
+        kind, peer = PeerKind.PREFIX_LIST, raw["PrefixListId"]
+    else:
+        return None
+    protocol = str(raw.get("IpProtocol", "-1"))
+    from_port, to_port = raw.get("FromPort"), raw.get("ToPort")
+    if protocol == "-1" or from_port == -1:
+        from_port = to_port = None
+    return Rule(
+        group_id=raw["GroupId"],
+        protocol=protocol,
+        from_port=from_port,
+        to_port=to_port,
+        peer_kind=kind,
+        peer=peer,
+        rule_id=raw.get("SecurityGroupRuleId"),
+        description=raw.get("Description", "") or "",
+        tags=tag_pairs(raw.get("Tags")),
+    )

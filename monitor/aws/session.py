@@ -1,0 +1,119 @@
+"""Builds the boto3 clients with explicit retries and timeouts, and reports every request sent."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import boto3
+import botocore.config
+import botocore.session
+
+from monitor.errors import ConfigError
+
+# botocore's standard mode retries throttling and 5xx with jittered backoff; a check cycle must not
+# hang on a stalled endpoint, so timeouts are short and attempts few (EC2 throttling is shared with
+# the controller and the CNI: DOMAIN.md).
+RETRY_MAX_ATTEMPTS = 3
+CONNECT_TIMEOUT_SECONDS = 5
+READ_TIMEOUT_SECONDS = 15
+
+SERVICES = {"ec2": "ec2", "elbv2": "elbv2", "iam": "iam"}
+
+
+class ApiListener(Protocol):
+    def api_call(self, service: str, operation: str) -> None: ...
+
+    def api_error(self, service: str, operation: str, code: str) -> None: ...
+
+
+@dataclass
+class ApiCounter:
+    """Counts requests and errors by (service, operation); also fans them out to listeners."""
+
+    calls: Counter = field(default_factory=Counter)
+    errors: Counter = field(default_factory=Counter)
+    listeners: list[ApiListener] = field(default_factory=list)
+
+    def api_call(self, service: str, operation: str) -> None:
+        self.calls[(service, operation)] += 1
+        for listener in self.listeners:
+            listener.api_call(service, operation)
+
+    def api_error(self, service: str, operation: str, code: str) -> None:
+        self.errors[(service, operation, code)] += 1
+        for listener in self.listeners:
+            listener.api_error(service, operation, code)
+
+    def total(self) -> int:
+        return sum(self.calls.values())
+
+
+@dataclass(frozen=True)
+class AwsClients:
+    region: str
+    ec2: Any
+    elbv2: Any
+    iam: Any
+    counter: ApiCounter
+
+
+def resolve_region(region: str | None) -> str:
+    session = botocore.session.get_session()
+    # botocore reads AWS_DEFAULT_REGION and the profile; AWS_REGION is what SDKs and EKS set.
+    region = region or os.environ.get("AWS_REGION") or session.get_config_variable("region")
+    if not region:
+        raise ConfigError("--region: no AWS region configured; set --region or AWS_REGION")
+    known = {
+        name
+        for partition in session.get_available_partitions()
+        for name in session.get_available_regions("ec2", partition_name=partition)
+    }
+    if known and region not in known:
+        raise ConfigError(f"--region: unknown AWS region {region!r}; expected one such as us-east-1")
+    return region
+
+
+def connect(region: str | None, counter: ApiCounter | None = None) -> AwsClients:
+    """Clients for one region. Raises ConfigError when no region or no credentials are found."""
+    region = resolve_region(region)
+    session = boto3.Session(region_name=region)
+    if session.get_credentials() is None:
+        raise ConfigError(
+            "AWS credentials: none found; use IRSA/Pod Identity in a cluster, or AWS_PROFILE / "
+            "AWS_ACCESS_KEY_ID locally"
+        )
+    config = botocore.config.Config(
+        retries={"mode": "standard", "max_attempts": RETRY_MAX_ATTEMPTS},
+        connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        read_timeout=READ_TIMEOUT_SECONDS,
+        user_agent_extra="alb-sg-monitor",
+    )
+    counter = counter or ApiCounter()
+    clients = {}
+    for label, name in SERVICES.items():
+        # AWS_ENDPOINT_URL(_<SERVICE>) is honoured by boto3 itself (used for moto in tests).
+        client = session.client(name, config=config)
+        _instrument(client, label, counter)
+        clients[label] = client
+    return AwsClients(region=region, counter=counter, **clients)
+
+
+def _instrument(client: Any, service: str, counter: ApiCounter) -> None:
+    def before_send(event_name: str, **_: Any) -> None:
+        counter.api_call(service, event_name.rsplit(".", 1)[-1])
+
+    def needs_retry(event_name: str, response: Any = None, caught_exception: Any = None, **_: Any) -> None:
+        operation = event_name.rsplit(".", 1)[-1]
+        if caught_exception is not None:
+            counter.api_error(service, operation, type(caught_exception).__name__)
+        elif response is not None:
+            code = (response[1] or {}).get("Error", {}).get("Code")
+            if code:
+                counter.api_error(service, operation, str(code))
+        return None
+
+    client.meta.events.register("before-send", before_send)
+    client.meta.events.register("needs-retry", needs_retry)

@@ -1,0 +1,128 @@
+"""Command-line parsing only: flags and their ALBSG_* twins become one validated Settings value."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from monitor import __version__
+from monitor.errors import ConfigError
+from monitor.settings import Settings, format_duration, parse_duration
+
+COMMANDS = {
+    "check": "one full discovery and evaluation, printed; exit 0 ok, 1 critical, 3 incomplete",
+    "demo": "the whole monitor against an embedded simulated AWS account mid-migration",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error on one line (exit 2), as SPEC.md asks."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def convert(value: str) -> str:
+        if value not in allowed:
+            raise ValueError(f"{value!r} is not one of {', '.join(allowed)}")
+        return value
+
+    return convert
+
+
+def _duration(value: str) -> float:
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError(f"{value!r} must be longer than zero")
+    return seconds
+
+
+def _listen(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{value!r} is not host:port, e.g. 0.0.0.0:9917")
+    return value
+
+
+# flag -> (converter, default text, help). Defaults are given as text so that flags, environment
+# twins and defaults all pass through the same converter and fail with the same message.
+OPTIONS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
+    "--cluster-name": (str, None, "EKS cluster name, as in kubernetes.io/cluster/<name> (required)"),
+    "--region": (str, None, "AWS region (default: from the AWS configuration)"),
+    "--kubernetes": (_choice("auto", "on", "off"), "auto", "use the Kubernetes API: auto, on, off"),
+    "--interval": (_duration, "15s", "how often rules are checked, e.g. 500ms, 15s, 5m"),
+    "--topology-interval": (_duration, "5m", "how often ALBs, targets and ENIs are re-discovered"),
+    "--mode": (_choice("observe", "enforce"), "observe", "observe never writes to AWS; enforce restores rules"),
+    "--grace": (_duration, "60s", "how long a path stays uncovered before it is restored"),
+    "--listen": (_listen, "0.0.0.0:9917", "address of the HTTP server (/metrics, /healthz, /readyz)"),
+    "--state-file": (str, None, "where remembered rules survive restarts when Kubernetes is off"),
+    "--log-format": (_choice("json", "console", "auto"), "auto", "json, console, or auto (console on a terminal)"),
+    "--output": (_choice("table", "json"), "table", "check/preflight output: table or json"),
+}
+
+
+def env_name(flag: str) -> str:
+    return "ALBSG_" + flag.lstrip("-").replace("-", "_").upper()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="alb-sg-monitor", description=(
+        "Watches that every ALB of an EKS cluster can still reach its targets through the node and "
+        "pod security groups. Every flag has an environment twin ALBSG_<FLAG>, e.g. ALBSG_CLUSTER_NAME."))
+    parser.add_argument("--version", action="version", version=f"alb-sg-monitor {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, help_text in COMMANDS.items():
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        for flag, (_, default, help_text) in OPTIONS.items():
+            shown = f" [env {env_name(flag)}" + (f", default {default}]" if default else "]")
+            command.add_argument(flag, default=None, help=help_text + shown)
+    return parser
+
+
+def settings_from(args: argparse.Namespace, require_cluster: bool = True) -> Settings:
+    values: dict[str, Any] = {}
+    for flag, (convert, default, _) in OPTIONS.items():
+        dest = flag.lstrip("-").replace("-", "_")
+        raw = getattr(args, dest, None)
+        source = flag
+        if raw is None and env_name(flag) in os.environ:
+            raw, source = os.environ[env_name(flag)], f"{flag} (from {env_name(flag)})"
+        if raw is None:
+            raw = default
+        if raw is None:
+            values[dest] = None
+            continue
+        try:
+            values[dest] = convert(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+    if not values["cluster_name"]:
+        if require_cluster:
+            raise ConfigError(f"--cluster-name: required; give the EKS cluster name (or set {env_name('--cluster-name')})")
+        values["cluster_name"] = ""
+    return Settings(**values)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help(sys.stderr)
+        return 2
+    from monitor.main import run_command
+
+    try:
+        settings = settings_from(args, require_cluster=args.command != "demo")
+        return run_command(args.command, settings)
+    except ConfigError as exc:
+        print(f"alb-sg-monitor: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+__all__ = ["main", "build_parser", "settings_from", "format_duration"]

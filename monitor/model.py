@@ -1,0 +1,225 @@
+"""The frozen values the decision core works on: topology, observed rules, paths, findings, reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class Severity(str, Enum):
+    CRITICAL = "critical"
+    WARNING = "warning"
+    INFO = "info"
+
+
+class PeerKind(str, Enum):
+    SECURITY_GROUP = "sg"
+    CIDR = "cidr"
+    CIDR6 = "cidr6"
+    PREFIX_LIST = "prefix_list"
+
+
+@dataclass(frozen=True)
+class ReadFailure:
+    """One AWS read that did not succeed; what depends on it is unknown."""
+
+    service: str
+    operation: str
+    code: str
+    message: str
+    scope: str = ""  # what the read was about (an ARN, a list of SG ids), for the finding text
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One inbound rule for one peer. Identity is (group, protocol, ports, peer); the
+    description is not part of it, as for the v2 controller (DOMAIN.md)."""
+
+    group_id: str
+    protocol: str  # "tcp", "udp", "icmp", "-1" (all), or a protocol number as text
+    from_port: int | None
+    to_port: int | None
+    peer_kind: PeerKind
+    peer: str
+    rule_id: str | None = None
+    description: str = ""
+    tags: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def key(self) -> tuple[str, str, int | None, int | None, str, str]:
+        return (self.group_id, self.protocol, self.from_port, self.to_port, self.peer_kind.value, self.peer)
+
+    def admits_tcp(self, port: int) -> bool:
+        if self.protocol == "-1":
+            return True
+        if self.protocol not in ("tcp", "6"):
+            return False
+        if self.from_port is None or self.to_port is None:
+            return False
+        return self.from_port <= port <= self.to_port
+
+    def ports_text(self) -> str:
+        if self.protocol == "-1":
+            return "all traffic"
+        if self.from_port == self.to_port:
+            return f"{self.protocol} {self.from_port}"
+        return f"{self.protocol} {self.from_port}-{self.to_port}"
+
+
+@dataclass(frozen=True)
+class SecurityGroup:
+    group_id: str
+    name: str
+    description: str
+    vpc_id: str
+    tags: tuple[tuple[str, str], ...] = ()
+
+    def tag(self, key: str) -> str | None:
+        return dict(self.tags).get(key)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A registered target and the ENI its traffic arrives on.
+
+    `security_groups` is None when the ENI could not be looked up (unknown, not empty)."""
+
+    target_id: str  # instance id, or IP address for ip targets
+    port: int
+    eni_id: str | None
+    security_groups: tuple[str, ...] | None
+    state: str = ""
+
+
+@dataclass(frozen=True)
+class TargetGroup:
+    arn: str
+    name: str
+    target_type: str  # "instance" | "ip" | "lambda" | "alb"
+    protocol: str
+    port: int | None
+    health_check_port: str  # "traffic-port" or a number as text
+    load_balancer_arns: tuple[str, ...]
+    targets: tuple[Target, ...] | None  # None: the target list could not be read
+    tags: tuple[tuple[str, str], ...] = ()
+
+    def health_port_for(self, target: Target) -> int:
+        if self.health_check_port in ("", "traffic-port"):
+            return target.port
+        return int(self.health_check_port)
+
+
+@dataclass(frozen=True)
+class LoadBalancer:
+    arn: str
+    name: str
+    lb_type: str  # "application" | "network"
+    vpc_id: str
+    security_groups: tuple[str, ...]
+    subnet_cidrs: tuple[str, ...]  # CIDRs of the subnets its nodes sit in (for CIDR rules)
+    tags: tuple[tuple[str, str], ...] = ()
+    adoption: str = "other"  # "v1" | "adopted" | "v2" | "other"
+    ingress_namespace: str = ""
+    ingress: str = ""
+
+    def tag(self, key: str) -> str | None:
+        return dict(self.tags).get(key)
+
+
+@dataclass(frozen=True)
+class Topology:
+    """What must reach what: the slow-changing half of a cycle's inputs."""
+
+    cluster: str
+    region: str
+    load_balancers: tuple[LoadBalancer, ...]
+    target_groups: tuple[TargetGroup, ...]
+    security_groups: tuple[SecurityGroup, ...]  # ALB SGs, ENI SGs and rule sources we looked up
+    known_lb_arns: frozenset[str] = frozenset()  # every LB seen in the region, cluster's or not
+    incomplete_lbs: frozenset[str] = frozenset()  # LBs part of whose topology could not be read
+    failures: tuple[ReadFailure, ...] = ()
+
+    def group(self, group_id: str) -> SecurityGroup | None:
+        for sg in self.security_groups:
+            if sg.group_id == group_id:
+                return sg
+        return None
+
+    @property
+    def target_group_ids(self) -> frozenset[str]:
+        ids: set[str] = set()
+        for tg in self.target_groups:
+            for target in tg.targets or ():
+                ids.update(target.security_groups or ())
+        return frozenset(ids)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """The fast-changing half: the inbound rules on the targets' SGs, read this cycle."""
+
+    rules: tuple[Rule, ...]
+    read_groups: frozenset[str]  # SGs whose rules were read completely
+    lb_security_groups: tuple[tuple[str, tuple[str, ...]], ...] = ()  # fresh ALB SG lists
+    live_lb_arns: frozenset[str] | None = None  # every LB that exists now; None when unread
+    new_lb_arns: frozenset[str] = frozenset()  # LBs the topology does not know yet
+    extra_groups: tuple[SecurityGroup, ...] = ()  # rule sources looked up outside the topology
+    prefix_lists: tuple[tuple[str, tuple[str, ...]], ...] = ()  # prefix list id -> CIDRs
+    failures: tuple[ReadFailure, ...] = ()
+
+
+@dataclass(frozen=True)
+class PathResult:
+    """One ALB → target group → target path and whether its ports are admitted."""
+
+    load_balancer_arn: str
+    target_group_arn: str
+    target: str
+    ports: tuple[int, ...]
+    security_groups: tuple[str, ...]
+    covered: bool | None
+    covered_by: tuple[str, ...] = ()
+    missing_ports: tuple[int, ...] = ()
+    node_security_group: str | None = None
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    severity: Severity
+    message: str
+    load_balancer: str | None = None
+    security_group: str | None = None
+    rule: str | None = None
+
+
+@dataclass(frozen=True)
+class LoadBalancerResult:
+    name: str
+    arn: str
+    adoption: str
+    security_groups: tuple[str, ...]
+    reachable: bool | None
+    paths: tuple[PathResult, ...]
+    ingress_namespace: str = ""
+    ingress: str = ""
+
+
+@dataclass(frozen=True)
+class Report:
+    """One cycle's complete verdict; everything users see is rendered from it."""
+
+    cluster: str
+    region: str
+    complete: bool
+    load_balancers: tuple[LoadBalancerResult, ...]
+    findings: tuple[Finding, ...]
+    failures: tuple[ReadFailure, ...] = field(default=())
+
+    @property
+    def exit_code(self) -> int:
+        if any(f.severity is Severity.CRITICAL for f in self.findings):
+            return 1
+        if not self.complete:
+            return 3
+        return 0

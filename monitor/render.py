@@ -1,0 +1,83 @@
+"""Renders a Report as the JSON document of SPEC.md or as a table for a terminal."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from monitor.model import Report
+
+_STATE = {True: "ok", False: "UNREACHABLE", None: "unknown"}
+
+
+def to_dict(report: Report) -> dict[str, Any]:
+    return {
+        "cluster": report.cluster,
+        "region": report.region,
+        "complete": report.complete,
+        "load_balancers": [
+            {
+                "name": lb.name,
+                "arn": lb.arn,
+                "adoption": lb.adoption,
+                "ingress": f"{lb.ingress_namespace}/{lb.ingress}" if lb.ingress else None,
+                "security_groups": list(lb.security_groups),
+                "reachable": lb.reachable,
+                "paths": [
+                    {
+                        "target_group": p.target_group_arn,
+                        "target": p.target,
+                        "ports": list(p.ports),
+                        "security_groups": list(p.security_groups),
+                        "covered": p.covered,
+                        "covered_by": list(p.covered_by),
+                        "missing_ports": list(p.missing_ports),
+                    }
+                    for p in lb.paths
+                ],
+            }
+            for lb in report.load_balancers
+        ],
+        "findings": [
+            {
+                "code": f.code,
+                "severity": f.severity.value,
+                "load_balancer": f.load_balancer,
+                "security_group": f.security_group,
+                "rule": f.rule,
+                "message": f.message,
+            }
+            for f in report.findings
+        ],
+    }
+
+
+def to_json(report: Report) -> str:
+    return json.dumps(to_dict(report), indent=2)
+
+
+def to_table(report: Report) -> str:
+    lines = [f"cluster {report.cluster} in {report.region}"
+             + ("" if report.complete else "  (observation INCOMPLETE: some reads failed)")]
+    rows = [("LOAD BALANCER", "ADOPTION", "INGRESS", "PATHS", "STATE")]
+    for lb in report.load_balancers:
+        bad = sum(1 for p in lb.paths if p.covered is False)
+        paths = f"{len(lb.paths) - bad}/{len(lb.paths)}"
+        ingress = f"{lb.ingress_namespace}/{lb.ingress}" if lb.ingress else "-"
+        rows.append((lb.name, lb.adoption, ingress, paths, _STATE[lb.reachable]))
+    lines.extend(_columns(rows))
+    if not report.load_balancers:
+        lines.append("(no load balancers of this cluster found)")
+    lines.append("")
+    if report.findings:
+        lines.append("FINDINGS")
+        for f in report.findings:
+            lines.append(f"  {f.severity.value.upper():8} {f.code}: {f.message}")
+    else:
+        lines.append("no findings")
+    return "\n".join(lines)
+
+
+def _columns(rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]

@@ -1,0 +1,59 @@
+"""Settings as one frozen value: every field is a flag with an ALBSG_* environment twin (SPEC.md)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """'500ms', '15s', '5m', '1h' or combinations such as '1m30s' -> seconds. Raises ValueError."""
+    text = text.strip()
+    pos, total = 0, 0.0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        pos = match.end()
+    if not text or pos != len(text):
+        raise ValueError(f"cannot parse {text!r} as a duration; use e.g. 500ms, 15s, 5m, 1h")
+    return total
+
+
+def format_duration(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds * 1000:g}ms"
+    if seconds % 3600 == 0:
+        return f"{seconds / 3600:g}h"
+    if seconds % 60 == 0:
+        return f"{seconds / 60:g}m"
+    return f"{seconds:g}s"
+
+
+@dataclass(frozen=True)
+class Settings:
+    cluster_name: str
+    """EKS cluster name, as in the kubernetes.io/cluster/<name> tag."""
+    region: str | None = None
+    """AWS region; None takes it from the standard AWS configuration."""
+    kubernetes: str = "auto"
+    """auto: use the Kubernetes API when a config is found; on: require it; off: AWS only."""
+    interval: float = 15.0
+    """Seconds between rule checks."""
+    topology_interval: float = 300.0
+    """Seconds between full re-discoveries of ALBs, target groups, targets and ENIs."""
+    mode: str = "observe"
+    """observe never writes to AWS; enforce restores revoked rules."""
+    grace: float = 60.0
+    """Seconds a path must stay uncovered before it is restored."""
+    listen: str = "0.0.0.0:9917"
+    """host:port of the HTTP server."""
+    state_file: str | None = None
+    """Where remembered rules survive restarts when Kubernetes is off."""
+    log_format: str = "auto"
+    """json, console, or auto (console on a terminal)."""
+    output: str = "table"
+    """check/preflight output: table or json."""
