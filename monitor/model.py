@@ -98,6 +98,7 @@ class TargetGroup:
     target_type: str  # "instance" | "ip" | "lambda" | "alb"
     protocol: str
     port: int | None
+    vpc_id: str
     health_check_port: str  # "traffic-port" or a number as text
     load_balancer_arns: tuple[str, ...]
     targets: tuple[Target, ...] | None  # None: the target list could not be read

@@ -103,33 +103,45 @@ def _target_groups(d: _Discovery, lb_arns: set[str]) -> list[TargetGroup]:
             target_type=tg["TargetType"],
             protocol=tg.get("Protocol", ""),
             port=tg.get("Port"),
+            vpc_id=tg.get("VpcId", ""),
             health_check_port=str(tg.get("HealthCheckPort", "traffic-port")),
             load_balancer_arns=attached,
-            targets=None if health is None else tuple(
-                Target(target_id=h["Target"]["Id"], port=int(h["Target"].get("Port") or tg.get("Port") or 0),
-                       eni_id=None, security_groups=None, state=h.get("TargetHealth", {}).get("State", ""))
-                for h in health.get("TargetHealthDescriptions", ())
-            ),
+            targets=None if health is None else _targets(tg, health),
         ))
     return groups
+
+
+def _targets(tg: dict, health: dict) -> tuple[Target, ...]:
+    targets = []
+    for description in health.get("TargetHealthDescriptions", ()):
+        target = description["Target"]
+        if target.get("AvailabilityZone") == "all":
+            continue  # an address outside the VPC: no security group of ours stands in its way
+        targets.append(Target(target_id=target["Id"], port=int(target.get("Port") or tg.get("Port") or 0),
+                              eni_id=None, security_groups=None,
+                              state=description.get("TargetHealth", {}).get("State", "")))
+    return tuple(targets)
 
 
 def _attach_enis(d: _Discovery, groups: list[TargetGroup]) -> list[TargetGroup]:
     """Fill in each target's ENI and its SGs: the primary ENI of an instance target, the ENI that
     owns the address of an ip target (a branch ENI with security groups for pods)."""
     instance_ids = sorted({t.target_id for tg in groups if tg.target_type == "instance" for t in tg.targets or ()})
-    ips = sorted({t.target_id for tg in groups if tg.target_type == "ip" for t in tg.targets or ()})
     by_instance = _instance_enis(d, instance_ids)
-    by_ip = _ip_enis(d, ips)
+    # Addresses are only unique within a VPC (overlapping CIDRs across VPCs are common).
+    by_ip: dict[tuple[str, str], object] = {}
+    for vpc in sorted({tg.vpc_id for tg in groups if tg.target_type == "ip"}):
+        ips = sorted({t.target_id for tg in groups if tg.target_type == "ip" and tg.vpc_id == vpc
+                      for t in tg.targets or ()})
+        by_ip.update({(vpc, ip): eni for ip, eni in _ip_enis(d, vpc, ips).items()})
     out = []
     for tg in groups:
         if tg.targets is None:
             out.append(tg)
             continue
-        lookup = by_instance if tg.target_type == "instance" else by_ip
         targets = []
         for t in tg.targets:
-            found = lookup.get(t.target_id)
+            found = by_instance.get(t.target_id) if tg.target_type == "instance" else by_ip.get((tg.vpc_id, t.target_id))
             if found == "gone":
                 continue  # deregistered-in-effect: the instance no longer exists
             if found is None:
@@ -166,13 +178,14 @@ def _primary_eni(instance: dict) -> tuple[str | None, tuple[str, ...]]:
     return None, tuple(g["GroupId"] for g in instance.get("SecurityGroups", ()))
 
 
-def _ip_enis(d: _Discovery, ips: list[str]) -> dict:
+def _ip_enis(d: _Discovery, vpc_id: str, ips: list[str]) -> dict:
     found: dict = {}
     for batch in chunks(ips, EC2_FILTER_VALUES):
         enis = attempt(
             d.failures, "ec2", "DescribeNetworkInterfaces",
             lambda: paginate(d.clients.ec2, "describe_network_interfaces", "NetworkInterfaces", EC2_PAGE,
-                             Filters=[{"Name": "addresses.private-ip-address", "Values": batch}]),
+                             Filters=[{"Name": "vpc-id", "Values": [vpc_id]},
+                                      {"Name": "addresses.private-ip-address", "Values": batch}]),
             scope_of(batch))
         if enis is None:
             continue
