@@ -1,0 +1,46 @@
+"""Shared fixtures: one moto server over HTTP for the session, a fresh demo world per test."""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+import pytest
+
+from monitor.demo import world as demo_world
+
+_clusters = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    """A real moto server on loopback. Tests tell worlds apart by cluster name, so one server serves all."""
+    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+    server, endpoint = demo_world.start_moto()
+    yield endpoint
+    server.stop()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture
+def aws_env(moto_endpoint, monkeypatch):
+    """Standard AWS environment pointing the product at moto, as a user would with AWS_ENDPOINT_URL."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("AWS_REGION", "ap-northeast-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    for name in [n for n in os.environ if n.startswith("ALBSG_")]:
+        monkeypatch.delenv(name)
+    return moto_endpoint
+
+
+@pytest.fixture
+def world(aws_env) -> demo_world.World:
+    """A fresh mid-migration cluster, with a cluster name no other test uses."""
+    return demo_world.seed(aws_env, cluster=f"test-{next(_clusters)}-eks")

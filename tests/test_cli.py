@@ -1,0 +1,88 @@
+"""Bad input gets one clear line and exit 2; settings come from flags or their ALBSG_* twins."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from monitor import __version__
+from monitor.cli import build_parser, main, settings_from
+
+
+def run(*args, env=None):
+    base = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}
+    return subprocess.run([sys.executable, "-m", "monitor", *args], capture_output=True, text=True,
+                          env={**base, **(env or {})}, timeout=60)
+
+
+@pytest.mark.parametrize("args, env, names", [
+    (["check"], {}, "--cluster-name"),
+    (["check", "--cluster-name", "c", "--output", "yaml"], {}, "--output"),
+    (["check", "--cluster-name", "c", "--interval", "5 minutes"], {}, "--interval"),
+    (["check", "--cluster-name", "c", "--mode", "repair"], {}, "--mode"),
+    (["check", "--cluster-name", "c", "--listen", "nonsense"], {}, "--listen"),
+    (["check", "--cluster-name", "c", "--frobnicate"], {}, "--frobnicate"),
+    (["check", "--cluster-name", "c"], {"ALBSG_GRACE": "soon"}, "ALBSG_GRACE"),
+    (["check"], {"ALBSG_CLUSTER_NAME": ""}, "--cluster-name"),
+])
+def test_bad_input_is_one_line_exit_2(args, env, names):
+    result = run(*args, env=env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert names in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_region_is_one_clear_line():
+    result = run("check", "--cluster-name", "c", "--region", "mars-north-1",
+                 env={"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b"})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "alb-sg-monitor: error: --region: unknown AWS region 'mars-north-1'; expected one such as us-east-1"]
+
+
+def test_no_credentials_is_one_clear_line():
+    result = run("check", "--cluster-name", "c", env={"AWS_REGION": "eu-west-1",
+                                                     "AWS_CONFIG_FILE": "/nonexistent",
+                                                     "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+                                                     "AWS_EC2_METADATA_DISABLED": "true"})
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert "AWS credentials" in line
+
+
+def test_no_region_is_one_clear_line():
+    result = run("check", "--cluster-name", "c", env={"AWS_CONFIG_FILE": "/nonexistent"})
+    assert result.returncode == 2
+    assert "--region" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_version():
+    result = run("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"alb-sg-monitor {__version__}"
+
+
+def test_help_lists_the_env_twins():
+    result = run("check", "--help")
+    assert result.returncode == 0
+    assert "ALBSG_CLUSTER_NAME" in result.stdout and "--topology-interval" in result.stdout
+
+
+def test_env_twins_and_flag_precedence(monkeypatch):
+    monkeypatch.setenv("ALBSG_CLUSTER_NAME", "from-env")
+    monkeypatch.setenv("ALBSG_INTERVAL", "500ms")
+    monkeypatch.setenv("ALBSG_TOPOLOGY_INTERVAL", "1h")
+    args = build_parser().parse_args(["check", "--interval", "2m"])
+    settings = settings_from(args)
+    assert settings.cluster_name == "from-env"
+    assert settings.interval == 120.0  # the flag wins over its twin
+    assert settings.topology_interval == 3600.0
+    assert settings.mode == "observe" and settings.grace == 60.0 and settings.listen == "0.0.0.0:9917"
+
+
+def test_no_command_prints_help_and_exits_2(capsys):
+    assert main([]) == 2
+    assert "COMMAND" in capsys.readouterr().err
