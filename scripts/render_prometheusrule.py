@@ -46,8 +46,7 @@ def main(argv: list[str]) -> int:
     wanted = render(SOURCE.read_text())
     if "--check" in argv:
         if not TARGET.exists() or TARGET.read_text() != wanted:
-            print(f"{TARGET.relative_to(ROOT)} is out of date; run {Path(__file__).relative_to(ROOT)}",
-                  file=sys.stderr)
+            print(f"{TARGET} is out of date: run python3 scripts/render_prometheusrule.py", file=sys.stderr)
             return 1
         return 0
     TARGET.write_text(wanted)
