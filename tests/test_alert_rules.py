@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from promql_names import SPEC_METRICS, unknown_metrics
+from tests.promql_names import SPEC_METRICS, unknown_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "deploy" / "prometheus" / "alerts.yaml"

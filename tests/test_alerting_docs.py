@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from promql_names import unknown_metrics
+from tests.promql_names import unknown_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "alerting.md"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from promql_names import SPEC_METRICS, metric_names, unknown_metrics
+from tests.promql_names import SPEC_METRICS, metric_names, unknown_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD_FILE = ROOT / "grafana" / "dashboard.json"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from promql_names import metric_names, unknown_metrics
+from tests.promql_names import metric_names, unknown_metrics
 
 CASES = [
     ("albsg_load_balancer_reachable == 0", {"albsg_load_balancer_reachable"}),
