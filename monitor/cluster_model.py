@@ -144,6 +144,7 @@ class ControllerDeployment:
     ready_replicas: int
     args: tuple[str, ...] = ()
     service_account: str = "default"
+    container: str = ""  # name of the controller's container in the pod template
     role_arn: str | None = None  # the ServiceAccount's IRSA annotation; None when absent or unread
 
     @property

@@ -128,6 +128,7 @@ def controller(obj: dict) -> ControllerDeployment | None:
             ready_replicas=int(status.get("readyReplicas") or 0),
             args=tuple(str(a) for a in (*(container.get("command") or ()), *(container.get("args") or ()))),
             service_account=pod.get("serviceAccountName") or pod.get("serviceAccount") or "default",
+            container=container.get("name", ""),
         )
     return None
 
