@@ -31,14 +31,16 @@ def connect(mode: str) -> client.ApiClient | None:
         return _finish(configuration)
     except ConfigException as exc:
         problems.append(f"in-cluster: {exc}")
+    # The client reads KUBECONFIG once at import time; read it now so the current environment counts.
+    kubeconfig = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
     try:
-        config.load_kube_config(client_configuration=configuration, persist_config=False)
+        config.load_kube_config(config_file=kubeconfig, client_configuration=configuration, persist_config=False)
         return _finish(configuration)
     except (ConfigException, OSError, TypeError, ValueError) as exc:
         # A missing ~/.kube/config surfaces as ConfigException or OSError depending on the version.
         problems.append(f"kubeconfig: {exc}")
     if mode == "on":
-        where = os.environ.get("KUBECONFIG") or "~/.kube/config"
+        where = kubeconfig
         raise ConfigError(
             "--kubernetes on: no Kubernetes configuration found (not in a pod with a service account, "
             f"and no usable kubeconfig at {where}); use --kubernetes auto or off to run AWS-only"
