@@ -170,7 +170,12 @@ def test_kubeconfig_is_used_in_auto_mode(api, tmp_path, monkeypatch):
 
 def test_zz_every_request_is_covered_by_required_access():
     """Runs last in this module: every (group, resource, verb) the reader sent above is declared."""
-    assert SEEN_ACCESS, "the tests above sent no requests"
+    if not SEEN_ACCESS:  # run on its own: record one full read here
+        server = KubeApi()
+        populate(server)
+        ClusterReader(kube.for_host(server.url)).read()
+        SEEN_ACCESS.update(server.access_log())
+        server.close()
     assert SEEN_ACCESS <= REQUIRED_ACCESS, SEEN_ACCESS - REQUIRED_ACCESS
     # and nothing is declared that the reader never asks for
     assert REQUIRED_ACCESS <= SEEN_ACCESS, REQUIRED_ACCESS - SEEN_ACCESS
