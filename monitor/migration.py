@@ -110,8 +110,9 @@ def unclaimed_shared_labels(topology: Topology, rules: tuple[Rule, ...], state: 
     ]
 
 
-def relabel_command(rule: Rule, description: str = "kept by hand, not managed by v2") -> str:
-    """The AWS CLI call that replaces a rule's description (keeping its tuple), as a copyable string."""
+def relabel_command(rule: Rule, description: str = "kept-by-hand-not-managed-by-v2") -> str:
+    """The AWS CLI call that replaces a rule's description (keeping its tuple), as a copyable string.
+    The description has no commas, spaces or "=" so the CLI shorthand and v2's label parser both read it whole."""
     peer = {PeerKind.SECURITY_GROUP: "ReferencedGroupId", PeerKind.CIDR: "CidrIpv4", PeerKind.CIDR6: "CidrIpv6",
             PeerKind.PREFIX_LIST: "PrefixListId"}[rule.peer_kind]
     ports = "" if rule.from_port is None else f",FromPort={rule.from_port},ToPort={rule.to_port}"
