@@ -122,6 +122,7 @@ class LoadBalancer:
     adoption: str = "other"  # "v1" | "adopted" | "v2" | "other"
     ingress_namespace: str = ""
     ingress: str = ""
+    dns_name: str = ""  # matches the Ingress status hostname; joins Kubernetes names in
 
     def tag(self, key: str) -> str | None:
         return dict(self.tags).get(key)

@@ -245,4 +245,5 @@ def _load_balancer(lb: dict, tags: dict[str, str], subnet_cidrs: dict[str, str],
         adoption=controllers.adoption(tags, cluster),
         ingress_namespace=namespace,
         ingress=ingress,
+        dns_name=lb.get("DNSName", ""),
     )

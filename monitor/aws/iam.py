@@ -1,0 +1,59 @@
+"""Reads the policy documents of an IAM role (inline and attached managed) for the migration check."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import unquote
+
+from monitor.aws.calls import attempt
+from monitor.aws.session import AwsClients
+from monitor.iam_policy import PolicyDocument, RolePolicies, role_name_from_arn
+from monitor.model import ReadFailure
+
+
+def read_role_policies(clients: AwsClients, role_arn: str) -> tuple[RolePolicies | None, tuple[ReadFailure, ...]]:
+    """Every policy document of the role; None (with the failures) when any of them could not be read,
+    because a partial set cannot prove that an action is missing or allowed."""
+    failures: list[ReadFailure] = []
+    name = role_name_from_arn(role_arn)
+    documents: list[PolicyDocument] = []
+    inline = attempt(failures, "iam", "ListRolePolicies",
+                     lambda: _all(clients.iam, "list_role_policies", "PolicyNames", RoleName=name), role_arn)
+    for policy_name in inline or ():
+        answer = attempt(failures, "iam", "GetRolePolicy",
+                         lambda: clients.iam.get_role_policy(RoleName=name, PolicyName=policy_name),
+                         f"{role_arn} inline {policy_name}")
+        if answer is not None:
+            documents.append(PolicyDocument(name=policy_name, kind="inline", arn=None,
+                                            document=_decode(answer["PolicyDocument"])))
+    attached = attempt(failures, "iam", "ListAttachedRolePolicies",
+                       lambda: _all(clients.iam, "list_attached_role_policies", "AttachedPolicies", RoleName=name),
+                       role_arn)
+    for policy in attached or ():
+        arn = policy["PolicyArn"]
+        meta = attempt(failures, "iam", "GetPolicy", lambda: clients.iam.get_policy(PolicyArn=arn), arn)
+        if meta is None:
+            continue
+        version_id = meta["Policy"]["DefaultVersionId"]
+        version = attempt(failures, "iam", "GetPolicyVersion",
+                          lambda: clients.iam.get_policy_version(PolicyArn=arn, VersionId=version_id), arn)
+        if version is not None:
+            documents.append(PolicyDocument(name=policy["PolicyName"], kind="managed", arn=arn,
+                                            document=_decode(version["PolicyVersion"]["Document"])))
+    if failures:
+        return None, tuple(failures)
+    return RolePolicies(role_arn=role_arn, documents=tuple(documents)), ()
+
+
+def _all(client, method: str, key: str, **kwargs) -> list:
+    items: list = []
+    for page in client.get_paginator(method).paginate(**kwargs):
+        items.extend(page.get(key, ()))
+    return items
+
+
+def _decode(document) -> dict:
+    """IAM returns documents URL-encoded (RFC 3986); botocore usually decodes them already."""
+    if isinstance(document, dict):
+        return document
+    return json.loads(unquote(document))
