@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-import kube_objects as k
-from kubeapi import KubeApi
+from tests import kube_objects as k
+from tests.kubeapi import KubeApi
 from monitor import kube
 from monitor.errors import ConfigError
 from monitor.kube.reader import REQUIRED_ACCESS, ClusterReader

@@ -37,7 +37,7 @@ def topology(adoption="v1", dns=""):
     )
     lb = LoadBalancer(LB_ARN, "a1b2c3d4-shop-web-1a2b", "application", "vpc-1", (V1_SG,), ("10.0.0.0/24",),
                       tags=V1_TAGS, adoption=adoption, dns_name=dns)
-    tg = TargetGroup(TG_ARN, "k8s-shop-web", "instance", "HTTP", 30080, "traffic-port", (LB_ARN,),
+    tg = TargetGroup(TG_ARN, "k8s-shop-web", "instance", "HTTP", 30080, "vpc-1", "traffic-port", (LB_ARN,),
                      (Target("i-0a", 30080, "eni-0a", (NODE_SG,)), Target("i-0b", 30080, "eni-0b", (NODE_SG,))))
     return Topology("prod-eks", "ap-northeast-1", (lb,), (tg,), groups)
 

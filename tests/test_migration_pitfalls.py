@@ -8,15 +8,15 @@ import socket
 import pytest
 from moto.server import ThreadedMotoServer
 
-import kube_objects as k
-from kubeapi import KubeApi
+from tests import kube_objects as k
+from tests.kubeapi import KubeApi
 from monitor import aws, kube
 from monitor.aws.iam import read_role_policies
 from monitor.evaluate import evaluate
 from monitor.kube.reader import ClusterReader
 from monitor.migration import migration_findings
 from monitor.model import LoadBalancer, SecurityGroup, Target, TargetGroup, Topology
-from test_migration import ADDITIONAL, BASE, LABEL, LB_ARN, TG_ARN, V1_TAGS
+from tests.test_migration import ADDITIONAL, BASE, LABEL, LB_ARN, TG_ARN, V1_TAGS
 
 REGION = "ap-northeast-1"
 TRUST = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRoleWithWebIdentity",
@@ -53,7 +53,7 @@ def kube_api():
 def world(groups, node_sg, adoption="v1"):
     lb = LoadBalancer(LB_ARN, "a1b2c3d4-shop-web-1a2b", "application", "vpc-1", (groups["v1"],), ("10.0.0.0/24",),
                       tags=V1_TAGS, adoption=adoption, ingress_namespace="shop", ingress="web")
-    tg = TargetGroup(TG_ARN, "k8s-shop-web", "instance", "HTTP", 30080, "traffic-port", (LB_ARN,),
+    tg = TargetGroup(TG_ARN, "k8s-shop-web", "instance", "HTTP", 30080, "vpc-1", "traffic-port", (LB_ARN,),
                      (Target("i-0a", 30080, "eni-0a", (node_sg,)),))
     return Topology("prod-eks", REGION, (lb,), (tg,), ())
 
