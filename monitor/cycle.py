@@ -1,13 +1,69 @@
-"""One full check: discover, read rules, evaluate. The same path serves `check` and the daemon."""
+"""One full check or preflight: read Kubernetes (when on) and AWS, evaluate, add migration findings.
+
+The same path serves `check`, `preflight` and the demo; the daemon runs its halves on two schedules.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from monitor import migration
 from monitor.aws import AwsClients, RuleReader, discover
+from monitor.aws.iam import read_role_policies
+from monitor.cluster_model import ClusterState
 from monitor.evaluate import evaluate
-from monitor.model import Report
+from monitor.ingress_join import join_ingresses
+from monitor.model import Observation, Report, Topology
 
 
-def check_once(clients: AwsClients, cluster: str) -> Report:
+class ClusterSource:
+    """What the cycle needs from Kubernetes: one method. `None` stands for --kubernetes off."""
+
+    def read(self) -> ClusterState: ...  # pragma: no cover - protocol
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything read in one pass, for the verdict and for what acts on it."""
+
+    topology: Topology
+    observation: Observation
+    state: ClusterState | None
+
+
+def read_all(clients: AwsClients, cluster: str, kube: ClusterSource | None, reader: RuleReader | None = None) -> Snapshot:
+    state = kube.read() if kube is not None else None
     topology = discover(clients, cluster)
-    observation = RuleReader(clients).read(topology)
-    return evaluate(topology, observation)
+    if state is not None:
+        topology = join_ingresses(topology, state)
+    observation = (reader or RuleReader(clients)).read(topology)
+    return Snapshot(topology, observation, state)
+
+
+def verdict(snapshot: Snapshot) -> Report:
+    """The check's report: reachability, rule findings, and what Kubernetes adds when it is on."""
+    report = evaluate(snapshot.topology, snapshot.observation)
+    state = snapshot.state
+    if state is None:
+        return report
+    extra = (*migration.kubernetes_unavailable(state),
+             *migration.unclaimed_shared_labels(snapshot.topology, snapshot.observation.rules, state))
+    return report.with_findings(extra, state.failures, order=migration.order_key)
+
+
+def check_once(clients: AwsClients, cluster: str, kube: ClusterSource | None = None) -> Report:
+    return verdict(read_all(clients, cluster, kube))
+
+
+def preflight_once(clients: AwsClients, cluster: str, kube: ClusterSource | None) -> Report:
+    """Migration readiness: the check, plus what will cut traffic if the cutover goes on (issue 5).
+
+    Without Kubernetes the controllers cannot be seen; the report says so (MIGRATION_POLICY_UNVERIFIED)."""
+    snapshot = read_all(clients, cluster, kube)
+    state = snapshot.state if snapshot.state is not None else ClusterState()
+    v2 = next((c for c in state.controllers_of("v2") if c.role_arn), None)
+    role, iam_failures = read_role_policies(clients, v2.role_arn) if v2 else (None, ())
+    report = evaluate(snapshot.topology, snapshot.observation)
+    findings = migration.migration_findings(snapshot.topology, snapshot.observation.rules, state, role, iam_failures)
+    failures = (*(snapshot.state.failures if snapshot.state else ()), *iam_failures)
+    return report.with_findings(findings, failures, order=migration.order_key)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 
@@ -217,6 +217,15 @@ class Report:
     load_balancers: tuple[LoadBalancerResult, ...]
     findings: tuple[Finding, ...]
     failures: tuple[ReadFailure, ...] = field(default=())
+
+    def with_findings(self, findings: tuple[Finding, ...], failures: tuple[ReadFailure, ...] = (),
+                      order=None) -> "Report":
+        """This report plus findings (and failures) from another source, re-ordered by `order`."""
+        merged = (*self.findings, *findings)
+        if order is not None:
+            merged = tuple(sorted(merged, key=order))
+        return replace(self, findings=tuple(merged), failures=(*self.failures, *failures),
+                       complete=self.complete and not failures)
 
     @property
     def exit_code(self) -> int:

@@ -56,8 +56,8 @@ def to_json(report: Report) -> str:
     return json.dumps(to_dict(report), indent=2)
 
 
-def to_table(report: Report) -> str:
-    lines = [f"cluster {report.cluster} in {report.region}"
+def to_table(report: Report, title: str = "check") -> str:
+    lines = [f"{title}: cluster {report.cluster} in {report.region}"
              + ("" if report.complete else "  (observation INCOMPLETE: some reads failed)")]
     rows = [("LOAD BALANCER", "ADOPTION", "INGRESS", "PATHS", "STATE")]
     for lb in report.load_balancers:
