@@ -20,6 +20,7 @@ from monitor.memory import Memory, RuleTuple, remember
 from monitor.model import Report
 from monitor.policy import Decision
 from monitor.settings import Settings
+from monitor.state import FileStateStore, State
 from tests.fault_proxy import FaultProxy
 
 T0 = 1_700_000_000.0
@@ -254,3 +255,22 @@ def test_authorize_refuses_a_decision_without_our_marks(world):
     with pytest.raises(ValueError):
         authorize(monitor.clients, replace(bare, action=policy.DRY_RUN, description="x",
                                            tags=((ownership.OWNER_TAG, world.cluster),)))
+
+
+def test_a_restart_mid_outage_still_restores_from_the_state_file(world, tmp_path):
+    store = FileStateStore(str(tmp_path / "state.json"), world.cluster)
+    first = Monitor(world)
+    first.cycle(T0)
+    demo_world.revoke(world, "shop_v1")
+    first.cycle(T0 + 15)
+    store.save(State(world.cluster, first.memory, first.history))
+    del first  # the pod restarts during the outage
+    second = Monitor(world)
+    state = store.load()
+    second.memory, second.history = state.memory, state.history
+    report, plan, results = second.cycle(T0 + 80)
+    ((decision, result),) = results
+    assert result.outcome == "restored"
+    assert decision.rule == RuleTuple(world.sg["cluster"], "tcp", 0, 65535, "sg", world.sg["shop_alb"])
+    report, _, _ = second.cycle(T0 + 95)
+    assert reachable(report, world, "shop") is True
