@@ -89,8 +89,12 @@ def plan(memory: Memory, report: Report, observation: Observation, settings: Set
          leader: bool, history: History) -> Plan:
     history = history.pruned(now - max(_HOUR, settings.fight_window, settings.restore_backoff_max))
     present = {RuleTuple.of(rule) for rule in observation.rules}
-    if report.complete:  # someone else put a quarantined rule back: the fight is over
-        history = replace(history, quarantined=tuple(q for q in history.quarantined if q.rule not in present))
+    if report.complete:
+        # Lifted when someone else put the rule back (the fight is over), or when no remembered
+        # path needs it any more (its ALB or target is gone).
+        remembered = {t for _, entry in memory.paths for t in (*entry.covering, *entry.lost)}
+        history = replace(history, quarantined=tuple(q for q in history.quarantined
+                                                     if q.rule not in present and q.rule in remembered))
     decisions: list[Decision] = []
     findings: list[Finding] = []
     planned = 0

@@ -7,12 +7,12 @@ from dataclasses import replace
 import pytest
 
 from monitor import controllers, ownership, policy
-from monitor.history import CREATED, FAILED, Attempt, History
+from monitor.history import CREATED, FAILED, Attempt, History, Quarantine
 from monitor.memory import Memory, RuleTuple, remember
 from monitor.model import PeerKind, Rule, Severity, Target
 from monitor.policy import Decision, WriteResult
 from monitor.settings import Settings
-from tests.pure_world import ALB_SG, CLUSTER, CLUSTER_SG, NODE_SG, SSH_RULE, V1_RULE, observe, topology
+from tests.pure_world import ALB_SG, CLUSTER, CLUSTER_SG, NODE_SG, SSH_RULE, V1_RULE, load_balancer, observe, topology
 
 V1 = RuleTuple.of(V1_RULE)
 ENFORCE = Settings(cluster_name=CLUSTER, mode="enforce")
@@ -172,6 +172,15 @@ def test_fight_threshold_and_window_are_settings(threshold, window, restores_ago
     (decision,) = restores(plan)
     assert (decision.reason == "quarantined") is quarantined
     assert bool(plan.history.quarantined) is quarantined
+
+
+def test_a_quarantine_ends_with_the_paths_that_needed_the_rule():
+    quarantined = History(quarantined=(Quarantine(V1, T1, 3),))
+    assert decide(revoked_memory(), history=quarantined).history.quarantined == (Quarantine(V1, T1, 3),)
+    other = load_balancer(name="k8s-shop-api-0123456789", arn="arn:aws:elasticloadbalancing:other")
+    topo = topology(lbs=(other,))  # the ALB was deleted; its paths are forgotten
+    mem = remember(revoked_memory(), observe((SSH_RULE,), topo=topo)[0], (SSH_RULE,), AFTER_GRACE)
+    assert decide(mem, history=quarantined, topo=topo).history.quarantined == ()
 
 
 def test_an_incomplete_observation_never_starts_a_quarantine():
