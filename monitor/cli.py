@@ -42,6 +42,15 @@ def _duration(value: str) -> float:
     return seconds
 
 
+def _count(minimum: int) -> Callable[[str], int]:
+    def convert(value: str) -> int:
+        if not value.strip().isdigit() or int(value) < minimum:
+            raise ValueError(f"{value!r} is not a whole number of at least {minimum}")
+        return int(value)
+
+    return convert
+
+
 def _listen(value: str) -> str:
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
@@ -61,6 +70,13 @@ OPTIONS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
     "--grace": (_duration, "60s", "how long a path stays uncovered before it is restored"),
     "--listen": (_listen, "0.0.0.0:9917", "address of the HTTP server (/metrics, /healthz, /readyz)"),
     "--state-file": (str, None, "where remembered rules survive restarts when Kubernetes is off"),
+    "--max-restores-per-cycle": (_count(1), "5", "enforce: at most this many restores (and clean-ups) a cycle"),
+    "--max-restores-per-hour": (_count(1), "20", "enforce: at most this many restore writes in any hour"),
+    "--fight-threshold": (_count(2), "3", "revocations of one rule within --fight-window that stop restoring it"),
+    "--fight-window": (_duration, "1h", "window of the fight-loop detector"),
+    "--restore-backoff": (_duration, "60s", "wait after a failed restore; doubles with each failure"),
+    "--restore-backoff-max": (_duration, "30m", "longest wait between failed restores of one rule"),
+    "--cleanup-grace": (_duration, "5m", "how long a rule we created stays orphaned before we revoke it"),
     "--log-format": (_choice("json", "console", "auto"), "auto", "json, console, or auto (console on a terminal)"),
     "--output": (_choice("table", "json"), "table", "check/preflight output: table or json"),
 }

@@ -53,6 +53,22 @@ class Settings:
     """host:port of the HTTP server."""
     state_file: str | None = None
     """Where remembered rules survive restarts when Kubernetes is off."""
+    max_restores_per_cycle: int = 5
+    """At most this many restores (and, separately, clean-ups of our own rules) in one cycle."""
+    max_restores_per_hour: int = 20
+    """At most this many restore writes (failed ones included) in any rolling hour."""
+    fight_threshold: int = 3
+    """Revocations of the same rule within fight_window, the first included, after which it is
+    quarantined: no more restores, a REMEDIATION_FIGHT finding. 3: restored twice, then stop."""
+    fight_window: float = 3600.0
+    """Seconds over which revocations of one rule are counted for the fight-loop detector."""
+    restore_backoff: float = 60.0
+    """Seconds to wait after a failed restore of a rule; doubles with each further failure."""
+    restore_backoff_max: float = 1800.0
+    """The longest wait between failed restores of one rule."""
+    cleanup_grace: float = 300.0
+    """Seconds a rule we created must stay orphaned (its source SG on no live ALB) before we
+    revoke it; rides out ALB security-group list flapping between v1 and v2."""
     log_format: str = "auto"
     """json, console, or auto (console on a terminal)."""
     output: str = "table"

@@ -1,0 +1,277 @@
+"""The remediation policy: which lost rules are put back, when, and what holds each one back."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from monitor import controllers, ownership, policy
+from monitor.history import CREATED, FAILED, Attempt, History, Quarantine
+from monitor.memory import Memory, RuleTuple, remember
+from monitor.model import PeerKind, Rule, Severity, Target
+from monitor.policy import Decision, WriteResult
+from monitor.settings import Settings
+from tests.pure_world import ALB_SG, CLUSTER, CLUSTER_SG, NODE_SG, SSH_RULE, V1_RULE, load_balancer, observe, topology
+
+V1 = RuleTuple.of(V1_RULE)
+ENFORCE = Settings(cluster_name=CLUSTER, mode="enforce")
+T0 = 1_700_000_000.0  # healthy
+T1 = T0 + 15  # the rule is revoked
+AFTER_GRACE = T1 + 61
+
+
+def revoked_memory(rules=(V1_RULE, SSH_RULE), after=(SSH_RULE,), topo=None) -> Memory:
+    healthy = remember(Memory(), observe(rules, topo=topo)[0], tuple(rules), T0)
+    return remember(healthy, observe(after, topo=topo)[0], tuple(after), T1)
+
+
+def decide(mem, now=AFTER_GRACE, settings=ENFORCE, leader=True, history=History(), rules=(SSH_RULE,), **kwargs):
+    report, observation = observe(rules, **kwargs)
+    return policy.plan(mem, report, observation, settings, now, leader, history)
+
+
+def restores(plan):
+    return [d for d in plan.decisions if d.kind == policy.RESTORE]
+
+
+def test_after_grace_the_leader_in_enforce_mode_restores_exactly_the_lost_tuple_with_our_marks():
+    plan = decide(revoked_memory())
+    (decision,) = plan.decisions
+    assert (decision.action, decision.reason, decision.rule) == ("restore", "", V1)
+    assert decision.load_balancers == ("1a2b3c4d-shop-web-0f1e",) and decision.ingresses == (("shop", "web"),)
+    assert decision.description.startswith("alb-sg-monitor restored 2023-11-14 for 1a2b3c4d-shop-web-0f1e")
+    assert not controllers.has_shared_label(decision.description)
+    assert dict(decision.tags)[ownership.OWNER_TAG] == CLUSTER
+    assert dict(decision.tags)[ownership.RESTORED_FOR_TAG] == "1a2b3c4d-shop-web-0f1e"
+    assert plan.writes == (decision,) and plan.findings == ()
+
+
+FAILED_JUST_NOW = History(attempts=(Attempt(V1, AFTER_GRACE - 10, FAILED, "UnauthorizedOperation"),))
+FAILED_LONG_AGO = History(attempts=(Attempt(V1, AFTER_GRACE - 61, FAILED, "UnauthorizedOperation"),))
+FAILED_TWICE = History(attempts=(Attempt(V1, T1 + 1, FAILED, "UnauthorizedOperation"),
+                                 Attempt(V1, AFTER_GRACE - 100, FAILED, "UnauthorizedOperation")))
+RULE_LIMIT = History(attempts=(Attempt(V1, AFTER_GRACE - 10, FAILED, "RulesPerSecurityGroupLimitExceeded"),))
+OTHER = RuleTuple(CLUSTER_SG, "tcp", 443, 443, "cidr", "10.0.0.0/8")
+BUSY_HOUR = History(attempts=tuple(Attempt(OTHER, AFTER_GRACE - 3000 + i, CREATED) for i in range(20)))
+BUSY_YESTERDAY = History(attempts=tuple(Attempt(OTHER, AFTER_GRACE - 4000 + i, CREATED) for i in range(20)))
+RESTORED_JUST_NOW = History(attempts=(Attempt(V1, AFTER_GRACE - 30, CREATED),))
+
+
+@pytest.mark.parametrize("name, now, settings, leader, history, observed, action, reason", [
+    ("within grace", T1 + 30, ENFORCE, True, History(), {}, "suppressed", "grace"),
+    ("grace is a setting", T1 + 30, replace(ENFORCE, grace=20.0), True, History(), {}, "restore", ""),
+    ("observe mode is the default", AFTER_GRACE, Settings(cluster_name=CLUSTER), True, History(), {}, "dry_run", ""),
+    ("observe mode, even when not leader", AFTER_GRACE, Settings(cluster_name=CLUSTER), False, History(), {},
+     "dry_run", ""),
+    ("not the leader", AFTER_GRACE, ENFORCE, False, History(), {}, "suppressed", "not_leader"),
+    ("incomplete observation", AFTER_GRACE, ENFORCE, True, History(), {"failed": True},
+     "suppressed", "incomplete_observation"),
+    ("backoff after a failure", AFTER_GRACE, ENFORCE, True, FAILED_JUST_NOW, {}, "suppressed", "backoff"),
+    ("backoff over", AFTER_GRACE, ENFORCE, True, FAILED_LONG_AGO, {}, "restore", ""),
+    ("backoff doubles", AFTER_GRACE, ENFORCE, True, FAILED_TWICE, {}, "suppressed", "backoff"),
+    ("backoff is capped", AFTER_GRACE, replace(ENFORCE, restore_backoff_max=90.0), True, FAILED_TWICE, {},
+     "restore", ""),
+    ("rule limit", AFTER_GRACE, ENFORCE, True, RULE_LIMIT, {}, "suppressed", "rule_limit"),
+    ("hourly cap reached", AFTER_GRACE, ENFORCE, True, BUSY_HOUR, {}, "suppressed", "cap_per_hour"),
+    ("hourly cap is a setting", AFTER_GRACE, replace(ENFORCE, max_restores_per_hour=21), True, BUSY_HOUR, {},
+     "restore", ""),
+    ("hourly cap is rolling", AFTER_GRACE, ENFORCE, True, BUSY_YESTERDAY, {}, "restore", ""),
+    ("grace restarts after our restore", AFTER_GRACE, ENFORCE, True, RESTORED_JUST_NOW, {}, "suppressed", "grace"),
+    ("the ALB no longer uses the source", AFTER_GRACE, ENFORCE, True, History(), {"lb_groups": (CLUSTER_SG,)},
+     "suppressed", "source_detached"),
+])
+def test_safety_rails(name, now, settings, leader, history, observed, action, reason):
+    plan = decide(revoked_memory(), now=now, settings=settings, leader=leader, history=history, **observed)
+    (decision,) = restores(plan)
+    assert (decision.action, decision.reason) == (action, reason), name
+    assert bool(plan.writes) == (action == "restore")
+
+
+@pytest.mark.parametrize("history, code", [(FAILED_JUST_NOW, "UnauthorizedOperation"),
+                                           (RULE_LIMIT, "RulesPerSecurityGroupLimitExceeded")])
+def test_a_failed_restore_alerts_with_what_to_do(history, code):
+    plan = decide(revoked_memory(), history=history)
+    (finding,) = plan.findings
+    assert (finding.code, finding.severity, finding.security_group) == ("REMEDIATION_FAILED", Severity.WARNING, NODE_SG)
+    assert code in finding.message
+    assert ("quota" if "Limit" in code else "ec2:AuthorizeSecurityGroupIngress") in finding.message
+
+
+def test_no_decision_for_a_path_that_was_never_seen_healthy():
+    mem = remember(Memory(), observe([SSH_RULE])[0], (SSH_RULE,), T0)
+    assert decide(mem).decisions == ()
+
+
+def test_at_most_max_restores_per_cycle_writes_oldest_outage_first():
+    targets, rules = [], []
+    for i in range(7):
+        sg = f"sg-0node{i:012d}"
+        targets.append(Target(f"i-0{i:04d}", 30080, f"eni-0{i:04d}", (sg,), "healthy"))
+        rules.append(Rule(sg, "tcp", 0, 65535, PeerKind.SECURITY_GROUP, ALB_SG, rule_id=f"sgr-0{i:016d}"))
+    topo = topology(targets=tuple(targets))
+    mem = remember(Memory(), observe(rules, topo=topo)[0], tuple(rules), T0)
+    for i, rule in enumerate(rules):  # revoked one after the other
+        remaining = rules[i + 1:]
+        mem = remember(mem, observe(remaining, topo=topo)[0], tuple(remaining), T1 + i)
+    plan = decide(mem, now=AFTER_GRACE + 10, rules=(), topo=topo)
+    actions = [(d.rule.group_id, d.action, d.reason) for d in restores(plan)]
+    assert actions == [(rule.group_id, "restore", "") for rule in rules[:5]] + [
+        (rule.group_id, "suppressed", "cap_per_cycle") for rule in rules[5:]]
+
+
+def cycle(mem, history, now, present: bool, settings=ENFORCE):
+    """One cycle: observe, remember, plan, carry out the writes as AWS would answer them."""
+    rules = (V1_RULE, SSH_RULE) if present else (SSH_RULE,)
+    report, observation = observe(rules)
+    mem = remember(mem, report, rules, now)
+    plan = policy.plan(mem, report, observation, settings, now, True, history)
+    history = plan.history
+    for decision in plan.writes:
+        history = policy.record(history, decision, WriteResult("restored", rule_id="sgr-0restored"), now)
+    return mem, history, plan
+
+
+def test_a_rule_revoked_a_third_time_within_the_window_is_quarantined_and_stays_so():
+    mem, history, _ = cycle(Memory(), History(), T0, present=True)
+    outcomes = []
+    now = T0
+    for _ in range(3):  # revoked, restored after grace, seen back; three times over
+        now += 15
+        mem, history, plan = cycle(mem, history, now, present=False)
+        now += 61
+        mem, history, plan = cycle(mem, history, now, present=False)
+        outcomes.append([(d.action, d.reason) for d in restores(plan)])
+        if plan.writes:
+            now += 15
+            mem, history, _ = cycle(mem, history, now, present=True)
+    assert outcomes == [[("restore", "")], [("restore", "")], [("suppressed", "quarantined")]]
+    (fight,) = plan.findings
+    assert (fight.code, fight.severity, fight.security_group) == ("REMEDIATION_FIGHT", Severity.CRITICAL, NODE_SG)
+    assert "revoked 3 times within 1h" in fight.message and "restoring it has stopped" in fight.message
+    # Sticky: hours later it is still not restored, and the finding stays.
+    mem, history, plan = cycle(mem, history, now + 7200, present=False)
+    assert [(d.action, d.reason) for d in restores(plan)] == [("suppressed", "quarantined")]
+    assert [f.code for f in plan.findings] == ["REMEDIATION_FIGHT"]
+    # Someone else put it back: the quarantine is lifted.
+    mem, history, plan = cycle(mem, history, now + 7300, present=True)
+    assert history.quarantined == () and plan.findings == ()
+
+
+@pytest.mark.parametrize("threshold, window, restores_ago, quarantined", [
+    (3, 3600.0, (600, 300), True),
+    (3, 3600.0, (4000, 300), False),  # one of the two restores is outside the window
+    (3, 600.0, (700, 300), False),
+    (4, 3600.0, (600, 300), False),
+    (2, 3600.0, (300,), True),
+])
+def test_fight_threshold_and_window_are_settings(threshold, window, restores_ago, quarantined):
+    history = History(attempts=tuple(Attempt(V1, AFTER_GRACE - ago, CREATED) for ago in restores_ago))
+    settings = replace(ENFORCE, fight_threshold=threshold, fight_window=window)
+    plan = decide(revoked_memory(), now=AFTER_GRACE, settings=settings, history=history)
+    (decision,) = restores(plan)
+    assert (decision.reason == "quarantined") is quarantined
+    assert bool(plan.history.quarantined) is quarantined
+
+
+def test_a_quarantine_ends_with_the_paths_that_needed_the_rule():
+    quarantined = History(quarantined=(Quarantine(V1, T1, 3),))
+    assert decide(revoked_memory(), history=quarantined).history.quarantined == (Quarantine(V1, T1, 3),)
+    other = load_balancer(name="k8s-shop-api-0123456789", arn="arn:aws:elasticloadbalancing:other")
+    topo = topology(lbs=(other,))  # the ALB was deleted; its paths are forgotten
+    mem = remember(revoked_memory(), observe((SSH_RULE,), topo=topo)[0], (SSH_RULE,), AFTER_GRACE)
+    assert decide(mem, history=quarantined, topo=topo).history.quarantined == ()
+
+
+def test_an_incomplete_observation_never_starts_a_quarantine():
+    history = History(attempts=(Attempt(V1, AFTER_GRACE - 600, CREATED), Attempt(V1, AFTER_GRACE - 300, CREATED)))
+    plan = decide(revoked_memory(), history=history, failed=True)
+    assert [(d.action, d.reason) for d in plan.decisions] == [("suppressed", "incomplete_observation")]
+    assert plan.history.quarantined == ()
+
+
+# Clean-up of our own rules.
+GONE_SG = "sg-0dead0000000000d1"
+
+
+def our_rule(source=GONE_SG, cluster=CLUSTER, rule_id="sgr-0000000000000our1") -> Rule:
+    return Rule(NODE_SG, "tcp", 0, 65535, PeerKind.SECURITY_GROUP, source, rule_id=rule_id,
+                description=ownership.description("1a2b3c4d-old-0f1e", T0),
+                tags=ownership.rule_tags(cluster, "1a2b3c4d-old-0f1e", T0))
+
+
+def cleanups(plan):
+    return [(d.rule_id, d.action, d.reason) for d in plan.decisions if d.kind == policy.CLEANUP]
+
+
+def test_our_rule_whose_source_no_alb_uses_is_revoked_after_the_cleanup_grace():
+    rules = (V1_RULE, our_rule())
+    mem = remember(Memory(), observe(rules)[0], rules, T0)
+    first = decide(mem, now=T0, rules=rules)
+    assert cleanups(first) == [("sgr-0000000000000our1", "suppressed", "grace")]
+    later = decide(mem, now=T0 + 301, rules=rules, history=first.history)
+    assert cleanups(later) == [("sgr-0000000000000our1", "revoke", "")]
+    (decision,) = later.writes
+    done = policy.record(later.history, decision, WriteResult("cleaned_up", rule_id=decision.rule_id), T0 + 301)
+    assert done.orphaned == ()
+
+
+@pytest.mark.parametrize("name, rule, kwargs, expected", [
+    ("observe mode", our_rule(), {"settings": Settings(cluster_name=CLUSTER)}, "dry_run"),
+    ("not the leader", our_rule(), {"leader": False}, "suppressed"),
+    ("source still on an ALB", our_rule(source=ALB_SG), {}, None),
+    ("not ours: no tag", replace(our_rule(), tags=()), {}, None),
+    ("not ours: another cluster's", our_rule(cluster="staging-eks"), {}, None),
+    ("incomplete observation", our_rule(), {"failed": True}, None),
+    ("an ALB not described yet", our_rule(), {"new_lbs": {"arn:aws:elasticloadbalancing:new"}}, None),
+])
+def test_clean_up_only_our_own_orphaned_rules_and_only_when_sure(name, rule, kwargs, expected):
+    rules = (V1_RULE, rule)
+    mem = remember(Memory(), observe(rules)[0], rules, T0)
+    history = History(orphaned=((rule.rule_id, T0 - 1000),))
+    plan = decide(mem, now=T0, rules=rules, history=history, **kwargs)
+    assert [a for _, a, _ in cleanups(plan)] == ([expected] if expected else []), name
+    if rule.peer == ALB_SG:
+        assert plan.history.orphaned == ()  # attached again: the clock stops
+
+
+def test_a_cidr_rule_of_ours_is_cleaned_up_when_the_alb_it_was_restored_for_is_gone():
+    rule = replace(our_rule(), peer_kind=PeerKind.CIDR, peer="10.0.1.0/24")
+    kept = replace(rule, rule_id="sgr-0000000000000our2",
+                   tags=ownership.rule_tags(CLUSTER, "1a2b3c4d-shop-web-0f1e", T0))
+    rules = (V1_RULE, rule, kept)
+    mem = remember(Memory(), observe(rules)[0], rules, T0)
+    plan = decide(mem, now=T0, rules=rules, history=History(orphaned=((rule.rule_id, T0 - 1000),)))
+    assert cleanups(plan) == [("sgr-0000000000000our1", "revoke", "")]
+
+
+@pytest.mark.parametrize("lb_name", ["1a2b3c4d-shop-web-0f1e", "elbv2.k8s.aws/targetGroupBinding=shared",
+                                     "a=b,c=d", "x" * 300, ""])
+def test_our_description_never_parses_as_the_v2_label(lb_name):
+    text = ownership.description(lb_name, T0)
+    assert not controllers.has_shared_label(text)
+    assert controllers.description_labels(text) == {}
+    assert text.startswith("alb-sg-monitor restored 2023-11-14 for ") and len(text) <= 255
+
+
+@pytest.mark.parametrize("action, kind, result, label", [
+    ("dry_run", "restore", None, "dry_run"),
+    ("suppressed", "restore", None, "suppressed"),
+    ("restore", "restore", WriteResult("restored"), "restored"),
+    ("restore", "restore", WriteResult("duplicate"), "restored"),
+    ("restore", "restore", WriteResult("failed", code="UnauthorizedOperation"), "failed"),
+    ("revoke", "cleanup", WriteResult("cleaned_up"), "cleaned_up"),
+    ("revoke", "cleanup", WriteResult("refused", code="NotOurs"), "failed"),
+])
+def test_every_decision_maps_to_one_remediations_total_result(action, kind, result, label):
+    assert policy.result_label(Decision(kind=kind, action=action, rule=V1), result) == label
+
+
+def test_plan_findings_join_the_report():
+    report, _ = observe((SSH_RULE,))
+    plan = decide(revoked_memory(), history=RULE_LIMIT)
+    joined = policy.with_findings(report, plan)
+    assert [f.code for f in joined.findings if f.code.startswith("REMEDIATION")] == ["REMEDIATION_FAILED"]
+    assert joined.exit_code == 1
+
+
