@@ -48,7 +48,7 @@ def verdict(snapshot: Snapshot) -> Report:
         return report
     extra = (*migration.kubernetes_unavailable(state),
              *migration.unclaimed_shared_labels(snapshot.topology, snapshot.observation.rules, state))
-    return report.with_findings(extra, state.failures, order=migration.order_key)
+    return report.with_findings(_not_yet_named(extra, report), state.failures, order=migration.order_key)
 
 
 def check_once(clients: AwsClients, cluster: str, kube: ClusterSource | None = None) -> Report:
@@ -66,4 +66,11 @@ def preflight_once(clients: AwsClients, cluster: str, kube: ClusterSource | None
     report = evaluate(snapshot.topology, snapshot.observation)
     findings = migration.migration_findings(snapshot.topology, snapshot.observation.rules, state, role, iam_failures)
     failures = (*(snapshot.state.failures if snapshot.state else ()), *iam_failures)
-    return report.with_findings(findings, failures, order=migration.order_key)
+    return report.with_findings(_not_yet_named(findings, report), failures, order=migration.order_key)
+
+
+def _not_yet_named(findings, report: Report) -> tuple:
+    """Drop a finding about a rule a critical finding already names (a foreign-source label is also
+    an unclaimed one; saying it twice buries the fix)."""
+    named = {f.rule for f in report.findings if f.rule and f.severity.value == "critical"}
+    return tuple(f for f in findings if not (f.rule and f.rule in named))

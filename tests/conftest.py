@@ -35,6 +35,9 @@ def aws_env(moto_endpoint, monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+    # --kubernetes auto must not find a developer's own cluster; tests that want one set KUBECONFIG.
+    monkeypatch.setenv("KUBECONFIG", "/nonexistent/kubeconfig")
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     for name in [n for n in os.environ if n.startswith("ALBSG_")]:
         monkeypatch.delenv(name)
     return moto_endpoint

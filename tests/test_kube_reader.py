@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests import kube_objects as k
+from monitor.demo import kube_objects as k
 from tests.kubeapi import KubeApi
 from monitor import kube
 from monitor.errors import ConfigError

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from monitor import iam_policy
+from monitor.demo import kube_objects as k
 from monitor.cluster_model import (
     ClusterState, ControllerDeployment, Ingress, KubeEvent, NetworkingPeer, NetworkingPort, NetworkingRule,
     TargetGroupBinding,
@@ -154,26 +155,8 @@ def test_v1_version_with_registry_port_and_digest():
 
 # -- MIGRATION_POLICY_MISSING: policy shapes ------------------------------------------------------
 ROLE = "arn:aws:iam::111122223333:role/lbc"
-ADDITIONAL = {"Version": "2012-10-17", "Statement": [
-    {"Effect": "Allow", "Action": ["ec2:CreateTags", "ec2:DeleteTags"], "Resource": "arn:aws:ec2:*:*:security-group/*",
-     "Condition": {"Null": {"aws:ResourceTag/ingress.k8s.aws/cluster": "false"}}},
-    {"Effect": "Allow", "Action": ["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags",
-                                   "elasticloadbalancing:DeleteTargetGroup"],
-     "Resource": ["arn:aws:elasticloadbalancing:*:*:loadbalancer/*", "arn:aws:elasticloadbalancing:*:*:targetgroup/*"],
-     "Condition": {"Null": {"aws:ResourceTag/ingress.k8s.aws/cluster": "false"}}},
-]}
-# The v2 base policy only lets it tag what already carries elbv2.k8s.aws/cluster (seed write-up, docs/install).
-BASE = {"Version": "2012-10-17", "Statement": [
-    {"Effect": "Allow", "Action": ["ec2:CreateTags", "ec2:DeleteTags"], "Resource": "arn:aws:ec2:*:*:security-group/*",
-     "Condition": {"Null": {"aws:RequestTag/elbv2.k8s.aws/cluster": "true",
-                            "aws:ResourceTag/elbv2.k8s.aws/cluster": "false"}}},
-    {"Effect": "Allow", "Action": ["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"],
-     "Resource": ["arn:aws:elasticloadbalancing:*:*:targetgroup/*/*", "arn:aws:elasticloadbalancing:*:*:loadbalancer/app/*/*"],
-     "Condition": {"Null": {"aws:RequestTag/elbv2.k8s.aws/cluster": "true",
-                            "aws:ResourceTag/elbv2.k8s.aws/cluster": "false"}}},
-    {"Effect": "Allow", "Action": ["elasticloadbalancing:DeleteTargetGroup"], "Resource": "*",
-     "Condition": {"Null": {"aws:ResourceTag/elbv2.k8s.aws/cluster": "false"}}},
-]}
+ADDITIONAL = k.V1_TO_V2_ADDITIONAL_POLICY
+BASE = k.V2_BASE_POLICY  # only tags what already carries elbv2.k8s.aws/cluster
 
 
 def policies(*documents):

@@ -8,7 +8,7 @@ import socket
 import pytest
 from moto.server import ThreadedMotoServer
 
-from tests import kube_objects as k
+from monitor.demo import kube_objects as k
 from tests.kubeapi import KubeApi
 from monitor import aws, kube
 from monitor.aws.iam import read_role_policies

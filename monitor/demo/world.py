@@ -34,6 +34,7 @@ class World:
     sg: dict[str, str] = field(default_factory=dict)
     lb: dict[str, str] = field(default_factory=dict)  # key -> ARN
     lb_name: dict[str, str] = field(default_factory=dict)
+    lb_dns: dict[str, str] = field(default_factory=dict)
     tg: dict[str, str] = field(default_factory=dict)
     rule: dict[str, str] = field(default_factory=dict)  # key -> security group rule id
     instances: dict[str, list[str]] = field(default_factory=dict)
@@ -323,6 +324,7 @@ def _alb(world: World, elbv2: Any, key: str, name: str, groups: list[str], tags:
                                     Tags=[{"Key": k, "Value": v} for k, v in tags.items()])["LoadBalancers"][0]
     world.lb[key] = lb["LoadBalancerArn"]
     world.lb_name[key] = name
+    world.lb_dns[key] = lb["DNSName"]
 
 
 def _target_group(world: World, elbv2: Any, key: str, lb_key: str, name: str, target_type: str,

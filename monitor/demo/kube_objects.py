@@ -1,4 +1,5 @@
-"""Realistic Kubernetes objects of a cluster mid-migration, as the API server would return them."""
+"""Builders of realistic Kubernetes objects of a cluster mid-migration, as the API server returns them
+(used by the demo's Kubernetes API and by the tests)."""
 
 from __future__ import annotations
 
@@ -96,3 +97,27 @@ def event(namespace, kind, name, reason, message, api_version="networking.k8s.io
             "reason": reason, "message": message, "type": "Warning", "count": 3,
             "firstTimestamp": "2024-05-01T00:00:00Z", "lastTimestamp": "2024-05-01T00:05:00Z",
             "source": {"component": "ingress"}}
+
+
+# The v2 controller's base IAM policy only lets it tag what already carries elbv2.k8s.aws/cluster; the
+# migration's additional policy lets it tag and delete what v1 tagged with ingress.k8s.aws/cluster.
+# (The statements that matter for adoption, in the shape of the controller's docs/install/ files.)
+V2_BASE_POLICY = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Action": ["ec2:CreateTags", "ec2:DeleteTags"], "Resource": "arn:aws:ec2:*:*:security-group/*",
+     "Condition": {"Null": {"aws:RequestTag/elbv2.k8s.aws/cluster": "true",
+                            "aws:ResourceTag/elbv2.k8s.aws/cluster": "false"}}},
+    {"Effect": "Allow", "Action": ["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"],
+     "Resource": ["arn:aws:elasticloadbalancing:*:*:targetgroup/*/*", "arn:aws:elasticloadbalancing:*:*:loadbalancer/app/*/*"],
+     "Condition": {"Null": {"aws:RequestTag/elbv2.k8s.aws/cluster": "true",
+                            "aws:ResourceTag/elbv2.k8s.aws/cluster": "false"}}},
+    {"Effect": "Allow", "Action": ["elasticloadbalancing:DeleteTargetGroup"], "Resource": "*",
+     "Condition": {"Null": {"aws:ResourceTag/elbv2.k8s.aws/cluster": "false"}}},
+]}
+V1_TO_V2_ADDITIONAL_POLICY = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Action": ["ec2:CreateTags", "ec2:DeleteTags"], "Resource": "arn:aws:ec2:*:*:security-group/*",
+     "Condition": {"Null": {"aws:ResourceTag/ingress.k8s.aws/cluster": "false"}}},
+    {"Effect": "Allow", "Action": ["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags",
+                                   "elasticloadbalancing:DeleteTargetGroup"],
+     "Resource": ["arn:aws:elasticloadbalancing:*:*:loadbalancer/*", "arn:aws:elasticloadbalancing:*:*:targetgroup/*"],
+     "Condition": {"Null": {"aws:ResourceTag/ingress.k8s.aws/cluster": "false"}}},
+]}
