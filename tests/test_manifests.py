@@ -202,3 +202,20 @@ def test_rbac_grants_exactly_what_the_monitor_needs(base):
         assert binding["roleRef"]["kind"] == role_kind
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "alb-sg-monitor", "namespace": NAMESPACE}]
     assert one(base, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "alb-sg-monitor"
+
+
+def test_the_overlay_in_deploy_readme_renders_what_it_promises(tmp_path):
+    """The example a user copies from deploy/README.md, placed where its paths say."""
+    readme = (ROOT / "deploy" / "README.md").read_text()
+    example = re.search(r"```yaml\n(# overlays/prod/kustomization\.yaml\n.*?)```", readme, re.S)
+    assert example, "deploy/README.md lost its overlay example"
+    (tmp_path / "deploy").symlink_to(ROOT / "deploy")
+    prod = tmp_path / "overlays" / "prod"
+    prod.mkdir(parents=True)
+    (prod / "kustomization.yaml").write_text(example.group(1))
+    objects = kustomize(prod)
+    assert one(objects, "ConfigMap")["data"]["ALBSG_CLUSTER_NAME"] == "prod-eks"
+    assert container(objects)["image"] == f"REGISTRY/alb-sg-monitor:{__version__}"
+    assert one(objects, "ServiceAccount")["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] == \
+        "arn:aws:iam::123456789012:role/alb-sg-monitor"
+    assert container(objects)["args"] == ["run", "--mode=observe"]
