@@ -120,10 +120,10 @@ class _Scanner(ast.NodeVisitor):
                 return first.value
             return None
         name = self._name(node)
-        if name is None or isinstance(node, ast.arg) and name not in BASE_SERVICES:
+        if name is None:
             return None
-        plain = name.lstrip("_").removesuffix("_client")
-        if plain in BASE_SERVICES:
+        plain = name.lstrip("_").removesuffix("_client")  # ec2, _ec2, ec2_client, self._elbv2
+        if plain in self.services:
             return plain
         return self.aliases.get(name)
 
@@ -169,15 +169,6 @@ class _Scanner(ast.NodeVisitor):
                 if text in operations(label).values():
                     self.found.add(ApiCall(label, text, f"{self.path}:{node.lineno}"))
         self.generic_visit(node)
-
-    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
-        for arg in node.args.args + node.args.kwonlyargs:
-            service = self.service_of(arg)
-            if service:
-                self.aliases[arg.arg] = service
-        self.generic_visit(node)
-
-    visit_AsyncFunctionDef = visit_FunctionDef  # type: ignore[assignment]
 
 
 def scan_source(source: str, path: str = "<code>") -> set[ApiCall]:
@@ -225,6 +216,8 @@ SCANNER_CASES = {
                                   {"elasticloadbalancing:DescribeLoadBalancers"}),
     "alias": ("ec2 = clients.ec2\nec2.authorize_security_group_ingress(GroupId=g)",
               {"ec2:AuthorizeSecurityGroupIngress"}),
+    "client variable with a suffix": ("def f(iam_client):\n    return iam_client.get_role_policy(RoleName=r, PolicyName=p)",
+                                      {"iam:GetRolePolicy"}),
     "parameter named after the service": (
         "def revoke(ec2, ids):\n    return ec2.revoke_security_group_ingress(SecurityGroupRuleIds=ids)",
         {"ec2:RevokeSecurityGroupIngress"}),
