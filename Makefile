@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test image lint clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest -q
+
+# Container image with buildah (root, no Docker engine): builds, smoke-runs as the non-root user,
+# prints build time and size. Not part of `test`: it takes about a minute and needs root.
+image:
+	scripts/build-image
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,339 @@
+"""The shipped IAM policies allow every AWS operation the code calls, the read-only one allows no
+write, and every action, resource type and condition key they use is one IAM really evaluates."""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+import json
+import re
+import textwrap
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import botocore.session
+import pytest
+from botocore import xform_name
+from policy_sentry.querying.actions import get_action_data
+
+ROOT = Path(__file__).resolve().parent.parent
+AWS_CODE = ROOT / "monitor" / "aws"
+POLICIES = ROOT / "deploy" / "iam"
+READ_ONLY = POLICIES / "read-only.json"
+REMEDIATION = POLICIES / "remediation.json"
+# The client attributes the code has today (monitor/aws/session.py SERVICES); any other botocore
+# service the code builds a client for is picked up by the scanner as well.
+BASE_SERVICES = ("ec2", "elbv2", "iam")
+OWNER_TAG = "alb-sg-monitor/owner"
+# Operations IAM never denies: no policy needs to name them.
+PERMISSIONLESS = {"sts:GetCallerIdentity"}
+# Methods of a boto3 client that are not API operations.
+CLIENT_HELPERS = {"get_paginator", "can_paginate", "get_waiter", "close", "generate_presigned_url", "meta",
+                  "exceptions"}
+
+
+# --- the scanner: which AWS operations does the code call? -------------------------------------
+
+@dataclass(frozen=True)
+class ApiCall:
+    service: str  # botocore service name, e.g. elbv2
+    operation: str  # API operation, e.g. DescribeTargetHealth
+    where: str
+
+    @property
+    def action(self) -> str:
+        """The IAM action, e.g. elasticloadbalancing:DescribeTargetHealth."""
+        return f"{iam_prefix(self.service)}:{self.operation}"
+
+    @property
+    def is_read(self) -> bool:
+        return self.operation.startswith(("Describe", "Get", "List"))
+
+
+@cache
+def _botocore():
+    return botocore.session.get_session()
+
+
+@cache
+def operations(service: str) -> dict[str, str]:
+    """snake_case method name -> API operation name, from botocore's own service model."""
+    model = _botocore().get_service_model(service)
+    return {xform_name(op): op for op in model.operation_names}
+
+
+@cache
+def all_services() -> frozenset[str]:
+    return frozenset(_botocore().get_available_services())
+
+
+def iam_prefix(service: str) -> str:
+    metadata = _botocore().get_service_model(service).metadata
+    return metadata.get("signingName") or metadata["endpointPrefix"]
+
+
+class ScanError(AssertionError):
+    pass
+
+
+class _Scanner(ast.NodeVisitor):
+    """Finds boto3 client calls however they are spelt: `clients.ec2.describe_x(...)`, an alias
+    (`ec2 = clients.ec2`, `self._elbv2`, a parameter named `iam`), `boto3.client("ec2")`,
+    `get_paginator("describe_x")`, a helper given a client and a method name
+    (`paginate(clients.ec2, "describe_x")`), and the `("ec2", "DescribeX")` labels passed with them."""
+
+    def __init__(self, path: str, tree: ast.AST) -> None:
+        self.path = path
+        self.aliases: dict[str, str] = {}
+        self.found: set[ApiCall] = set()
+        # Services the file builds clients for, besides the ones the session module provides.
+        self.services = set(BASE_SERVICES) | {
+            n.args[0].value for n in ast.walk(tree)
+            if isinstance(n, ast.Call) and self._name(n.func) == "client" and n.args
+            and isinstance(n.args[0], ast.Constant) and n.args[0].value in all_services()}
+        for _ in range(2):  # twice, so an alias made from another alias resolves
+            for node in ast.walk(tree):
+                if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+                    service = self.service_of(node.value)
+                    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                    for target in targets:
+                        name = self._name(target)
+                        if service and name:
+                            self.aliases[name] = service
+
+    @staticmethod
+    def _name(node: ast.AST) -> str | None:
+        if isinstance(node, ast.Name):
+            return node.id
+        if isinstance(node, ast.Attribute):
+            return node.attr
+        if isinstance(node, ast.arg):
+            return node.arg
+        return None
+
+    def service_of(self, node: ast.AST) -> str | None:
+        if isinstance(node, ast.Call) and isinstance(node.func, (ast.Attribute, ast.Name)) \
+                and self._name(node.func) == "client" and node.args:
+            first = node.args[0]
+            if isinstance(first, ast.Constant) and first.value in all_services():
+                return first.value
+            return None
+        name = self._name(node)
+        if name is None:
+            return None
+        plain = name.lstrip("_").removesuffix("_client")  # ec2, _ec2, ec2_client, self._elbv2
+        if plain in self.services:
+            return plain
+        return self.aliases.get(name)
+
+    def _record(self, service: str | None, method: str, node: ast.AST) -> None:
+        where = f"{self.path}:{node.lineno}"
+        if service is None:
+            owners = sorted(s for s in self.services if method in operations(s))
+            if len(owners) > 1:
+                raise ScanError(f"{where}: cannot tell which client `{method}` is called on "
+                                f"(it exists in {', '.join(owners)}); name the client after its service")
+            if not owners:
+                return
+            service = owners[0]
+        operation = operations(service).get(method)
+        if operation is None:
+            raise ScanError(f"{where}: `{method}` is not an operation of the {service} client")
+        self.found.add(ApiCall(service, operation, where))
+
+    def visit_Call(self, node: ast.Call) -> None:
+        func = node.func
+        args = list(node.args) + [k.value for k in node.keywords]
+        strings = [a.value for a in args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+        if isinstance(func, ast.Attribute):
+            receiver = self.service_of(func.value)
+            if func.attr in ("get_paginator", "can_paginate"):
+                if args and isinstance(args[0], ast.Constant) and isinstance(args[0].value, str):
+                    self._record(receiver, args[0].value, node)
+            elif receiver is not None:
+                if func.attr not in CLIENT_HELPERS:
+                    self._record(receiver, func.attr, node)
+            elif any(func.attr in operations(s) for s in self.services):
+                self._record(None, func.attr, node)
+        # A helper handed a client and a method name: paginate(clients.ec2, "describe_x", ...).
+        clients = {s for s in map(self.service_of, args) if s}
+        if clients:
+            for text in strings:
+                owners = [s for s in clients if text in operations(s)]
+                if owners:
+                    self._record(owners[0] if len(owners) == 1 else None, text, node)
+        # A (service, Operation) label pair, as passed with every read: attempt(f, "ec2", "DescribeX", ...).
+        for label in (s for s in strings if s in all_services()):
+            for text in strings:
+                if text in operations(label).values():
+                    self.found.add(ApiCall(label, text, f"{self.path}:{node.lineno}"))
+        self.generic_visit(node)
+
+
+def scan_source(source: str, path: str = "<code>") -> set[ApiCall]:
+    tree = ast.parse(textwrap.dedent(source))
+    scanner = _Scanner(path, tree)
+    scanner.visit(tree)
+    return scanner.found
+
+
+def scan_code() -> set[ApiCall]:
+    found: set[ApiCall] = set()
+    for path in sorted(AWS_CODE.rglob("*.py")):
+        found |= scan_source(path.read_text(), str(path.relative_to(ROOT)))
+    return found
+
+
+# --- a small evaluator of our own policies ------------------------------------------------------
+
+def load(path: Path) -> list[dict]:
+    statements = json.loads(path.read_text())["Statement"]
+    return statements if isinstance(statements, list) else [statements]
+
+
+def as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def allows(statements: list[dict], action: str) -> bool:
+    for statement in statements:
+        assert "NotAction" not in statement and "NotResource" not in statement, "keep policies explicit"
+        if statement["Effect"] == "Allow" and any(
+                fnmatch.fnmatchcase(action.lower(), pattern.lower()) for pattern in as_list(statement["Action"])):
+            return True
+    return False
+
+
+# --- tests ----------------------------------------------------------------------------------------
+
+SCANNER_CASES = {
+    "client attribute": ("clients.ec2.describe_security_groups(Filters=[])", {"ec2:DescribeSecurityGroups"}),
+    "private attribute": ("self._elbv2.describe_target_health(TargetGroupArn=a)",
+                          {"elasticloadbalancing:DescribeTargetHealth"}),
+    "paginator": ('clients.iam.get_paginator("list_attached_role_policies")', {"iam:ListAttachedRolePolicies"}),
+    "helper with a method name": ('paginate(d.clients.elbv2, "describe_load_balancers", "LoadBalancers", 400)',
+                                  {"elasticloadbalancing:DescribeLoadBalancers"}),
+    "alias": ("ec2 = clients.ec2\nec2.authorize_security_group_ingress(GroupId=g)",
+              {"ec2:AuthorizeSecurityGroupIngress"}),
+    "client variable with a suffix": ("def f(iam_client):\n    return iam_client.get_role_policy(RoleName=r, PolicyName=p)",
+                                      {"iam:GetRolePolicy"}),
+    "parameter named after the service": (
+        "def revoke(ec2, ids):\n    return ec2.revoke_security_group_ingress(SecurityGroupRuleIds=ids)",
+        {"ec2:RevokeSecurityGroupIngress"}),
+    "boto3.client": ('iam = boto3.client("iam")\niam.get_role(RoleName=n)', {"iam:GetRole"}),
+    "session.client(sts)": ('sts = session.client("sts")\nsts.get_caller_identity()', {"sts:GetCallerIdentity"}),
+    "operation label": ('attempt(failures, "iam", "GetPolicyVersion", fn)', {"iam:GetPolicyVersion"}),
+    "unambiguous method on an unknown receiver": ("client.describe_target_groups()",
+                                                  {"elasticloadbalancing:DescribeTargetGroups"}),
+    "not boto3": ("items.append(x)\nlog.info('describe_tags')\nfoo.describe()", set()),
+}
+
+
+@pytest.mark.parametrize("case", SCANNER_CASES)
+def test_scanner_recognises_how_boto3_calls_are_written(case):
+    source, expected = SCANNER_CASES[case]
+    assert {c.action for c in scan_source(source)} == expected
+
+
+def test_scanner_refuses_a_call_it_cannot_attribute():
+    with pytest.raises(ScanError, match="describe_tags"):
+        scan_source("client.describe_tags(ResourceArns=arns)")  # ec2 and elbv2 both have it
+    with pytest.raises(ScanError, match="not an operation"):
+        scan_source("clients.ec2.describe_load_balancers()")
+
+
+def test_scanner_sees_the_reads_the_monitor_already_does():
+    actions = {c.action for c in scan_code()}
+    assert {"ec2:DescribeSecurityGroupRules", "ec2:DescribeInstances", "ec2:GetManagedPrefixListEntries",
+            "elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeTags",
+            "elasticloadbalancing:DescribeTargetHealth"} <= actions
+
+
+def test_every_read_the_code_does_is_in_the_read_only_policy():
+    missing = sorted({f"{c.action} ({c.where})" for c in scan_code()
+                      if c.is_read and c.action not in PERMISSIONLESS and not allows(load(READ_ONLY), c.action)})
+    assert not missing, "add to deploy/iam/read-only.json: " + ", ".join(missing)
+
+
+def test_every_write_the_code_does_is_in_the_remediation_policy_only():
+    writes = {c for c in scan_code() if not c.is_read}
+    missing = sorted({f"{c.action} ({c.where})" for c in writes if not allows(load(REMEDIATION), c.action)})
+    assert not missing, "add to deploy/iam/remediation.json: " + ", ".join(missing)
+    assert not [c.action for c in writes if allows(load(READ_ONLY), c.action)]
+
+
+def test_read_only_policy_allows_no_write():
+    for statement in load(READ_ONLY):
+        for action in as_list(statement["Action"]):
+            assert "*" not in action and "?" not in action, f"{action}: list actions one by one"
+            prefix, name = action.split(":")
+            levels = {row["access_level"] for row in get_action_data(prefix, name).get(prefix, ())}
+            assert levels and levels <= {"Read", "List"}, f"{action} is {levels or 'not an action'}"
+
+
+def _resource_type(arn: str) -> tuple[str, str]:
+    """('ec2', 'security-group') for arn:aws:ec2:*:*:security-group/* (and for AWS's ${...} formats)."""
+    parts = arn.split(":", 5)
+    return parts[2], re.split(r"[/:]", parts[5])[0]
+
+
+def _key_allowed(key: str, allowed: list[str]) -> bool:
+    return any(fnmatch.fnmatchcase(key, re.sub(r"\$\{[^}]+\}", "*", pattern)) for pattern in allowed)
+
+
+@pytest.mark.parametrize("policy", [READ_ONLY, REMEDIATION], ids=lambda p: p.name)
+def test_policy_uses_only_real_actions_resource_types_and_condition_keys(policy):
+    """A resource type an action does not have grants nothing, and a condition key IAM does not
+    evaluate for it never matches: both fail silently in AWS, so they fail here."""
+    for statement in load(policy):
+        resources = as_list(statement["Resource"])
+        keys = [key for block in statement.get("Condition", {}).values() for key in block]
+        for action in as_list(statement["Action"]):
+            prefix, name = action.split(":")
+            rows = get_action_data(prefix, name).get(prefix)
+            assert rows, f"{action} is not an IAM action"
+            for resource in resources:
+                matching = rows if resource == "*" else [
+                    r for r in rows if r["resource_arn_format"] != "*"
+                    and _resource_type(r["resource_arn_format"]) == _resource_type(resource)]
+                assert matching, f"{action} has no resource type {resource}: the statement grants nothing"
+                for key in keys:
+                    assert all(_key_allowed(key, r["condition_keys"]) for r in matching), \
+                        f"{action} on {resource} does not support the condition key {key}"
+
+
+def test_remediation_writes_are_scoped_to_the_cluster_and_to_rule_creation():
+    by_action: dict[str, list[dict]] = {}
+    for statement in load(REMEDIATION):
+        for action in as_list(statement["Action"]):
+            by_action.setdefault(action, []).append(statement)
+    assert set(by_action) == {"ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress", "ec2:CreateTags"}
+    cluster_tag = "aws:ResourceTag/kubernetes.io/cluster/CLUSTER_NAME"
+    for statement in by_action["ec2:AuthorizeSecurityGroupIngress"] + by_action["ec2:RevokeSecurityGroupIngress"]:
+        assert statement["Resource"] != "*"
+        if _resource_type(statement["Resource"])[1] == "security-group":
+            assert statement["Condition"] == {"Null": {cluster_tag: "false"}}
+        else:  # the new rule itself: only with our owner tag
+            assert statement["Condition"] == {"StringEquals": {f"aws:RequestTag/{OWNER_TAG}": "CLUSTER_NAME"}}
+    (tagging,) = by_action["ec2:CreateTags"]
+    assert tagging["Resource"].endswith(":security-group-rule/*")
+    assert tagging["Condition"]["StringEquals"]["ec2:CreateAction"] == "AuthorizeSecurityGroupIngress"
+
+
+def test_cluster_name_substitution_gives_a_valid_policy():
+    text = REMEDIATION.read_text().replace("CLUSTER_NAME", "prod-eks")
+    policy = json.loads(text)
+    assert "CLUSTER_NAME" not in text
+    assert "aws:ResourceTag/kubernetes.io/cluster/prod-eks" in text
+    assert len(json.dumps(policy, separators=(",", ":"))) <= 6144, "managed policy size limit"
+
+
+def test_the_writer_tags_restored_rules_with_the_owner_tag_the_policy_requires():
+    if not any(c.operation == "AuthorizeSecurityGroupIngress" for c in scan_code()):
+        pytest.skip("no code authorizes rules yet")
+    constants = {node.value for path in (ROOT / "monitor").rglob("*.py")
+                 for node in ast.walk(ast.parse(path.read_text()))
+                 if isinstance(node, ast.Constant) and isinstance(node.value, str)}
+    assert OWNER_TAG in constants, (
+        f"remediation.json only lets the monitor create rules tagged {OWNER_TAG}=<cluster>; the code never uses that key")
