@@ -172,7 +172,9 @@ class Daemon:
 
     def run_once(self) -> CycleSummary:
         """A refresh if one is due or was asked for, then a rule check: one step of the loop."""
-        if self._wanted or self._topology is None:
+        if self._topology is None:
+            self.refresh_topology("start")
+        elif self._wanted:
             self.refresh_topology()
         return self.check()
 
