@@ -117,6 +117,8 @@ class Daemon:
         # Set by the scheduler so that a wanted refresh runs at once; without it the next
         # run_once() refreshes first.
         self.on_refresh_wanted: Callable[[str], None] | None = None
+        # Called with every CycleSummary (e.g. the demo's live view); an error in one is logged.
+        self.on_cycle: list[Callable[[CycleSummary], None]] = []
 
     @property
     def topology(self) -> Topology | None:
@@ -168,6 +170,11 @@ class Daemon:
                 log.info("check_cycle", **summary.fields())
         if summary.refresh_wanted:
             self.want_refresh(summary.refresh_wanted)
+        for listener in self.on_cycle:
+            try:
+                listener(summary)
+            except Exception:
+                log.exception("cycle_listener_failed")
         return summary
 
     def run_once(self) -> CycleSummary:

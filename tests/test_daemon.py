@@ -66,7 +66,10 @@ def metric(parts: DaemonParts, name: str, **labels: str) -> float | None:
 
 
 def test_a_healthy_cluster_on_metrics(parts, world):
+    seen = []
+    parts.daemon.on_cycle.append(seen.append)
     summary = parts.daemon.run_once()
+    assert seen == [summary]
     assert summary.ok and summary.complete and summary.count(True) == 2
     web, api = world.albs["web"], world.albs["api"]
     got = scrape(parts)
