@@ -109,7 +109,9 @@ def test_neither_job_ever_runs_twice_at_once_and_missed_runs_coalesce(world):
     parts = assemble_daemon(Settings(cluster_name=CLUSTER, listen="127.0.0.1:0"))
     parts.server.stop()
     scheduler = runner.build_scheduler(parts.daemon, interval=15.0, topology_interval=300.0)
+    scheduler.start(paused=True)  # job defaults are applied when the scheduler starts
     jobs = {job.id: job for job in scheduler.get_jobs()}
+    scheduler.shutdown(wait=False)
     assert set(jobs) == {"check", "topology"}
     assert all(job.max_instances == 1 and job.coalesce for job in jobs.values())
     assert jobs["check"].trigger.interval.total_seconds() == 15.0
