@@ -9,13 +9,13 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.support.awsproxy import THROTTLE, UNAVAILABLE, AwsProxy
-from tests.support.fixtures import moto_endpoint  # noqa: F401 (fixture)
+from tests.support.fixtures import tiny_moto  # noqa: F401 (fixture)
 from tests.support.tinyworld import REGION
 
 
 @pytest.fixture
-def proxy(moto_endpoint):  # noqa: F811
-    with AwsProxy(moto_endpoint) as running:
+def proxy(tiny_moto):  # noqa: F811
+    with AwsProxy(tiny_moto) as running:
         yield running
 
 

@@ -21,8 +21,8 @@ from monitor.main import DaemonParts, assemble_daemon
 from monitor.metrics import Metrics
 from monitor.server import Endpoints, HttpServer
 from monitor.settings import Settings
-from tests.support.fixtures import aws_environment, moto_endpoint, world  # noqa: F401 (fixtures)
-from tests.support.tinyworld import CLUSTER, World, _add_alb
+from tests.support.fixtures import tiny_aws_env, tiny_moto, tiny_world  # noqa: F401 (fixtures)
+from tests.support.tinyworld import CLUSTER, World, add_alb
 
 
 class FakeClock:
@@ -34,7 +34,7 @@ class FakeClock:
 
 
 @pytest.fixture
-def parts(world: World):
+def parts(tiny_world: World):
     built = assemble_daemon(Settings(cluster_name=CLUSTER, interval=15.0, listen="127.0.0.1:0"))
     built.server.start()
     yield built
@@ -65,13 +65,13 @@ def metric(parts: DaemonParts, name: str, **labels: str) -> float | None:
     return scrape(parts).get((name, tuple(sorted(labels.items()))))
 
 
-def test_a_healthy_cluster_on_metrics(parts, world):
+def test_a_healthy_cluster_on_metrics(parts, tiny_world):
     seen = []
     parts.daemon.on_cycle.append(seen.append)
     summary = parts.daemon.run_once()
     assert seen == [summary]
     assert summary.ok and summary.complete and summary.count(True) == 2
-    web, api = world.albs["web"], world.albs["api"]
+    web, api = tiny_world.albs["web"], tiny_world.albs["api"]
     got = scrape(parts)
     assert got[("albsg_load_balancer_reachable",
                 (("ingress", "web"), ("ingress_namespace", "shop"), ("load_balancer", web.name)))] == 1
@@ -83,31 +83,31 @@ def test_a_healthy_cluster_on_metrics(parts, world):
     assert got[("albsg_last_success_timestamp_seconds", ())] > 1.7e9
 
 
-def test_a_revoked_rule_is_counted_once_and_cuts_only_its_alb(parts, world):
-    web, api = world.albs["web"], world.albs["api"]
+def test_a_revoked_rule_is_counted_once_and_cuts_only_its_alb(parts, tiny_world):
+    web, api = tiny_world.albs["web"], tiny_world.albs["api"]
     parts.daemon.run_once()
     assert metric(parts, "albsg_rule_revocations_total", load_balancer=web.name) == 0
-    world.revoke_node_rule("web")
+    tiny_world.revoke_node_rule("web")
     summary = parts.daemon.run_once()
-    assert [(r.load_balancer, r.target) for r in summary.revocations] == [(web.name, world.instance_id)]
+    assert [(r.load_balancer, r.target) for r in summary.revocations] == [(web.name, tiny_world.instance_id)]
     assert reachable(parts) == {web.name: 0, api.name: 1}
     assert metric(parts, "albsg_findings", code="ACCESS_REVOKED", severity="critical") == 1
     assert metric(parts, "albsg_rule_revocations_total", load_balancer=web.name) == 1
     parts.daemon.run_once()  # still revoked: not a new revocation
     assert metric(parts, "albsg_rule_revocations_total", load_balancer=web.name) == 1
-    world.restore_node_rule("web")
+    tiny_world.restore_node_rule("web")
     parts.daemon.run_once()
     assert reachable(parts)[web.name] == 1
-    world.revoke_node_rule("web")
+    tiny_world.revoke_node_rule("web")
     parts.daemon.run_once()
     assert metric(parts, "albsg_rule_revocations_total", load_balancer=web.name) == 2
     assert metric(parts, "albsg_rule_revocations_total", load_balancer=api.name) == 0
 
 
-def test_a_deleted_alb_vanishes_from_metrics_and_triggers_a_refresh(parts, world):
-    web, api = world.albs["web"], world.albs["api"]
+def test_a_deleted_alb_vanishes_from_metrics_and_triggers_a_refresh(parts, tiny_world):
+    web, api = tiny_world.albs["web"], tiny_world.albs["api"]
     parts.daemon.run_once()
-    world.delete_alb("api")
+    tiny_world.delete_alb("api")
     summary = parts.daemon.run_once()
     assert reachable(parts) == {web.name: 1}
     assert summary.refresh_wanted == "load_balancer_gone"
@@ -117,16 +117,16 @@ def test_a_deleted_alb_vanishes_from_metrics_and_triggers_a_refresh(parts, world
     assert metric(parts, "albsg_topology_refreshes_total", reason="load_balancer_gone") == 1
 
 
-def test_a_new_alb_is_discovered_at_once(parts, world):
+def test_a_new_alb_is_discovered_at_once(parts, tiny_world):
     parts.daemon.run_once()
-    world.albs["admin"] = _add_alb(world, "shop", "admin")
+    tiny_world.albs["admin"] = add_alb(tiny_world, "shop", "admin")
     summary = parts.daemon.run_once()
     assert summary.refresh_wanted == "new_load_balancer"
     parts.daemon.run_once()
-    assert world.albs["admin"].name in reachable(parts)
+    assert tiny_world.albs["admin"].name in reachable(parts)
 
 
-def test_probes_follow_the_check_loop(world):
+def test_probes_follow_the_check_loop(tiny_world):
     clock = FakeClock()
     clients = aws.connect(None)
     metrics = Metrics()
@@ -151,9 +151,9 @@ def test_probes_follow_the_check_loop(world):
         server.stop()
 
 
-def test_promtool_accepts_the_real_exposition(parts, world):
+def test_promtool_accepts_the_real_exposition(parts, tiny_world):
     parts.daemon.run_once()
-    world.revoke_node_rule("web")
+    tiny_world.revoke_node_rule("web")
     parts.daemon.run_once()
     status, body = get(parts, "/metrics")
     result = subprocess.run(["promtool", "check", "metrics"], input=body.encode(), capture_output=True, timeout=30)
@@ -161,7 +161,7 @@ def test_promtool_accepts_the_real_exposition(parts, world):
     assert "albsg_rule_revocations_total" in body
 
 
-def test_a_cycle_that_raises_is_counted_and_the_next_one_runs(world):
+def test_a_cycle_that_raises_is_counted_and_the_next_one_runs(tiny_world):
     broken = replace(aws.connect(None), ec2=object())  # a client that cannot make any EC2 call
     metrics = Metrics()
     daemon = Daemon(broken, CLUSTER, metrics, interval=10.0, topology_interval=300.0)
@@ -174,13 +174,13 @@ def test_a_cycle_that_raises_is_counted_and_the_next_one_runs(world):
     assert "albsg_load_balancer_reachable{" not in body
 
 
-def test_each_cycle_logs_one_json_summary_event(world):
+def test_each_cycle_logs_one_json_summary_event(tiny_world):
     stream = io.StringIO()
     logs.configure("json", stream=stream)
     try:
         daemon = Daemon(aws.connect(None), CLUSTER, Metrics(), interval=10.0, topology_interval=300.0)
         daemon.run_once()
-        world.revoke_node_rule("web")
+        tiny_world.revoke_node_rule("web")
         daemon.run_once()
     finally:
         logging.getLogger().handlers.clear()
@@ -193,5 +193,5 @@ def test_each_cycle_logs_one_json_summary_event(world):
         "complete": True, "load_balancers": 2, "reachable": 1, "unreachable": 1, "unknown": 0, "findings": 1,
         "critical": 1, "failed_reads": 0, "revocations": 1, "duration_seconds": 0, "api_calls": 2}
     revoked = [e for e in events if e["event"] == "path_revoked"]
-    assert [(e["load_balancer"], e["target"]) for e in revoked] == [(world.albs["web"].name, world.instance_id)]
+    assert [(e["load_balancer"], e["target"]) for e in revoked] == [(tiny_world.albs["web"].name, tiny_world.instance_id)]
     assert [e["reason"] for e in events if e["event"] == "topology_refreshed"] == ["start"]

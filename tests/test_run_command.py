@@ -17,19 +17,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.fixtures import moto_endpoint, reset_moto  # noqa: F401 (fixture)
-from tests.support.tinyworld import CLUSTER, aws_env, build_world, free_port
+from tests.support.fixtures import tiny_moto, reset_moto  # noqa: F401 (fixture)
+from tests.support.tinyworld import CLUSTER, env_for, build_world, free_port
 
 EXE = str(Path(sys.executable).with_name("alb-sg-monitor"))
 STOP_WITHIN_SECONDS = 5.0
 
 
 @pytest.fixture
-def env(moto_endpoint):  # noqa: F811
-    reset_moto(moto_endpoint)
-    build_world(moto_endpoint, ("web",))
+def env(tiny_moto):  # noqa: F811
+    reset_moto(tiny_moto)
+    build_world(tiny_moto, ("web",))
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ALBSG_"))}
-    return clean | aws_env(moto_endpoint) | {"AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}
+    return clean | env_for(tiny_moto) | {"AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}
 
 
 def start(env: dict[str, str], port: int, prefix: tuple[str, ...] = ()) -> subprocess.Popen:

@@ -14,8 +14,8 @@ from monitor import runner
 from monitor.main import DaemonParts, assemble_daemon
 from monitor.settings import Settings
 from tests.support.awsproxy import UNAVAILABLE, AwsProxy
-from tests.support.fixtures import aws_environment, moto_endpoint, world  # noqa: F401 (fixtures)
-from tests.support.tinyworld import CLUSTER, World, _add_alb
+from tests.support.fixtures import tiny_aws_env, tiny_moto, tiny_world  # noqa: F401 (fixtures)
+from tests.support.tinyworld import CLUSTER, World, add_alb
 
 
 def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -42,9 +42,9 @@ def wait_for(what: Callable[[], object], timeout: float = 20.0) -> object:
 
 
 @pytest.fixture
-def proxied_daemon(world, monkeypatch):
+def proxied_daemon(tiny_world, monkeypatch):
     """The daemon scheduled in this process, talking to moto through the fault-injecting proxy."""
-    with AwsProxy(world.endpoint) as proxy:
+    with AwsProxy(tiny_world.endpoint) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
         parts = assemble_daemon(Settings(cluster_name=CLUSTER, interval=0.5, topology_interval=300.0,
                                          listen="127.0.0.1:0"))
@@ -58,9 +58,9 @@ def proxied_daemon(world, monkeypatch):
         assert not thread.is_alive()
 
 
-def test_throttling_and_outage_leave_the_daemon_running_and_it_recovers(proxied_daemon, world: World):
+def test_throttling_and_outage_leave_the_daemon_running_and_it_recovers(proxied_daemon, tiny_world: World):
     parts, proxy = proxied_daemon
-    port, web = parts.server.port, world.albs["web"].name
+    port, web = parts.server.port, tiny_world.albs["web"].name
     wait_for(lambda: reachable(port).get(web) == 1)
 
     proxy.fail(["DescribeSecurityGroupRules"])  # the rule check's read is throttled
@@ -90,11 +90,11 @@ def test_throttling_and_outage_leave_the_daemon_running_and_it_recovers(proxied_
     assert parts.daemon.health()[0]
 
 
-def test_a_new_alb_appears_without_waiting_for_the_topology_interval(proxied_daemon, world: World):
+def test_a_new_alb_appears_without_waiting_for_the_topology_interval(proxied_daemon, tiny_world: World):
     parts, proxy = proxied_daemon
     port = parts.server.port
     wait_for(lambda: len(reachable(port)) == 2)
-    admin = _add_alb(world, "shop", "admin")
+    admin = add_alb(tiny_world, "shop", "admin")
     wait_for(lambda: reachable(port).get(admin.name) == 1, timeout=10)
     assert scrape(port)[("albsg_topology_refreshes_total", (("reason", "new_load_balancer"),))] == 1
     # the steady state costs two calls a cycle: the rule check reads nothing else
@@ -105,7 +105,7 @@ def test_a_new_alb_appears_without_waiting_for_the_topology_interval(proxied_dae
     assert per_cycle <= 2.5, proxy.requests
 
 
-def test_neither_job_ever_runs_twice_at_once_and_missed_runs_coalesce(world):
+def test_neither_job_ever_runs_twice_at_once_and_missed_runs_coalesce(tiny_world):
     parts = assemble_daemon(Settings(cluster_name=CLUSTER, listen="127.0.0.1:0"))
     parts.server.stop()
     scheduler = runner.build_scheduler(parts.daemon, interval=15.0, topology_interval=300.0)

@@ -7,11 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.tinyworld import World, aws_env, build_world, start_moto
+from tests.support.tinyworld import World, env_for, build_world, start_moto
 
 
 @pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
+def tiny_moto() -> Iterator[str]:
     server, url = start_moto()
     yield url
     server.stop()
@@ -22,19 +22,19 @@ def reset_moto(url: str) -> None:
 
 
 @pytest.fixture
-def aws_environment(monkeypatch: pytest.MonkeyPatch, moto_endpoint: str) -> str:
+def tiny_aws_env(monkeypatch: pytest.MonkeyPatch, tiny_moto: str) -> str:
     """Dummy credentials and the moto endpoint in the environment, as a user would set them."""
-    reset_moto(moto_endpoint)
+    reset_moto(tiny_moto)
     for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_EC2", "AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2"):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-    for key, value in aws_env(moto_endpoint).items():
+    for key, value in env_for(tiny_moto).items():
         monkeypatch.setenv(key, value)
-    return moto_endpoint
+    return tiny_moto
 
 
 @pytest.fixture
-def world(aws_environment: str) -> World:
+def tiny_world(tiny_aws_env: str) -> World:
     """Two Ingresses (shop/web, shop/api), each an ALB whose SG the node SG admits."""
-    return build_world(aws_environment, ("web", "api"))
+    return build_world(tiny_aws_env, ("web", "api"))

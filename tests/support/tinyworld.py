@@ -29,7 +29,7 @@ def start_moto() -> tuple[ThreadedMotoServer, str]:
     return server, f"http://127.0.0.1:{port}"
 
 
-def aws_env(endpoint: str) -> dict[str, str]:
+def env_for(endpoint: str) -> dict[str, str]:
     """The environment a process needs to talk to this world: dummy credentials, region, endpoint."""
     return {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": REGION,
             "AWS_DEFAULT_REGION": REGION, "AWS_ENDPOINT_URL": endpoint}
@@ -87,11 +87,11 @@ def build_world(endpoint: str, ingresses: tuple[str, ...] = ("web",), namespace:
                                     SubnetId=subnets[0], SecurityGroupIds=[node_sg])["Instances"][0]["InstanceId"]
     world = World(endpoint=endpoint, vpc_id=vpc_id, subnets=subnets, node_sg=node_sg, instance_id=instance_id)
     for ingress in ingresses:
-        world.albs[ingress] = _add_alb(world, namespace, ingress)
+        world.albs[ingress] = add_alb(world, namespace, ingress)
     return world
 
 
-def _add_alb(world: World, namespace: str, ingress: str) -> Alb:
+def add_alb(world: World, namespace: str, ingress: str) -> Alb:
     ec2, elbv2 = world.client("ec2"), world.client("elbv2")
     name = f"k8s-{namespace[:8]}-{ingress[:8]}-0123456789"[:32]
     alb_sg = ec2.create_security_group(GroupName=name, Description=V2_MANAGED_SG_DESCRIPTION, VpcId=world.vpc_id,
