@@ -11,7 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor import runner
-from monitor.main import DaemonParts, assemble_daemon
+from monitor.main import assemble_daemon
 from monitor.settings import Settings
 from tests.support.awsproxy import UNAVAILABLE, AwsProxy
 from tests.support.fixtures import tiny_aws_env, tiny_moto, tiny_world  # noqa: F401 (fixtures)
