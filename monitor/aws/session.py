@@ -86,7 +86,7 @@ def connect(region: str | None, counter: ApiCounter | None = None) -> AwsClients
             "AWS_ACCESS_KEY_ID locally"
         )
     config = botocore.config.Config(
-        retries={"mode": "standard", "max_attempts": RETRY_MAX_ATTEMPTS},
+        retries={"mode": "standard", "total_max_attempts": RETRY_MAX_ATTEMPTS},
         connect_timeout=CONNECT_TIMEOUT_SECONDS,
         read_timeout=READ_TIMEOUT_SECONDS,
         user_agent_extra="alb-sg-monitor",

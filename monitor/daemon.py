@@ -1,0 +1,243 @@
+"""The daemon's two cycles: a slow topology refresh and a fast rule check, each ending in a value.
+
+Scheduling, signals and the HTTP server live in monitor.runner; this module only knows how to run
+one cycle of each kind, what state to keep between them, and what to publish and log. A bad cycle
+is logged and counted, and the next one runs as usual.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+
+import structlog
+
+from monitor.aws import AwsClients, RuleReader, discover
+from monitor.evaluate import evaluate
+from monitor.metrics import Metrics
+from monitor.model import Observation, Report, Severity, Topology
+from monitor.transitions import Coverage, Revocation, advance
+
+log = structlog.get_logger("monitor.daemon")
+
+# An incomplete topology (some discovery read failed) is retried after this many check intervals,
+# or at the next scheduled refresh if that comes first.
+INCOMPLETE_TOPOLOGY_RETRY_INTERVALS = 4
+HEALTHY_WITHIN_INTERVALS = 3  # SPEC.md: /healthz is 200 while the loop ran within three intervals
+
+
+@dataclass(frozen=True)
+class CycleSummary:
+    """What one rule check did; `error` is set (and `report` None) when the cycle failed."""
+
+    report: Report | None
+    revocations: tuple[Revocation, ...] = ()
+    refresh_wanted: str | None = None  # why the check asked for a topology refresh, if it did
+    duration_seconds: float = 0.0
+    api_calls: int = 0
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.report is not None
+
+    @property
+    def complete(self) -> bool:
+        return self.report is not None and self.report.complete
+
+    def count(self, reachable: bool | None) -> int:
+        lbs = self.report.load_balancers if self.report else ()
+        return sum(1 for lb in lbs if lb.reachable is reachable)
+
+    def fields(self) -> dict[str, object]:
+        report = self.report
+        return {
+            "complete": self.complete,
+            "load_balancers": len(report.load_balancers) if report else 0,
+            "reachable": self.count(True),
+            "unreachable": self.count(False),
+            "unknown": self.count(None),
+            "findings": len(report.findings) if report else 0,
+            "critical": sum(1 for f in report.findings if f.severity is Severity.CRITICAL) if report else 0,
+            "failed_reads": len(report.failures) if report else 0,
+            "revocations": len(self.revocations),
+            "duration_seconds": round(self.duration_seconds, 3),
+            "api_calls": self.api_calls,
+        }
+
+
+def carry_topology(previous: Topology | None, fresh: Topology) -> Topology:
+    """When discovery could not even list the load balancers, keep the ALBs we knew and mark them
+    unknown, rather than reporting that they all vanished."""
+    listing_failed = any(f.service == "elbv2" and f.operation == "DescribeLoadBalancers" for f in fresh.failures)
+    if previous is None or not listing_failed:
+        return fresh
+    return replace(previous, incomplete_lbs=frozenset(lb.arn for lb in previous.load_balancers),
+                   failures=fresh.failures)
+
+
+def refresh_reason(topology: Topology, observation: Observation) -> str | None:
+    """Why the rule check's observation calls for a re-discovery now, if it does."""
+    if observation.new_lb_arns:
+        return "new_load_balancer"
+    if observation.live_lb_arns is not None and any(
+            lb.arn not in observation.live_lb_arns for lb in topology.load_balancers):
+        return "load_balancer_gone"
+    return None
+
+
+class Daemon:
+    """State carried from cycle to cycle: the topology, the rule reader (it caches rule sources),
+    the last known coverage of every path, and the times /healthz and /readyz answer from."""
+
+    def __init__(self, clients: AwsClients, cluster: str, metrics: Metrics, interval: float,
+                 topology_interval: float, monotonic: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time) -> None:
+        self._clients = clients
+        self._cluster = cluster
+        self._metrics = metrics
+        self._interval = interval
+        self._topology_interval = topology_interval
+        self._monotonic = monotonic
+        self._wall = wall
+        self._reader = RuleReader(clients)
+        self._topology: Topology | None = None
+        self._topology_at = 0.0
+        self._coverage = Coverage()
+        self._wanted: str | None = None
+        self._refresh_lock = threading.Lock()
+        self._busy = threading.Condition()
+        self._running = 0
+        self._heartbeat = monotonic()
+        self._reported = False
+        self.cycles = 0
+        # Set by the scheduler so that a wanted refresh runs at once; without it the next
+        # run_once() refreshes first.
+        self.on_refresh_wanted: Callable[[str], None] | None = None
+        # Called with every CycleSummary (e.g. the demo's live view); an error in one is logged.
+        self.on_cycle: list[Callable[[CycleSummary], None]] = []
+
+    @property
+    def topology(self) -> Topology | None:
+        return self._topology
+
+    # -- the two jobs -------------------------------------------------------------------------
+    def refresh_topology(self, reason: str | None = None) -> Topology | None:
+        """Re-discover ALBs, target groups, targets and ENIs. Never raises."""
+        with self._refresh_lock, self._working():
+            reason = reason or self._wanted or "scheduled"
+            self._wanted = None
+            started = self._monotonic()
+            try:
+                fresh = discover(self._clients, self._cluster)
+            except Exception:  # one bad refresh must not end the loop
+                log.exception("topology_failed", reason=reason)
+                self._metrics.count_cycle_failure("topology")
+                return self._topology
+            self._topology = carry_topology(self._topology, fresh)
+            self._topology_at = self._monotonic()
+            self._metrics.count_topology_refresh(reason)
+            log.info("topology_refreshed", reason=reason,
+                     load_balancers=len(fresh.load_balancers), target_groups=len(fresh.target_groups),
+                     targets=sum(len(tg.targets or ()) for tg in fresh.target_groups),
+                     security_groups=len(fresh.security_groups), failed_reads=len(fresh.failures),
+                     duration_seconds=round(self._monotonic() - started, 3))
+            return self._topology
+
+    def check(self) -> CycleSummary:
+        """One rule check against the current topology (discovering it first if there is none).
+        Publishes the report to the metrics and logs a `check_cycle` event. Never raises."""
+        with self._working():
+            started = self._monotonic()
+            self._heartbeat = started
+            calls_before = self._clients.counter.total()
+            try:
+                summary = self._check()
+            except Exception as exc:  # one bad cycle must not end the loop
+                log.exception("check_failed")
+                self._metrics.count_cycle_failure("check")
+                summary = CycleSummary(report=None, error=f"{type(exc).__name__}: {exc}")
+            duration = self._monotonic() - started
+            summary = replace(summary, duration_seconds=duration,
+                              api_calls=self._clients.counter.total() - calls_before)
+            self._metrics.observe_cycle(duration)
+            self._heartbeat = self._monotonic()
+            self.cycles += 1
+            if summary.ok:
+                log.info("check_cycle", **summary.fields())
+        if summary.refresh_wanted:
+            self.want_refresh(summary.refresh_wanted)
+        for listener in self.on_cycle:
+            try:
+                listener(summary)
+            except Exception:
+                log.exception("cycle_listener_failed")
+        return summary
+
+    def run_once(self) -> CycleSummary:
+        """A refresh if one is due or was asked for, then a rule check: one step of the loop."""
+        if self._topology is None:
+            self.refresh_topology("start")
+        elif self._wanted:
+            self.refresh_topology()
+        return self.check()
+
+    def _check(self) -> CycleSummary:
+        if self._topology is None:
+            self.refresh_topology("start")
+        topology = self._topology
+        if topology is None:
+            raise RuntimeError("no topology: the first discovery failed")
+        observation = self._reader.read(topology)
+        report = evaluate(topology, observation)
+        self._coverage, revocations = advance(self._coverage, report)
+        self._metrics.publish(report, self._wall())
+        self._metrics.count_revocations(r.load_balancer for r in revocations)
+        self._reported = True
+        for r in revocations:
+            log.warning("path_revoked", load_balancer=r.load_balancer, target_group=r.target_group_arn,
+                        target=r.target, ports=list(r.ports), missing_ports=list(r.missing_ports),
+                        security_groups=list(r.security_groups))
+        wanted = refresh_reason(topology, observation)
+        if wanted is None and topology.failures and self._monotonic() - self._topology_at >= min(
+                self._topology_interval, INCOMPLETE_TOPOLOGY_RETRY_INTERVALS * self._interval):
+            wanted = "incomplete_topology"
+        return CycleSummary(report=report, revocations=revocations, refresh_wanted=wanted)
+
+    def want_refresh(self, reason: str) -> None:
+        self._wanted = reason
+        if self.on_refresh_wanted is not None:
+            self.on_refresh_wanted(reason)
+
+    # -- probes -------------------------------------------------------------------------------
+    def health(self) -> tuple[bool, str]:
+        age = self._monotonic() - self._heartbeat
+        limit = HEALTHY_WITHIN_INTERVALS * self._interval
+        if age <= limit:
+            return True, f"ok: check loop active {age:.1f}s ago"
+        return False, f"check loop last active {age:.1f}s ago, more than {HEALTHY_WITHIN_INTERVALS} intervals ({limit:g}s)"
+
+    def ready(self) -> tuple[bool, str]:
+        if self._reported:
+            return True, "ok: a check cycle has completed"
+        return False, "waiting for the first check cycle to complete"
+
+    # -- shutdown -----------------------------------------------------------------------------
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no cycle is running; False if one still is after `timeout` seconds."""
+        with self._busy:
+            return self._busy.wait_for(lambda: self._running == 0, timeout)
+
+    @contextmanager
+    def _working(self) -> Iterator[None]:
+        with self._busy:
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._busy:
+                self._running -= 1
+                self._busy.notify_all()

@@ -1,0 +1,192 @@
+"""The Prometheus metrics of SPEC.md: the only module that imports prometheus_client.
+
+State gauges (reachability, findings, completeness) are rendered at scrape time from the last
+completed cycle's Report by a custom collector, so an ALB that vanished vanishes from /metrics
+and a scrape never calls AWS. Counters and the histogram are ordinary prometheus_client objects,
+all in one registry per Metrics instance (not the process-global one), so tests can build several.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+
+import prometheus_client
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+
+from monitor import __version__
+from monitor.model import Report, Severity
+
+# A `_created` sample per counter doubles every series for no use on a dashboard or in an alert.
+prometheus_client.disable_created_metrics()
+
+REMEDIATION_RESULTS = ("restored", "dry_run", "failed", "suppressed")
+
+# Findings of SPEC.md are always rendered, at 0 when absent, so `albsg_findings{code=…} > 0` and
+# dashboards see a series from the first scrape; other codes appear while they are found.
+KNOWN_FINDINGS: dict[str, str] = {
+    "ACCESS_REVOKED": Severity.CRITICAL.value,
+    "SHARED_LABEL_ON_FOREIGN_SOURCE": Severity.CRITICAL.value,
+    "UNCLAIMED_SHARED_LABEL": Severity.WARNING.value,
+    "AMBIGUOUS_NODE_SECURITY_GROUP": Severity.CRITICAL.value,
+    "MIGRATION_POLICY_MISSING": Severity.CRITICAL.value,
+    "CONTROLLERS_BOTH_RUNNING": Severity.CRITICAL.value,
+    "V1_CONTROLLER_TOO_OLD": Severity.CRITICAL.value,
+    "UNADOPTED_LOAD_BALANCER": Severity.INFO.value,
+    "UNLABELLED_V1_RULE": Severity.INFO.value,
+    "REMEDIATION_FIGHT": Severity.CRITICAL.value,
+    "OBSERVATION_INCOMPLETE": Severity.WARNING.value,
+}
+
+# Cycles take well under a second against a small account and can take minutes against a large,
+# throttled one (three attempts with backoff per call).
+CYCLE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0)
+
+
+class _StateCollector:
+    """Renders the state gauges from the last snapshot handed to Metrics.publish()."""
+
+    def __init__(self, metrics: "Metrics") -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        report, last_success, remediation_enabled = self._metrics.snapshot()
+        build = GaugeMetricFamily("albsg_build_info", "Always 1; the version of alb-sg-monitor running.",
+                                  labels=["version"])
+        build.add_metric([__version__], 1)
+        yield build
+        yield GaugeMetricFamily("albsg_remediation_enabled",
+                                "1 in enforce mode while holding leadership, else 0.",
+                                value=1 if remediation_enabled else 0)
+        if last_success is not None:
+            yield GaugeMetricFamily("albsg_last_success_timestamp_seconds",
+                                    "Unix time at which the last complete check cycle ended.",
+                                    value=last_success)
+        if report is None:
+            return  # no cycle has completed yet: no state to claim
+        yield GaugeMetricFamily("albsg_observation_complete",
+                                "1 when every AWS read of the last cycle succeeded, else 0.",
+                                value=1 if report.complete else 0)
+        reachable = GaugeMetricFamily(
+            "albsg_load_balancer_reachable",
+            "1 when every target of the load balancer is admitted by the node/pod security groups, "
+            "0 when one is not; no sample while unknown (a read failed).",
+            labels=["load_balancer", "ingress_namespace", "ingress"])
+        for lb in report.load_balancers:
+            if lb.reachable is not None:
+                reachable.add_metric([lb.name, lb.ingress_namespace, lb.ingress], 1 if lb.reachable else 0)
+        yield reachable
+        findings = GaugeMetricFamily("albsg_findings", "Findings of the last cycle, by code.",
+                                     labels=["code", "severity"])
+        for (code, severity), count in sorted(finding_counts(report).items()):
+            findings.add_metric([code, severity], count)
+        yield findings
+
+
+def finding_counts(report: Report) -> dict[tuple[str, str], int]:
+    counts = {(code, severity): 0 for code, severity in KNOWN_FINDINGS.items()}
+    for finding in report.findings:
+        key = (finding.code, finding.severity.value)
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+class Metrics:
+    """Every metric of the monitor, in its own registry. Thread-safe: cycles publish from the
+    scheduler's threads while the HTTP server scrapes from its own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._lock = threading.Lock()
+        self._report: Report | None = None
+        self._last_success: float | None = None
+        self._remediation_enabled = False
+        self.registry.register(_StateCollector(self))
+        self.revocations = Counter(
+            "albsg_rule_revocations_total",
+            "Paths seen going from covered to uncovered between cycles, by load balancer.",
+            ["load_balancer"], registry=self.registry)
+        self.remediations = Counter(
+            "albsg_remediations_total", "Restore decisions, by result.", ["result"], registry=self.registry)
+        for result in REMEDIATION_RESULTS:
+            self.remediations.labels(result)
+        self.cycle_duration = Histogram(
+            "albsg_cycle_duration_seconds", "Duration of one rule check cycle.",
+            buckets=CYCLE_BUCKETS, registry=self.registry)
+        self.cycle_failures = Counter(
+            "albsg_cycle_failures_total",
+            "Cycles that ended with an unexpected error instead of a report, by job.",
+            ["job"], registry=self.registry)
+        self.topology_refreshes = Counter(
+            "albsg_topology_refreshes_total", "Topology discoveries run, by reason.", ["reason"],
+            registry=self.registry)
+        self.api_calls = Counter(
+            "albsg_aws_api_calls_total", "AWS API requests sent, retries included.",
+            ["service", "operation"], registry=self.registry)
+        self.api_errors = Counter(
+            "albsg_aws_api_errors_total", "AWS API requests that failed, by error code.",
+            ["service", "operation", "code"], registry=self.registry)
+        for job in ("check", "topology"):
+            self.cycle_failures.labels(job)
+
+    # -- state --------------------------------------------------------------------------------
+    def publish(self, report: Report, now: float) -> None:
+        """Make `report` the state /metrics shows; a complete one also moves the success time."""
+        with self._lock:
+            previous, self._report = self._report, report
+            if report.complete:
+                self._last_success = now
+        # Every ALB gets its revocation series at 0, so the first revocation is an increase that
+        # rate()/increase() can see; an ALB that is gone takes its series with it.
+        names = {lb.name for lb in report.load_balancers}
+        for name in sorted(names):
+            self.revocations.labels(name)
+        for lb in previous.load_balancers if previous else ():
+            if lb.name not in names:
+                try:
+                    self.revocations.remove(lb.name)
+                except KeyError:
+                    pass
+
+    def set_remediation_enabled(self, enabled: bool) -> None:
+        with self._lock:
+            self._remediation_enabled = enabled
+
+    def snapshot(self) -> tuple[Report | None, float | None, bool]:
+        with self._lock:
+            return self._report, self._last_success, self._remediation_enabled
+
+    # -- events -------------------------------------------------------------------------------
+    def count_revocations(self, load_balancers: Iterable[str]) -> None:
+        for name in load_balancers:
+            self.revocations.labels(name).inc()
+
+    def count_remediation(self, result: str) -> None:
+        if result not in REMEDIATION_RESULTS:
+            raise ValueError(f"unknown remediation result {result!r}")
+        self.remediations.labels(result).inc()
+
+    def observe_cycle(self, seconds: float) -> None:
+        self.cycle_duration.observe(seconds)
+
+    def count_cycle_failure(self, job: str) -> None:
+        self.cycle_failures.labels(job).inc()
+
+    def count_topology_refresh(self, reason: str) -> None:
+        self.topology_refreshes.labels(reason).inc()
+
+    # ApiCounter listener (monitor.aws.session.ApiListener): register with
+    # `clients.counter.listeners.append(metrics)`.
+    def api_call(self, service: str, operation: str) -> None:
+        self.api_calls.labels(service, operation).inc()
+
+    def api_error(self, service: str, operation: str, code: str) -> None:
+        self.api_errors.labels(service, operation, code).inc()
+
+    # -- exposition ---------------------------------------------------------------------------
+    def exposition(self, accept: str | None = None) -> tuple[bytes, str]:
+        """The body and content type answering a scrape with this Accept header."""
+        encoder, content_type = choose_encoder(accept or "")
+        return encoder(self.registry), content_type

@@ -1,0 +1,175 @@
+"""A loopback HTTP proxy between boto3 and moto that counts requests per (service, Action) and
+can answer chosen actions with the errors real AWS gives under throttling or an outage.
+
+ELBv2, EC2 and IAM use the AWS query protocol: the action is the `Action` field of the form body
+(or the query string), and the service is the SigV4 credential scope of the Authorization header.
+Point a client at it with AWS_ENDPOINT_URL=proxy.url.
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+_SCOPE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_request")
+_HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "upgrade", "server", "date"}
+
+THROTTLE = "throttle"
+UNAVAILABLE = "unavailable"
+
+
+@dataclass(frozen=True)
+class _Fault:
+    kind: str  # THROTTLE or UNAVAILABLE
+    service: str | None  # None: every service
+    actions: frozenset[str] | None  # None: every action
+
+    def applies(self, service: str, action: str) -> bool:
+        return (self.service is None or self.service == service) and (self.actions is None or action in self.actions)
+
+
+def error_response(kind: str, service: str) -> tuple[int, bytes]:
+    """The status and XML body the service sends for this fault, in the shape botocore parses:
+    EC2's `<Response><Errors>` and the other query services' `<ErrorResponse>`."""
+    request_id = str(uuid.uuid4())
+    if kind == THROTTLE:
+        status, code, message = 400, ("RequestLimitExceeded" if service == "ec2" else "Throttling"), (
+            "Request limit exceeded." if service == "ec2" else "Rate exceeded")
+    else:
+        status, code, message = 503, ("Unavailable" if service == "ec2" else "ServiceUnavailable"), (
+            "The service is unavailable. Please try again shortly.")
+    if service == "ec2":
+        body = (f"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code}</Code>"
+                f"<Message>{message}</Message></Error></Errors><RequestID>{request_id}</RequestID></Response>")
+    else:
+        kind_of = "Sender" if status < 500 else "Receiver"
+        body = (f"<ErrorResponse><Error><Type>{kind_of}</Type><Code>{code}</Code><Message>{message}</Message>"
+                f"</Error><RequestId>{request_id}</RequestId></ErrorResponse>")
+    return status, body.encode()
+
+
+class AwsProxy:
+    """Start with `with AwsProxy(upstream_url) as proxy:`; `proxy.url` is the endpoint to use."""
+
+    def __init__(self, upstream: str) -> None:
+        parts = urlsplit(upstream)
+        self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self._lock = threading.Lock()
+        self._faults: list[_Fault] = []
+        self.requests: Counter[tuple[str, str]] = Counter()  # forwarded or failed, per (service, action)
+        self.injected: Counter[tuple[str, str]] = Counter()  # answered with a fault
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="awsproxy", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def start(self) -> "AwsProxy":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> "AwsProxy":
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    # -- faults -------------------------------------------------------------------------------
+    def fail(self, actions: Iterable[str] | None = None, kind: str = THROTTLE, service: str | None = None) -> None:
+        """From now on answer these actions (all when None) of this service (all when None) with a fault."""
+        if kind not in (THROTTLE, UNAVAILABLE):
+            raise ValueError(f"unknown fault {kind!r}")
+        with self._lock:
+            self._faults.append(_Fault(kind, service, None if actions is None else frozenset(actions)))
+
+    def heal(self) -> None:
+        """Stop injecting faults: every request is forwarded again."""
+        with self._lock:
+            self._faults.clear()
+
+    def count(self, service: str | None = None, action: str | None = None) -> int:
+        with self._lock:
+            return sum(n for (s, a), n in self.requests.items()
+                       if (service is None or s == service) and (action is None or a == action))
+
+    def reset_counts(self) -> None:
+        with self._lock:
+            self.requests.clear()
+            self.injected.clear()
+
+    def _decide(self, service: str, action: str) -> str | None:
+        with self._lock:
+            self.requests[(service, action)] += 1
+            for fault in self._faults:
+                if fault.applies(service, action):
+                    self.injected[(service, action)] += 1
+                    return fault.kind
+        return None
+
+    def _forward(self, method: str, path: str, headers: list[tuple[str, str]], body: bytes):
+        connection = http.client.HTTPConnection(*self._upstream, timeout=30)
+        try:
+            connection.request(method, path, body=body, headers=dict(headers))
+            answer = connection.getresponse()
+            return answer.status, [(k, v) for k, v in answer.getheaders() if k.lower() not in _HOP_BY_HOP], answer.read()
+        finally:
+            connection.close()
+
+
+def identify(headers: dict[str, str], path: str, body: bytes) -> tuple[str, str]:
+    """(service, action) of a query-protocol request; ('unknown', '') parts when absent."""
+    match = _SCOPE.search(headers.get("authorization", ""))
+    service = match.group(1) if match else "unknown"
+    if service == "elasticloadbalancing":
+        service = "elbv2"
+    fields = parse_qs(urlsplit(path).query)
+    if not fields.get("Action") and body:
+        fields = parse_qs(body.decode("utf-8", "replace"))
+    return service, (fields.get("Action") or [""])[0]
+
+
+def _handler_for(proxy: AwsProxy) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _handle(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            lowered = {k.lower(): v for k, v in self.headers.items()}
+            service, action = identify(lowered, self.path, body)
+            fault = proxy._decide(service, action)
+            if fault is not None:
+                status, payload = error_response(fault, service)
+                self._send(status, [("Content-Type", "text/xml")], payload)
+                return
+            headers = [(k, v) for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP]
+            status, answer_headers, payload = proxy._forward(self.command, self.path, headers, body)
+            self._send(status, [(k, v) for k, v in answer_headers if k.lower() != "content-length"], payload)
+
+        def _send(self, status: int, headers: list[tuple[str, str]], payload: bytes) -> None:
+            self.send_response(status)
+            for key, value in headers:
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_POST = do_PUT = do_DELETE = _handle
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            pass
+
+    return Handler

@@ -1,0 +1,69 @@
+"""The test proxy counts what boto3 sends and fails it the way AWS does, so botocore reacts as
+it would to real throttling and outages."""
+
+from __future__ import annotations
+
+import boto3
+import botocore.config
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.support.awsproxy import THROTTLE, UNAVAILABLE, AwsProxy
+from tests.support.fixtures import tiny_moto  # noqa: F401 (fixture)
+from tests.support.tinyworld import REGION
+
+
+@pytest.fixture
+def proxy(tiny_moto):  # noqa: F811
+    with AwsProxy(tiny_moto) as running:
+        yield running
+
+
+def client(proxy: AwsProxy, service: str, attempts: int = 1):
+    config = botocore.config.Config(retries={"mode": "standard", "total_max_attempts": attempts})
+    return boto3.client(service, region_name=REGION, endpoint_url=proxy.url, config=config,
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def error_code(call) -> tuple[str, int]:
+    with pytest.raises(ClientError) as caught:
+        call()
+    return caught.value.response["Error"]["Code"], caught.value.response["ResponseMetadata"]["HTTPStatusCode"]
+
+
+def test_forwards_and_counts_per_service_and_action(proxy):
+    ec2, elbv2, iam = client(proxy, "ec2"), client(proxy, "elbv2"), client(proxy, "iam")
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    assert any(v["VpcId"] == vpc for v in ec2.describe_vpcs()["Vpcs"])
+    ec2.describe_vpcs()
+    elbv2.describe_load_balancers()
+    iam.list_roles()
+    assert proxy.count("ec2", "DescribeVpcs") == 2
+    assert proxy.count("ec2", "CreateVpc") == 1
+    assert proxy.count("elbv2", "DescribeLoadBalancers") == 1
+    assert proxy.count("iam", "ListRoles") == 1
+    assert proxy.count() == 5
+
+
+def test_throttles_chosen_actions_as_each_service_does_then_heals(proxy):
+    ec2, elbv2 = client(proxy, "ec2"), client(proxy, "elbv2")
+    proxy.fail(["DescribeSecurityGroups", "DescribeLoadBalancers"], kind=THROTTLE)
+    assert error_code(ec2.describe_security_groups) == ("RequestLimitExceeded", 400)
+    assert error_code(elbv2.describe_load_balancers) == ("Throttling", 400)
+    ec2.describe_vpcs()  # not chosen: forwarded
+    proxy.heal()
+    assert "SecurityGroups" in ec2.describe_security_groups()
+    assert proxy.injected[("ec2", "DescribeSecurityGroups")] == 1
+
+
+def test_unavailable_fails_every_action_with_503(proxy):
+    proxy.fail(kind=UNAVAILABLE)
+    assert error_code(client(proxy, "ec2").describe_vpcs) == ("Unavailable", 503)
+    assert error_code(client(proxy, "elbv2").describe_target_groups) == ("ServiceUnavailable", 503)
+
+
+def test_botocore_retries_the_injected_throttling_as_throttling(proxy):
+    proxy.fail(["DescribeVpcs"], service="ec2")
+    assert error_code(client(proxy, "ec2", attempts=2).describe_vpcs)[0] == "RequestLimitExceeded"
+    assert proxy.count("ec2", "DescribeVpcs") == 2  # one retry: botocore took it for a transient error
+    client(proxy, "elbv2").describe_load_balancers()  # another service is not affected

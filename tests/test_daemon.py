@@ -1,0 +1,197 @@
+"""The daemon's cycles against moto over HTTP: what a user sees on /metrics and in the summary."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import subprocess
+import urllib.error
+import urllib.request
+
+from dataclasses import replace
+
+import pytest
+import structlog
+from prometheus_client.parser import text_string_to_metric_families
+
+from monitor import aws, logs
+from monitor.daemon import Daemon
+from monitor.main import DaemonParts, assemble_daemon
+from monitor.metrics import Metrics
+from monitor.server import Endpoints, HttpServer
+from monitor.settings import Settings
+from tests.support.fixtures import tiny_aws_env, tiny_moto, tiny_world  # noqa: F401 (fixtures)
+from tests.support.tinyworld import CLUSTER, World, add_alb
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def parts(tiny_world: World):
+    built = assemble_daemon(Settings(cluster_name=CLUSTER, interval=15.0, listen="127.0.0.1:0"))
+    built.server.start()
+    yield built
+    built.server.stop()
+
+
+def get(parts: DaemonParts, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{parts.server.port}{path}", timeout=10) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def scrape(parts: DaemonParts) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    status, body = get(parts, "/metrics")
+    assert status == 200
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(body) for s in family.samples}
+
+
+def reachable(parts: DaemonParts) -> dict[str, float]:
+    return {dict(labels)["load_balancer"]: v for (name, labels), v in scrape(parts).items()
+            if name == "albsg_load_balancer_reachable"}
+
+
+def metric(parts: DaemonParts, name: str, **labels: str) -> float | None:
+    return scrape(parts).get((name, tuple(sorted(labels.items()))))
+
+
+def test_a_healthy_cluster_on_metrics(parts, tiny_world):
+    seen = []
+    parts.daemon.on_cycle.append(seen.append)
+    summary = parts.daemon.run_once()
+    assert seen == [summary]
+    assert summary.ok and summary.complete and summary.count(True) == 2
+    web, api = tiny_world.albs["web"], tiny_world.albs["api"]
+    got = scrape(parts)
+    assert got[("albsg_load_balancer_reachable",
+                (("ingress", "web"), ("ingress_namespace", "shop"), ("load_balancer", web.name)))] == 1
+    assert reachable(parts) == {web.name: 1, api.name: 1}
+    assert got[("albsg_observation_complete", ())] == 1
+    assert got[("albsg_findings", (("code", "ACCESS_REVOKED"), ("severity", "critical")))] == 0
+    assert got[("albsg_aws_api_calls_total", (("operation", "DescribeSecurityGroupRules"), ("service", "ec2")))] >= 1
+    assert got[("albsg_cycle_duration_seconds_count", ())] == 1
+    assert got[("albsg_last_success_timestamp_seconds", ())] > 1.7e9
+
+
+def test_a_revoked_rule_is_counted_once_and_cuts_only_its_alb(parts, tiny_world):
+    web, api = tiny_world.albs["web"], tiny_world.albs["api"]
+    parts.daemon.run_once()
+    assert metric(parts, "albsg_rule_revocations_total", load_balancer=web.name) == 0
+    tiny_world.revoke_node_rule("web")
+    summary = parts.daemon.run_once()
+    assert [(r.load_balancer, r.target) for r in summary.revocations] == [(web.name, tiny_world.instance_id)]
+    assert reachable(parts) == {web.name: 0, api.name: 1}
+    assert metric(parts, "albsg_findings", code="ACCESS_REVOKED", severity="critical") == 1
+    assert metric(parts, "albsg_rule_revocations_total", load_balancer=web.name) == 1
+    parts.daemon.run_once()  # still revoked: not a new revocation
+    assert metric(parts, "albsg_rule_revocations_total", load_balancer=web.name) == 1
+    tiny_world.restore_node_rule("web")
+    parts.daemon.run_once()
+    assert reachable(parts)[web.name] == 1
+    tiny_world.revoke_node_rule("web")
+    parts.daemon.run_once()
+    assert metric(parts, "albsg_rule_revocations_total", load_balancer=web.name) == 2
+    assert metric(parts, "albsg_rule_revocations_total", load_balancer=api.name) == 0
+
+
+def test_a_deleted_alb_vanishes_from_metrics_and_triggers_a_refresh(parts, tiny_world):
+    web, api = tiny_world.albs["web"], tiny_world.albs["api"]
+    parts.daemon.run_once()
+    tiny_world.delete_alb("api")
+    summary = parts.daemon.run_once()
+    assert reachable(parts) == {web.name: 1}
+    assert summary.refresh_wanted == "load_balancer_gone"
+    assert metric(parts, "albsg_rule_revocations_total", load_balancer=api.name) is None
+    parts.daemon.run_once()
+    assert [lb.name for lb in parts.daemon.topology.load_balancers] == [web.name]
+    assert metric(parts, "albsg_topology_refreshes_total", reason="load_balancer_gone") == 1
+
+
+def test_a_new_alb_is_discovered_at_once(parts, tiny_world):
+    parts.daemon.run_once()
+    tiny_world.albs["admin"] = add_alb(tiny_world, "shop", "admin")
+    summary = parts.daemon.run_once()
+    assert summary.refresh_wanted == "new_load_balancer"
+    parts.daemon.run_once()
+    assert tiny_world.albs["admin"].name in reachable(parts)
+
+
+def test_probes_follow_the_check_loop(tiny_world):
+    clock = FakeClock()
+    clients = aws.connect(None)
+    metrics = Metrics()
+    daemon = Daemon(clients, CLUSTER, metrics, interval=10.0, topology_interval=300.0, monotonic=clock)
+    server = HttpServer("127.0.0.1:0", Endpoints(metrics.exposition, daemon.health, daemon.ready))
+    server.start()
+    probe = DaemonParts(clients, metrics, daemon, server)
+    try:
+        assert get(probe, "/readyz")[0] == 503
+        assert get(probe, "/healthz")[0] == 200  # just started
+        daemon.run_once()
+        assert get(probe, "/readyz")[0] == 200
+        clock.now += 29.0
+        assert get(probe, "/healthz")[0] == 200
+        clock.now += 2.0  # more than three intervals since the loop last ran
+        status, body = get(probe, "/healthz")
+        assert status == 503 and "30s" in body
+        daemon.run_once()
+        assert get(probe, "/healthz")[0] == 200
+        assert get(probe, "/nothing")[0] == 404
+    finally:
+        server.stop()
+
+
+def test_promtool_accepts_the_real_exposition(parts, tiny_world):
+    parts.daemon.run_once()
+    tiny_world.revoke_node_rule("web")
+    parts.daemon.run_once()
+    status, body = get(parts, "/metrics")
+    result = subprocess.run(["promtool", "check", "metrics"], input=body.encode(), capture_output=True, timeout=30)
+    assert result.returncode == 0 and not result.stdout.strip() and not result.stderr.strip(), result
+    assert "albsg_rule_revocations_total" in body
+
+
+def test_a_cycle_that_raises_is_counted_and_the_next_one_runs(tiny_world):
+    broken = replace(aws.connect(None), ec2=object())  # a client that cannot make any EC2 call
+    metrics = Metrics()
+    daemon = Daemon(broken, CLUSTER, metrics, interval=10.0, topology_interval=300.0)
+    first, second = daemon.check(), daemon.check()
+    assert first.error and second.error and not first.ok
+    assert daemon.cycles == 2 and daemon.health()[0] and not daemon.ready()[0]
+    body = metrics.exposition()[0].decode()
+    assert 'albsg_cycle_failures_total{job="check"} 2.0' in body
+    assert 'albsg_cycle_failures_total{job="topology"} 2.0' in body
+    assert "albsg_load_balancer_reachable{" not in body
+
+
+def test_each_cycle_logs_one_json_summary_event(tiny_world):
+    stream = io.StringIO()
+    logs.configure("json", stream=stream)
+    try:
+        daemon = Daemon(aws.connect(None), CLUSTER, Metrics(), interval=10.0, topology_interval=300.0)
+        daemon.run_once()
+        tiny_world.revoke_node_rule("web")
+        daemon.run_once()
+    finally:
+        logging.getLogger().handlers.clear()
+        structlog.reset_defaults()
+    events = [json.loads(line) for line in stream.getvalue().splitlines()]
+    cycles = [e for e in events if e["event"] == "check_cycle"]
+    assert len(cycles) == 2
+    assert cycles[1] | {"duration_seconds": 0, "timestamp": ""} == {
+        "event": "check_cycle", "level": "info", "logger": "monitor.daemon", "timestamp": "",
+        "complete": True, "load_balancers": 2, "reachable": 1, "unreachable": 1, "unknown": 0, "findings": 1,
+        "critical": 1, "failed_reads": 0, "revocations": 1, "duration_seconds": 0, "api_calls": 2}
+    revoked = [e for e in events if e["event"] == "path_revoked"]
+    assert [(e["load_balancer"], e["target"]) for e in revoked] == [(tiny_world.albs["web"].name, tiny_world.instance_id)]
+    assert [e["reason"] for e in events if e["event"] == "topology_refreshed"] == ["start"]

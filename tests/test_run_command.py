@@ -1,0 +1,135 @@
+"""`alb-sg-monitor run` as a real process: it stops cleanly on signals (also as PID 1), and
+refuses bad settings or a busy port with one line and exit status 2 before anything starts."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.support.fixtures import tiny_moto, reset_moto  # noqa: F401 (fixture)
+from tests.support.tinyworld import CLUSTER, env_for, build_world, free_port
+
+EXE = str(Path(sys.executable).with_name("alb-sg-monitor"))
+STOP_WITHIN_SECONDS = 5.0
+
+
+@pytest.fixture
+def env(tiny_moto):  # noqa: F811
+    reset_moto(tiny_moto)
+    build_world(tiny_moto, ("web",))
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ALBSG_"))}
+    return clean | env_for(tiny_moto) | {"AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}
+
+
+def start(env: dict[str, str], port: int, prefix: tuple[str, ...] = ()) -> subprocess.Popen:
+    return subprocess.Popen([*prefix, EXE, "run", "--cluster-name", CLUSTER, "--listen", f"127.0.0.1:{port}",
+                             "--interval", "1s"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def wait_ready(process: subprocess.Popen, port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        time.sleep(0.1)
+    process.kill()
+    raise AssertionError(f"not ready within {timeout}s: {process.communicate()}")
+
+
+def stop_and_time(process: subprocess.Popen, pid: int, signum: int) -> tuple[float, str]:
+    began = time.monotonic()
+    os.kill(pid, signum)
+    try:
+        out, err = process.communicate(timeout=STOP_WITHIN_SECONDS + 5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+    return time.monotonic() - began, out.decode() + err.decode()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_the_daemon_cleanly_within_seconds(env, signum):
+    port = free_port()
+    process = start(env, port)
+    wait_ready(process, port)
+    took, output = stop_and_time(process, process.pid, signum)
+    assert process.returncode == 0, output
+    assert took < STOP_WITHIN_SECONDS, output
+    events = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    names = [e["event"] for e in events]
+    assert "check_cycle" in names and names[-1] == "daemon_stopped"
+    assert {"event": "stop_requested", "signal": signal.Signals(signum).name}.items() <= next(
+        e for e in events if e["event"] == "stop_requested").items()
+    assert "Traceback" not in output
+
+
+def _pid_namespaces_work() -> bool:
+    if not shutil.which("unshare"):
+        return False
+    return subprocess.run(["unshare", "--pid", "--fork", "true"], capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(not _pid_namespaces_work(), reason="needs unshare --pid (root or user namespaces)")
+def test_sigterm_stops_it_as_pid_1(env):
+    port = free_port()
+    # in a new PID namespace the daemon is PID 1: the kernel drops signals it has no handler for
+    process = start(env, port, prefix=("unshare", "--pid", "--fork", "--kill-child"))
+    wait_ready(process, port)
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+    assert len(children) == 1
+    inner = int(children[0])
+    nspid = next(line for line in Path(f"/proc/{inner}/status").read_text().splitlines() if line.startswith("NSpid:"))
+    assert nspid.split()[-1] == "1"  # its PID inside its namespace
+    took, output = stop_and_time(process, inner, signal.SIGTERM)
+    assert process.returncode == 0, output
+    assert took < STOP_WITHIN_SECONDS, output
+
+
+def test_a_port_in_use_is_one_line_and_exit_2(env):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run([EXE, "run", "--cluster-name", CLUSTER, "--listen", f"127.0.0.1:{port}",
+                                 "--log-format", "json"], env=env, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"alb-sg-monitor: error: --listen: 127.0.0.1:{port} is already in use; choose another address with --listen"]
+
+
+@pytest.mark.parametrize(("args", "names"), [
+    (["--interval", "soon"], "--interval"),
+    (["--topology-interval", "0s"], "--topology-interval"),
+    (["--listen", "9917"], "--listen"),
+    (["--mode", "fix"], "--mode"),
+])
+def test_bad_flags_exit_2_before_anything_starts(env, args, names):
+    port = free_port()
+    result = subprocess.run([EXE, "run", "--cluster-name", CLUSTER, *args], env=env | {"ALBSG_LISTEN": f"127.0.0.1:{port}"},
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert len(result.stderr.splitlines()) == 1 and names in result.stderr
+    assert result.stdout == ""  # not even the start-up event: nothing ran
+
+
+def test_a_missing_cluster_name_exits_2(env):
+    result = subprocess.run([EXE, "run"], env=env, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "alb-sg-monitor: error: --cluster-name: required; give the EKS cluster name (or set ALBSG_CLUSTER_NAME)"]

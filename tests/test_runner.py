@@ -1,0 +1,118 @@
+"""The scheduled daemon rides out a throttled or failing AWS endpoint and recovers by itself."""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from monitor import runner
+from monitor.main import assemble_daemon
+from monitor.settings import Settings
+from tests.support.awsproxy import UNAVAILABLE, AwsProxy
+from tests.support.fixtures import tiny_aws_env, tiny_moto, tiny_world  # noqa: F401 (fixtures)
+from tests.support.tinyworld import CLUSTER, World, add_alb
+
+
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        body = answer.read().decode()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(body) for s in family.samples}
+
+
+def reachable(port: int) -> dict[str, float]:
+    return {dict(labels)["load_balancer"]: v for (name, labels), v in scrape(port).items()
+            if name == "albsg_load_balancer_reachable"}
+
+
+def wait_for(what: Callable[[], object], timeout: float = 20.0) -> object:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = what()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout}s: {what.__doc__ or what}")
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def proxied_daemon(tiny_world, monkeypatch):
+    """The daemon scheduled in this process, talking to moto through the fault-injecting proxy."""
+    with AwsProxy(tiny_world.endpoint) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        parts = assemble_daemon(Settings(cluster_name=CLUSTER, interval=0.5, topology_interval=300.0,
+                                         listen="127.0.0.1:0"))
+        stop = threading.Event()
+        thread = threading.Thread(target=runner.run, args=(parts.daemon, parts.server, 0.5, 300.0),
+                                  kwargs={"stop": stop, "handle_signals": False}, daemon=True)
+        thread.start()
+        yield parts, proxy
+        stop.set()
+        thread.join(15)
+        assert not thread.is_alive()
+
+
+def test_throttling_and_outage_leave_the_daemon_running_and_it_recovers(proxied_daemon, tiny_world: World):
+    parts, proxy = proxied_daemon
+    port, web = parts.server.port, tiny_world.albs["web"].name
+    wait_for(lambda: reachable(port).get(web) == 1)
+
+    proxy.fail(["DescribeSecurityGroupRules"])  # the rule check's read is throttled
+    wait_for(lambda: scrape(port).get(("albsg_observation_complete", ())) == 0)
+    got = scrape(port)
+    assert web not in reachable(port)  # unknown: no sample, not the last known 1
+    errors = got[("albsg_aws_api_errors_total", (("code", "RequestLimitExceeded"),
+                                                 ("operation", "DescribeSecurityGroupRules"), ("service", "ec2")))]
+    assert errors >= 2  # botocore retried it, and every attempt is counted
+    assert got[("albsg_findings", (("code", "OBSERVATION_INCOMPLETE"), ("severity", "warning")))] >= 1
+    success_during_throttle = got[("albsg_last_success_timestamp_seconds", ())]
+
+    proxy.heal()
+    proxy.fail(kind=UNAVAILABLE)  # then every call answers 503
+    cycles = parts.daemon.cycles
+    wait_for(lambda: parts.daemon.cycles >= cycles + 2)
+    assert web not in reachable(port)
+    assert scrape(port)[("albsg_aws_api_errors_total", (("code", "ServiceUnavailable"),
+                                                        ("operation", "DescribeLoadBalancers"), ("service", "elbv2")))] >= 1
+
+    proxy.heal()
+    wait_for(lambda: reachable(port).get(web) == 1)
+    got = scrape(port)
+    assert got[("albsg_observation_complete", ())] == 1
+    assert got[("albsg_last_success_timestamp_seconds", ())] > success_during_throttle
+    assert got[("albsg_cycle_failures_total", (("job", "check"),))] == 0  # failures were data, not crashes
+    assert parts.daemon.health()[0]
+
+
+def test_a_new_alb_appears_without_waiting_for_the_topology_interval(proxied_daemon, tiny_world: World):
+    parts, proxy = proxied_daemon
+    port = parts.server.port
+    wait_for(lambda: len(reachable(port)) == 2)
+    admin = add_alb(tiny_world, "shop", "admin")
+    wait_for(lambda: reachable(port).get(admin.name) == 1, timeout=10)
+    assert scrape(port)[("albsg_topology_refreshes_total", (("reason", "new_load_balancer"),))] == 1
+    # the steady state costs two calls a cycle: the rule check reads nothing else
+    proxy.reset_counts()
+    cycles = parts.daemon.cycles
+    wait_for(lambda: parts.daemon.cycles >= cycles + 3)
+    per_cycle = proxy.count() / (parts.daemon.cycles - cycles)
+    assert per_cycle <= 2.5, proxy.requests
+
+
+def test_neither_job_ever_runs_twice_at_once_and_missed_runs_coalesce(tiny_world):
+    parts = assemble_daemon(Settings(cluster_name=CLUSTER, listen="127.0.0.1:0"))
+    parts.server.stop()
+    scheduler = runner.build_scheduler(parts.daemon, interval=15.0, topology_interval=300.0)
+    scheduler.start(paused=True)  # job defaults are applied when the scheduler starts
+    jobs = {job.id: job for job in scheduler.get_jobs()}
+    scheduler.shutdown(wait=False)
+    assert set(jobs) == {"check", "topology"}
+    assert all(job.max_instances == 1 and job.coalesce for job in jobs.values())
+    assert jobs["check"].trigger.interval.total_seconds() == 15.0
+    assert jobs["topology"].trigger.interval.total_seconds() == 300.0
