@@ -18,7 +18,8 @@ demo: $(STAMP)
 	$(BIN)/alb-sg-monitor demo
 
 test: $(STAMP)
-	$(BIN)/pytest -q
+	scripts/test-prerequisites
+	PATH="$(CURDIR)/.tools/bin:$$PATH" $(BIN)/pytest -q
 
 # Container image with buildah (root, no Docker engine): builds, smoke-runs as the non-root user,
 # prints build time and size. Not part of `test`: it takes about a minute and needs root.
