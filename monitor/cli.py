@@ -52,6 +52,14 @@ def _count(minimum: int) -> Callable[[str], int]:
     return convert
 
 
+def _boolean(value: str) -> bool:
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("", "0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{value!r} is not true or false")
+
+
 def _listen(value: str) -> str:
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
@@ -80,6 +88,8 @@ OPTIONS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
     "--cleanup-grace": (_duration, "5m", "how long a rule we created stays orphaned before we revoke it"),
     "--log-format": (_choice("json", "console", "auto"), "auto", "json, console, or auto (console on a terminal)"),
     "--output": (_choice("table", "json"), "table", "check/preflight output: table or json"),
+    "--demo": (_boolean, None, "run against the embedded demo account (simulated AWS and Kubernetes), "
+                               "no AWS account needed; implies --cluster-name demo-eks"),
 }
 
 
@@ -95,9 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, help_text in COMMANDS.items():
         command = sub.add_parser(name, help=help_text, description=help_text)
-        for flag, (_, default, help_text) in OPTIONS.items():
+        for flag, (convert, default, help_text) in OPTIONS.items():
             shown = f" [env {env_name(flag)}" + (f", default {default}]" if default else "]")
-            command.add_argument(flag, default=None, help=help_text + shown)
+            if convert is _boolean:
+                command.add_argument(flag, action="store_const", const="true", default=None, help=help_text + shown)
+            else:
+                command.add_argument(flag, default=None, help=help_text + shown)
     return parser
 
 
@@ -118,6 +131,8 @@ def settings_from(args: argparse.Namespace, require_cluster: bool = True) -> Set
             values[dest] = convert(raw)
         except ValueError as exc:
             raise ConfigError(f"{source}: {exc}") from None
+    if values.get("demo") and not values["cluster_name"]:
+        values["cluster_name"] = "demo-eks"
     if not values["cluster_name"]:
         if require_cluster:
             raise ConfigError(f"--cluster-name: required; give the EKS cluster name (or set {env_name('--cluster-name')})")

@@ -5,7 +5,7 @@ The same path serves `check`, `preflight` and the demo; the daemon runs its halv
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from monitor import migration
 from monitor.aws import AwsClients, RuleReader, discover
@@ -47,7 +47,8 @@ def verdict(snapshot: Snapshot) -> Report:
     if state is None:
         return report
     extra = (*migration.kubernetes_unavailable(state),
-             *migration.unclaimed_shared_labels(snapshot.topology, snapshot.observation.rules, state))
+             *with_impact(migration.unclaimed_shared_labels(snapshot.topology, snapshot.observation.rules, state),
+                          snapshot))
     return report.with_findings(_not_yet_named(extra, report), state.failures, order=migration.order_key)
 
 
@@ -65,8 +66,25 @@ def preflight_once(clients: AwsClients, cluster: str, kube: ClusterSource | None
     role, iam_failures = read_role_policies(clients, v2.role_arn) if v2 else (None, ())
     report = evaluate(snapshot.topology, snapshot.observation)
     findings = migration.migration_findings(snapshot.topology, snapshot.observation.rules, state, role, iam_failures)
+    findings = with_impact(findings, snapshot)
     failures = (*(snapshot.state.failures if snapshot.state else ()), *iam_failures)
     return report.with_findings(_not_yet_named(findings, report), failures, order=migration.order_key)
+
+
+def with_impact(findings, snapshot: Snapshot) -> tuple:
+    """Say, on each UNCLAIMED_SHARED_LABEL finding, what v2's garbage collection of all of them would
+    cut: the verdict again without those rules (pure, no AWS call)."""
+    doomed = {f.rule for f in findings if f.code == "UNCLAIMED_SHARED_LABEL" and f.rule}
+    if not doomed:
+        return tuple(findings)
+    kept = tuple(r for r in snapshot.observation.rules if r.rule_id not in doomed)
+    after = evaluate(snapshot.topology, replace(snapshot.observation, rules=kept))
+    before = {lb.arn: lb.reachable for lb in evaluate(snapshot.topology, snapshot.observation).load_balancers}
+    cut = sorted(lb.name for lb in after.load_balancers if lb.reachable is False and before.get(lb.arn) is True)
+    note = (f" (v2 collecting these labelled rules would cut {', '.join(cut)})" if cut
+            else " (nothing loses its path if v2 collects these labelled rules: other rules admit the same traffic)")
+    return tuple(replace(f, message=f.message.rstrip(".") + note + ".") if f.code == "UNCLAIMED_SHARED_LABEL" else f
+                 for f in findings)
 
 
 def _not_yet_named(findings, report: Report) -> tuple:

@@ -15,6 +15,10 @@ from monitor.settings import Settings
 
 
 def run_command(command: str, settings: Settings) -> int:
+    if settings.demo and command != "demo":
+        from monitor.demo import account
+
+        account.start(settings.cluster_name)
     if command == "check":
         return check(settings)
     if command == "preflight":

@@ -73,3 +73,5 @@ class Settings:
     """json, console, or auto (console on a terminal)."""
     output: str = "table"
     """check/preflight output: table or json."""
+    demo: bool | None = None
+    """Run against the embedded demo account instead of AWS (and its Kubernetes API)."""

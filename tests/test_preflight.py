@@ -75,6 +75,17 @@ def test_pitfall_2_the_guides_jq_labelling_every_all_ports_rule(world, kube, cap
     # v2 would also collect the two v1 rules; the marketing rule is said once, as the critical finding
     assert {world.rule["shop_v1"], world.rule["blog_v1"]} <= unclaimed
     assert world.rule["marketing_user"] not in unclaimed
+    # Labelled before v2 adopted them and added its own rules, the v1 rules would go at the next GC:
+    # the finding says which ALBs that would cut.
+    message = next(f["message"] for f in report["findings"] if f["rule"] == world.rule["shop_v1"])
+    assert f"would cut {world.lb_name['blog']}, {world.lb_name['shop']}" in message
+
+
+def test_unclaimed_label_that_cuts_nothing_says_so(world, kube, capsys):
+    # The payments team labelled v1's pod-SG rule; v2's own rule from the backend SG admits 8443.
+    _, report = preflight(capsys, world, "--kubernetes", "on")
+    message = next(f["message"] for f in report["findings"] if f["rule"] == world.rule["payments_v1"])
+    assert "nothing loses its path" in message
 
 
 def test_both_controllers_running(world, tmp_path, monkeypatch, capsys):
