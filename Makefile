@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test image lint clean
+.PHONY: install demo test bench image lint clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	scripts/test-prerequisites
 	PATH="$(CURDIR)/.tools/bin:$$PATH" $(BIN)/pytest -q
+
+# Figures, not verdicts: AWS requests per cycle, cycle time, memory, detection latency.
+bench: $(STAMP)
+	$(BIN)/python -m bench.benchmark --albs 50 200
 
 # Container image with buildah (root, no Docker engine): builds, smoke-runs as the non-root user,
 # prints build time and size. Not part of `test`: it takes about a minute and needs root.

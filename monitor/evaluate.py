@@ -39,13 +39,18 @@ def evaluate(topology: Topology, observation: Observation) -> Report:
     fresh_lb_sgs = dict(observation.lb_security_groups)
     prefix_lists = dict(observation.prefix_lists)
 
+    by_lb: dict[str, list] = defaultdict(list)
+    for tg in topology.target_groups:
+        for arn in tg.load_balancer_arns:
+            by_lb[arn].append(tg)
     results: list[LoadBalancerResult] = []
     findings: list[Finding] = []
     for lb in topology.load_balancers:
         if observation.live_lb_arns is not None and lb.arn not in observation.live_lb_arns:
             continue  # deleted since the topology was read
         lb = _with_fresh_groups(lb, fresh_lb_sgs)
-        paths = tuple(_paths(lb, topology, rules_by_group, observation.read_groups, groups, prefix_lists))
+        paths = tuple(_paths(lb, by_lb[lb.arn], topology.cluster, rules_by_group, observation.read_groups, groups,
+                             prefix_lists))
         reachable = _reachability(paths, unknown=lb.arn in topology.incomplete_lbs)
         results.append(
             LoadBalancerResult(
@@ -84,15 +89,15 @@ def _with_fresh_groups(lb: LoadBalancer, fresh: dict[str, tuple[str, ...]]) -> L
     return lb
 
 
-def _paths(lb, topology, rules_by_group, read_groups, groups, prefix_lists) -> Iterable[PathResult]:
-    for tg in topology.target_groups:
-        if lb.arn not in tg.load_balancer_arns or tg.target_type not in ("instance", "ip"):
+def _paths(lb, target_groups, cluster, rules_by_group, read_groups, groups, prefix_lists) -> Iterable[PathResult]:
+    for tg in target_groups:
+        if tg.target_type not in ("instance", "ip"):
             continue
         for target in tg.targets or ():
             if target.state in _IGNORED_TARGET_STATES:
                 continue
             ports = tuple(sorted({target.port, tg.health_port_for(target)}))
-            yield _path(lb, tg.arn, target, ports, rules_by_group, read_groups, groups, topology.cluster, prefix_lists)
+            yield _path(lb, tg.arn, target, ports, rules_by_group, read_groups, groups, cluster, prefix_lists)
 
 
 def _path(lb, tg_arn, target, ports, rules_by_group, read_groups, groups, cluster, prefix_lists) -> PathResult:
