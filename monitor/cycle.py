@@ -31,9 +31,14 @@ class Snapshot:
     state: ClusterState | None
 
 
-def read_all(clients: AwsClients, cluster: str, kube: ClusterSource | None, reader: RuleReader | None = None) -> Snapshot:
+def read_all(clients: AwsClients, cluster: str, kube: ClusterSource | None, reader: RuleReader | None = None,
+             progress=None) -> Snapshot:
+    progress = progress or (lambda _: None)
+    if kube is not None:
+        progress("reading the cluster through the Kubernetes API")
     state = kube.read() if kube is not None else None
-    topology = discover(clients, cluster)
+    topology = discover(clients, cluster, progress)
+    progress("reading the inbound rules of the targets' security groups")
     if state is not None:
         topology = join_ingresses(topology, state)
     observation = (reader or RuleReader(clients)).read(topology)
@@ -52,17 +57,19 @@ def verdict(snapshot: Snapshot) -> Report:
     return report.with_findings(_not_yet_named(extra, report), state.failures, order=migration.order_key)
 
 
-def check_once(clients: AwsClients, cluster: str, kube: ClusterSource | None = None) -> Report:
-    return verdict(read_all(clients, cluster, kube))
+def check_once(clients: AwsClients, cluster: str, kube: ClusterSource | None = None, progress=None) -> Report:
+    return verdict(read_all(clients, cluster, kube, progress=progress))
 
 
-def preflight_once(clients: AwsClients, cluster: str, kube: ClusterSource | None) -> Report:
+def preflight_once(clients: AwsClients, cluster: str, kube: ClusterSource | None, progress=None) -> Report:
     """Migration readiness: the check, plus what will cut traffic if the cutover goes on (issue 5).
 
     Without Kubernetes the controllers cannot be seen; the report says so (MIGRATION_POLICY_UNVERIFIED)."""
-    snapshot = read_all(clients, cluster, kube)
+    snapshot = read_all(clients, cluster, kube, progress=progress)
     state = snapshot.state if snapshot.state is not None else ClusterState()
     v2 = next((c for c in state.controllers_of("v2") if c.role_arn), None)
+    if v2 and progress:
+        progress(f"reading the IAM policies of {v2.role_arn}")
     role, iam_failures = read_role_policies(clients, v2.role_arn) if v2 else (None, ())
     report = evaluate(snapshot.topology, snapshot.observation)
     findings = migration.migration_findings(snapshot.topology, snapshot.observation.rules, state, role, iam_failures)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import structlog
@@ -43,16 +44,36 @@ def kube_source(mode: str):
     return ClusterReader(api) if api is not None else None
 
 
+def progress_line():
+    """Progress on stderr while discovery runs, on a terminal only (one line, redrawn)."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(text: str) -> None:
+        sys.stderr.write(f"\r\033[K{text}...")
+        sys.stderr.flush()
+
+    return show
+
+
+def _clear_progress() -> None:
+    if sys.stderr.isatty():
+        sys.stderr.write("\r\033[K")
+        sys.stderr.flush()
+
+
 def check(settings: Settings) -> int:
     clients = aws.connect(settings.region)
-    report = check_once(clients, settings.cluster_name, kube_source(settings.kubernetes))
+    report = check_once(clients, settings.cluster_name, kube_source(settings.kubernetes), progress_line())
+    _clear_progress()
     print(render.to_json(report) if settings.output == "json" else render.to_table(report))
     return report.exit_code
 
 
 def preflight(settings: Settings) -> int:
     clients = aws.connect(settings.region)
-    report = preflight_once(clients, settings.cluster_name, kube_source(settings.kubernetes))
+    report = preflight_once(clients, settings.cluster_name, kube_source(settings.kubernetes), progress_line())
+    _clear_progress()
     print(render.to_json(report) if settings.output == "json" else render.to_table(report, title="preflight"))
     return report.exit_code
 

@@ -5,6 +5,7 @@ Batched and paginated to the API limits; a failed read leaves what depends on it
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from monitor import controllers
@@ -23,16 +24,23 @@ from monitor.aws.session import AwsClients
 from monitor.model import LoadBalancer, ReadFailure, SecurityGroup, Target, TargetGroup, Topology
 
 
+def _silent(_: str) -> None:
+    return None
+
+
 @dataclass
 class _Discovery:
     clients: AwsClients
     cluster: str
+    progress: Callable[[str], None] = _silent
     failures: list[ReadFailure] = field(default_factory=list)
     incomplete: set[str] = field(default_factory=set)
 
 
-def discover(clients: AwsClients, cluster: str) -> Topology:
-    d = _Discovery(clients, cluster)
+def discover(clients: AwsClients, cluster: str, progress: Callable[[str], None] = _silent) -> Topology:
+    """`progress` hears a short line at each step (the CLI shows it on a terminal)."""
+    d = _Discovery(clients, cluster, progress)
+    progress("listing load balancers")
     raw_lbs = attempt(d.failures, "elbv2", "DescribeLoadBalancers",
                       lambda: paginate(clients.elbv2, "describe_load_balancers", "LoadBalancers", ELB_PAGE))
     if raw_lbs is None:
@@ -40,7 +48,9 @@ def discover(clients: AwsClients, cluster: str) -> Topology:
                         security_groups=(), failures=tuple(d.failures))
     tags = _lb_tags(d, [lb["LoadBalancerArn"] for lb in raw_lbs])
     lbs = [lb for lb in raw_lbs if _is_cluster_alb(lb, tags.get(lb["LoadBalancerArn"]), cluster)]
+    progress(f"{len(lbs)} load balancers of {cluster} among {len(raw_lbs)}; listing target groups")
     target_groups = _target_groups(d, {lb["LoadBalancerArn"] for lb in lbs})
+    progress("looking up the ENIs behind the targets")
     target_groups = _attach_enis(d, target_groups)
     lb_groups = {sg for lb in lbs for sg in lb.get("SecurityGroups", ())}
     eni_groups = {sg for tg in target_groups for t in tg.targets or () for sg in t.security_groups or ()}
@@ -88,10 +98,12 @@ def _target_groups(d: _Discovery, lb_arns: set[str]) -> list[TargetGroup]:
         d.incomplete.update(lb_arns)
         return []
     groups = []
-    for tg in raw:
+    ours = [tg for tg in raw if tg.get("TargetType") in ("instance", "ip")
+            and any(a in lb_arns for a in tg.get("LoadBalancerArns", ()))]
+    for index, tg in enumerate(ours, 1):
         attached = tuple(a for a in tg.get("LoadBalancerArns", ()) if a in lb_arns)
-        if not attached or tg.get("TargetType") not in ("instance", "ip"):
-            continue
+        if index % 25 == 0 or index == len(ours):
+            d.progress(f"target health: {index}/{len(ours)} target groups")
         health = attempt(d.failures, "elbv2", "DescribeTargetHealth",
                          lambda: d.clients.elbv2.describe_target_health(TargetGroupArn=tg["TargetGroupArn"]),
                          tg["TargetGroupArn"])
