@@ -72,15 +72,16 @@ class LeaseElector:
             if self._thread is None and (self._attempted_at is None
                                          or self._monotonic() - self._attempted_at >= self._retry):
                 self.try_acquire_or_renew()
-            return self._holding()
+            return self.holds()
 
     def confirm(self) -> bool:
         """Renew now and answer whether we still hold the Lease: the check right before a write."""
         with self._lock:
             self.try_acquire_or_renew()
-            return self._holding()
+            return self.holds()
 
-    def _holding(self) -> bool:
+    def holds(self) -> bool:
+        """Whether our last renewal is younger than the renew deadline, without renewing."""
         held = self._renewed_at is not None and self._monotonic() - self._renewed_at < self._deadline
         if held != self._was_leader:
             self._was_leader = held
@@ -167,7 +168,7 @@ class LeaseElector:
         while not self._stop.is_set():
             self.try_acquire_or_renew()
             with self._lock:
-                self._holding()
+                self.holds()
             self._stop.wait(self._retry)
 
     def stop(self, release: bool = True) -> None:
@@ -181,7 +182,7 @@ class LeaseElector:
             if not release or self._renewed_at is None:
                 return
             self._renewed_at = None
-            self._holding()
+            self.holds()
             try:
                 lease = self._get()
                 if lease and (lease.get("spec") or {}).get("holderIdentity") == self.identity:
