@@ -78,7 +78,7 @@ OPTIONS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
     "--mode": (_choice("observe", "enforce"), "observe", "observe never writes to AWS; enforce restores rules"),
     "--grace": (_duration, "60s", "how long a path stays uncovered before it is restored"),
     "--listen": (_listen, "0.0.0.0:9917", "address of the HTTP server (/metrics, /healthz, /readyz)"),
-    "--state-file": (str, None, "where remembered rules survive restarts when Kubernetes is off"),
+    "--state-file": (str, None, "where remembered rules survive restarts (without it, with Kubernetes: a ConfigMap)"),
     "--max-restores-per-cycle": (_count(1), "5", "enforce: at most this many restores (and clean-ups) a cycle"),
     "--max-restores-per-hour": (_count(1), "20", "enforce: at most this many restore writes in any hour"),
     "--fight-threshold": (_count(2), "3", "revocations of one rule within --fight-window that stop restoring it"),

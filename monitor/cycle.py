@@ -47,7 +47,12 @@ def read_all(clients: AwsClients, cluster: str, kube: ClusterSource | None, read
 
 def verdict(snapshot: Snapshot) -> Report:
     """The check's report: reachability, rule findings, and what Kubernetes adds when it is on."""
-    report = evaluate(snapshot.topology, snapshot.observation)
+    return with_kubernetes(evaluate(snapshot.topology, snapshot.observation), snapshot)
+
+
+def with_kubernetes(report: Report, snapshot: Snapshot) -> Report:
+    """The AWS verdict plus the Kubernetes findings (and read failures) when Kubernetes is on. The
+    daemon keeps both: the AWS verdict alone decides whether a write may happen."""
     state = snapshot.state
     if state is None:
         return report

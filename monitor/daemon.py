@@ -16,9 +16,13 @@ from dataclasses import dataclass, replace
 import structlog
 
 from monitor.aws import AwsClients, RuleReader, discover
+from monitor.cluster_model import ClusterState
+from monitor.cycle import ClusterSource, Snapshot, with_kubernetes
 from monitor.evaluate import evaluate
+from monitor.ingress_join import join_ingresses
 from monitor.metrics import Metrics
 from monitor.model import Observation, Report, Severity, Topology
+from monitor.remediation import Outcome, Remediator
 from monitor.transitions import Coverage, Revocation, advance
 
 log = structlog.get_logger("monitor.daemon")
@@ -36,6 +40,7 @@ class CycleSummary:
     report: Report | None
     revocations: tuple[Revocation, ...] = ()
     refresh_wanted: str | None = None  # why the check asked for a topology refresh, if it did
+    remediations: tuple[Outcome, ...] = ()  # every remediation decision of the cycle, carried out
     duration_seconds: float = 0.0
     api_calls: int = 0
     error: str | None = None
@@ -64,6 +69,7 @@ class CycleSummary:
             "critical": sum(1 for f in report.findings if f.severity is Severity.CRITICAL) if report else 0,
             "failed_reads": len(report.failures) if report else 0,
             "revocations": len(self.revocations),
+            "writes": sum(1 for o in self.remediations if o.result is not None),
             "duration_seconds": round(self.duration_seconds, 3),
             "api_calls": self.api_calls,
         }
@@ -90,12 +96,14 @@ def refresh_reason(topology: Topology, observation: Observation) -> str | None:
 
 
 class Daemon:
-    """State carried from cycle to cycle: the topology, the rule reader (it caches rule sources),
-    the last known coverage of every path, and the times /healthz and /readyz answer from."""
+    """State carried from cycle to cycle: the topology (with the Kubernetes state read alongside
+    it, when Kubernetes is on), the rule reader (it caches rule sources), the last known coverage of
+    every path, the remediator (memory and history), and the times /healthz and /readyz answer from."""
 
     def __init__(self, clients: AwsClients, cluster: str, metrics: Metrics, interval: float,
                  topology_interval: float, monotonic: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time) -> None:
+                 wall: Callable[[], float] = time.time, *, kube: ClusterSource | None = None,
+                 remediator: Remediator | None = None) -> None:
         self._clients = clients
         self._cluster = cluster
         self._metrics = metrics
@@ -104,6 +112,9 @@ class Daemon:
         self._monotonic = monotonic
         self._wall = wall
         self._reader = RuleReader(clients)
+        self._kube = kube
+        self._remediator = remediator
+        self._cluster_state: ClusterState | None = None
         self._topology: Topology | None = None
         self._topology_at = 0.0
         self._coverage = Coverage()
@@ -132,18 +143,26 @@ class Daemon:
             self._wanted = None
             started = self._monotonic()
             try:
+                state = self._read_kubernetes()
                 fresh = discover(self._clients, self._cluster)
             except Exception:  # one bad refresh must not end the loop
                 log.exception("topology_failed", reason=reason)
                 self._metrics.count_cycle_failure("topology")
                 return self._topology
-            self._topology = carry_topology(self._topology, fresh)
+            topology = carry_topology(self._topology, fresh)
+            if state is not None:
+                # Ingress names are slow to change: keep the last ones read while the API is away.
+                names = state if state.ingresses is not None or self._cluster_state is None else self._cluster_state
+                self._cluster_state = state
+                topology = join_ingresses(topology, names)
+            self._topology = topology
             self._topology_at = self._monotonic()
             self._metrics.count_topology_refresh(reason)
             log.info("topology_refreshed", reason=reason,
                      load_balancers=len(fresh.load_balancers), target_groups=len(fresh.target_groups),
                      targets=sum(len(tg.targets or ()) for tg in fresh.target_groups),
                      security_groups=len(fresh.security_groups), failed_reads=len(fresh.failures),
+                     kubernetes=None if state is None else not state.failures,
                      duration_seconds=round(self._monotonic() - started, 3))
             return self._topology
 
@@ -192,7 +211,11 @@ class Daemon:
         if topology is None:
             raise RuntimeError("no topology: the first discovery failed")
         observation = self._reader.read(topology)
-        report = evaluate(topology, observation)
+        aws_report = evaluate(topology, observation)
+        report = with_kubernetes(aws_report, Snapshot(topology, observation, self._cluster_state))
+        outcomes: tuple[Outcome, ...] = ()
+        if self._remediator is not None:
+            report, outcomes = self._remediator.act(aws_report, report, observation, self._wall())
         self._coverage, revocations = advance(self._coverage, report)
         self._metrics.publish(report, self._wall())
         self._metrics.count_revocations(r.load_balancer for r in revocations)
@@ -205,7 +228,18 @@ class Daemon:
         if wanted is None and topology.failures and self._monotonic() - self._topology_at >= min(
                 self._topology_interval, INCOMPLETE_TOPOLOGY_RETRY_INTERVALS * self._interval):
             wanted = "incomplete_topology"
-        return CycleSummary(report=report, revocations=revocations, refresh_wanted=wanted)
+        return CycleSummary(report=report, revocations=revocations, refresh_wanted=wanted, remediations=outcomes)
+
+    def _read_kubernetes(self) -> ClusterState | None:
+        """The slow-changing Kubernetes state, read with the topology. The reader turns an API that
+        refuses or does not answer into failures (KUBERNETES_UNAVAILABLE): the check goes on AWS-only."""
+        if self._kube is None:
+            return None
+        state = self._kube.read()
+        if state.failures:
+            log.warning("kubernetes_unavailable", failed_reads=len(state.failures),
+                        first=f"{state.failures[0].operation}: {state.failures[0].code}")
+        return state
 
     def want_refresh(self, reason: str) -> None:
         self._wanted = reason

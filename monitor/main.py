@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 
@@ -11,8 +13,10 @@ from monitor import __version__, aws, logs, render, runner
 from monitor.cycle import check_once, preflight_once
 from monitor.daemon import Daemon
 from monitor.metrics import Metrics
+from monitor.remediation import Leadership, Remediator, SoleLeader
 from monitor.server import Endpoints, HttpServer
 from monitor.settings import Settings
+from monitor.state import FileStateStore, InMemoryStateStore, StateStore
 
 
 def run_command(command: str, settings: Settings) -> int:
@@ -33,15 +37,23 @@ def run_command(command: str, settings: Settings) -> int:
     raise AssertionError(f"unknown command {command}")
 
 
-def kube_source(mode: str):
-    """The Kubernetes reader for --kubernetes auto|on|off; None when off or (auto) not configured."""
+def kube_api(mode: str):
+    """The Kubernetes ApiClient for --kubernetes auto|on|off; None when off or (auto) not configured."""
     if mode == "off":
         return None
     from monitor.kube import client as kube_client
+
+    return kube_client.connect(mode)
+
+
+def kube_source(mode: str):
+    """The Kubernetes reader for --kubernetes auto|on|off; None when off or (auto) not configured."""
+    api = kube_api(mode)
+    if api is None:
+        return None
     from monitor.kube.reader import ClusterReader
 
-    api = kube_client.connect(mode)
-    return ClusterReader(api) if api is not None else None
+    return ClusterReader(api)
 
 
 def progress_line():
@@ -86,18 +98,52 @@ class DaemonParts:
     metrics: Metrics
     daemon: Daemon
     server: HttpServer
+    remediator: Remediator | None = None
+    leadership: Leadership = field(default_factory=SoleLeader)  # start() before running, stop() after
+    store: StateStore | None = None
 
 
-def assemble_daemon(settings: Settings, clients: aws.AwsClients | None = None) -> DaemonParts:
-    """Clients, metrics, daemon and a bound HTTP server. Raises ConfigError (exit 2) on a bad
-    region, missing credentials or a --listen address in use, before anything runs."""
+_FROM_SETTINGS: Any = object()
+
+
+def assemble_daemon(settings: Settings, clients: aws.AwsClients | None = None, *, kube: Any = _FROM_SETTINGS,
+                    identity: str | None = None, namespace: str | None = None, store: StateStore | None = None,
+                    wall: Callable[[], float] | None = None, monotonic: Callable[[], float] | None = None
+                    ) -> DaemonParts:
+    """Clients, metrics, daemon (with Kubernetes, state and leadership wired) and a bound HTTP server.
+    Raises ConfigError (exit 2) on a bad region, missing credentials, an unusable state (corrupt,
+    foreign, unreadable) or a --listen address in use, before anything runs.
+
+    `kube` is a Kubernetes ApiClient, None for AWS-only, or (default) what --kubernetes resolves to.
+    `identity`/`namespace` default to the pod's (POD_NAME/hostname, POD_NAMESPACE/service account);
+    `store` overrides the state store; `wall`/`monotonic` are clocks for tests."""
     clients = clients or aws.connect(settings.region)
+    api = kube_api(settings.kubernetes) if kube is _FROM_SETTINGS else kube
     metrics = Metrics()
     clients.counter.listeners.append(metrics)
-    daemon = Daemon(clients, settings.cluster_name, metrics, settings.interval, settings.topology_interval)
+    clocks: dict[str, Callable[[], float]] = {k: v for k, v in (("wall", wall), ("monotonic", monotonic)) if v}
+    source, leadership, events, shared = None, SoleLeader(), None, False
+    if api is not None:
+        from monitor.kube import ClusterReader, events as kube_events, identity as pod, lease, state_store
+
+        namespace = namespace or pod.pod_namespace()
+        identity = identity or pod.pod_name()
+        source = ClusterReader(api)
+        leadership = lease.LeaseElector(api, namespace, identity, **clocks)
+        events = kube_events.EventRecorder(api, identity)
+        if store is None and not settings.state_file:
+            store, shared = state_store.ConfigMapStateStore(api, namespace, settings.cluster_name), True
+    if store is None:
+        store = FileStateStore(settings.state_file, settings.cluster_name) if settings.state_file else InMemoryStateStore()
+    remediator = Remediator(clients, settings, metrics, store, leadership=leadership, events=events,
+                            shared_store=shared)
+    remediator.load()
+    daemon = Daemon(clients, settings.cluster_name, metrics, settings.interval, settings.topology_interval,
+                    **clocks, kube=source, remediator=remediator)
     server = HttpServer(settings.listen, Endpoints(metrics=metrics.exposition, health=daemon.health,
                                                    ready=daemon.ready))
-    return DaemonParts(clients=clients, metrics=metrics, daemon=daemon, server=server)
+    return DaemonParts(clients=clients, metrics=metrics, daemon=daemon, server=server, remediator=remediator,
+                       leadership=leadership, store=store)
 
 
 def run(settings: Settings) -> int:
@@ -107,8 +153,21 @@ def run(settings: Settings) -> int:
     log = structlog.get_logger("monitor.main")
     log.info("daemon_starting", cluster=settings.cluster_name, region=parts.clients.region, mode=settings.mode,
              listen=settings.listen, version=__version__)
-    if settings.mode == "enforce":
-        # Restoring rules is not wired into the daemon yet: say so rather than pretend.
-        log.warning("remediation_unavailable", mode=settings.mode,
-                    detail="enforce mode is not wired into the daemon in this version; observing only")
-    return runner.run(parts.daemon, parts.server, settings.interval, settings.topology_interval)
+    if isinstance(parts.store, InMemoryStateStore) and settings.mode == "enforce":
+        log.warning("state_not_persisted", detail="no --state-file and no Kubernetes: remembered rules are "
+                    "lost on restart, so a restart during an outage cannot restore them")
+    log.info("remediation_configured", mode=settings.mode, state=_describe(parts.store),
+             leader_election=not isinstance(parts.leadership, SoleLeader))
+    parts.leadership.start()
+    try:
+        return runner.run(parts.daemon, parts.server, settings.interval, settings.topology_interval)
+    finally:
+        parts.leadership.stop()
+
+
+def _describe(store: StateStore | None) -> str:
+    if isinstance(store, FileStateStore):
+        return f"file {store.path}"
+    if isinstance(store, InMemoryStateStore):
+        return "memory"
+    return str(getattr(store, "where", type(store).__name__))

@@ -22,7 +22,8 @@ from monitor.model import Report, Severity
 # A `_created` sample per counter doubles every series for no use on a dashboard or in an alert.
 prometheus_client.disable_created_metrics()
 
-REMEDIATION_RESULTS = ("restored", "dry_run", "failed", "suppressed")
+# SPEC.md's four results, plus `cleaned_up`: the monitor revoked one of its own restored rules.
+REMEDIATION_RESULTS = ("restored", "dry_run", "failed", "suppressed", "cleaned_up")
 
 # Findings of SPEC.md are always rendered, at 0 when absent, so `albsg_findings{code=…} > 0` and
 # dashboards see a series from the first scrape; other codes appear while they are found.
@@ -109,7 +110,7 @@ class Metrics:
             "Paths seen going from covered to uncovered between cycles, by load balancer.",
             ["load_balancer"], registry=self.registry)
         self.remediations = Counter(
-            "albsg_remediations_total", "Restore decisions, by result.", ["result"], registry=self.registry)
+            "albsg_remediations_total", "Remediation decisions (restores and clean-ups of our own rules), by result.", ["result"], registry=self.registry)
         for result in REMEDIATION_RESULTS:
             self.remediations.labels(result)
         self.cycle_duration = Histogram(

@@ -13,7 +13,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from monitor.kube.reader import REQUIRED_ACCESS
+from monitor.kube import CLUSTER_ACCESS, NAMESPACED_ACCESS
 
 from monitor import __version__
 from monitor.cli import OPTIONS, env_name
@@ -180,20 +180,23 @@ def _rules(obj: dict) -> dict[tuple[str, str], set[str]]:
     return out
 
 
-def test_rbac_grants_exactly_what_the_monitor_needs(base):
-    role = _rules(one(base, "Role"))
-    assert role == {
-        ("coordination.k8s.io", "leases"): {"get", "create", "update"},
-        ("", "configmaps"): {"get", "create", "update", "patch"},
-    }
-    cluster = _rules(one(base, "ClusterRole"))
-    # Exactly what the Kubernetes reader sends (its REQUIRED_ACCESS, itself held against every request
-    # in tests/test_kube_reader.py), plus writing the audit Events on Ingresses.
+def _grants(access) -> dict[tuple[str, str], set[str]]:
     wanted: dict[tuple[str, str], set[str]] = {}
-    for group, resource, verb in REQUIRED_ACCESS:
+    for group, resource, verb in access:
         wanted.setdefault((group, resource), set()).add(verb)
-    wanted[("", "events")] |= {"create", "patch"}
-    assert cluster == wanted
+    return wanted
+
+
+def test_rbac_grants_exactly_what_the_monitor_needs(base):
+    # The Role: the leader Lease and the state ConfigMap in the monitor's own namespace. The
+    # ClusterRole: what the Kubernetes reader sends (its REQUIRED_ACCESS, itself held against every
+    # request in tests/test_kube_reader.py) plus creating the audit Events on Ingresses.
+    # tests/test_kube_writes.py holds every request the writers send against these same lists.
+    assert _rules(one(base, "Role")) == _grants(NAMESPACED_ACCESS) == {
+        ("coordination.k8s.io", "leases"): {"get", "create", "update"},
+        ("", "configmaps"): {"get", "create", "update"},
+    }
+    assert _rules(one(base, "ClusterRole")) == _grants(CLUSTER_ACCESS)
     service_account = one(base, "ServiceAccount")
     assert service_account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].startswith("arn:aws:iam::")
     for kind, role_kind in (("RoleBinding", "Role"), ("ClusterRoleBinding", "ClusterRole")):
