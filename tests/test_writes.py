@@ -21,7 +21,7 @@ from monitor.model import Report
 from monitor.policy import Decision
 from monitor.settings import Settings
 from monitor.state import FileStateStore, State
-from tests.fault_proxy import FaultProxy
+from tests.support.awsproxy import ERROR, AwsProxy
 
 T0 = 1_700_000_000.0
 
@@ -207,15 +207,15 @@ def test_the_rule_limit_fails_without_writing_and_the_policy_backs_off_and_alert
 
 @pytest.fixture
 def proxied(world, monkeypatch):
-    with FaultProxy(world.endpoint) as proxy:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+    with AwsProxy(world.endpoint) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
         yield world, proxy
 
 
 def test_a_permission_error_is_one_request_and_a_failed_result(proxied):
     world, proxy = proxied
     monitor, before, _ = revoke_and_restore_with(proxied, "UnauthorizedOperation", status=403)
-    assert proxy.calls["AuthorizeSecurityGroupIngress"] == 1
+    assert proxy.calls("AuthorizeSecurityGroupIngress") == 1
     assert snapshot(world) == before
 
 
@@ -224,7 +224,7 @@ def test_throttling_is_retried_by_botocore_and_the_restore_succeeds(proxied):
     monitor, _, results = revoke_and_restore_with(proxied, "RequestLimitExceeded", status=503)
     ((_, result),) = results
     assert result.outcome == "restored"
-    assert proxy.calls["AuthorizeSecurityGroupIngress"] == 2
+    assert proxy.calls("AuthorizeSecurityGroupIngress") == 2
 
 
 def revoke_and_restore_with(proxied, code: str, status: int):
@@ -234,7 +234,7 @@ def revoke_and_restore_with(proxied, code: str, status: int):
     demo_world.revoke(world, "shop_v1")
     monitor.cycle(T0 + 15)
     before = snapshot(world)
-    proxy.fail("AuthorizeSecurityGroupIngress", code, status=status)
+    proxy.fail("AuthorizeSecurityGroupIngress", kind=ERROR, code=code, status=status, times=1)
     _, plan, results = monitor.cycle(T0 + 80)
     if code == "UnauthorizedOperation":
         ((_, result),) = results

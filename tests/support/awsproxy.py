@@ -23,23 +23,29 @@ _HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encodin
 
 THROTTLE = "throttle"
 UNAVAILABLE = "unavailable"
+ERROR = "error"  # a given error code and status, e.g. UnauthorizedOperation 403
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Fault:
-    kind: str  # THROTTLE or UNAVAILABLE
+    kind: str  # THROTTLE, UNAVAILABLE or ERROR
     service: str | None  # None: every service
     actions: frozenset[str] | None  # None: every action
+    code: str | None = None  # for ERROR
+    status: int = 400  # for ERROR
+    remaining: int | None = None  # answers left; None: until heal()
 
     def applies(self, service: str, action: str) -> bool:
         return (self.service is None or self.service == service) and (self.actions is None or action in self.actions)
 
 
-def error_response(kind: str, service: str) -> tuple[int, bytes]:
+def error_response(kind: str, service: str, code: str | None = None, status: int = 400) -> tuple[int, bytes]:
     """The status and XML body the service sends for this fault, in the shape botocore parses:
     EC2's `<Response><Errors>` and the other query services' `<ErrorResponse>`."""
     request_id = str(uuid.uuid4())
-    if kind == THROTTLE:
+    if kind == ERROR:
+        status, code, message = status, code or "InternalError", "injected by the test proxy"
+    elif kind == THROTTLE:
         status, code, message = 400, ("RequestLimitExceeded" if service == "ec2" else "Throttling"), (
             "Request limit exceeded." if service == "ec2" else "Rate exceeded")
     else:
@@ -88,12 +94,18 @@ class AwsProxy:
         self.stop()
 
     # -- faults -------------------------------------------------------------------------------
-    def fail(self, actions: Iterable[str] | None = None, kind: str = THROTTLE, service: str | None = None) -> None:
-        """From now on answer these actions (all when None) of this service (all when None) with a fault."""
-        if kind not in (THROTTLE, UNAVAILABLE):
+    def fail(self, actions: Iterable[str] | None = None, kind: str = THROTTLE, service: str | None = None,
+             code: str | None = None, status: int = 400, times: int | None = None) -> None:
+        """From now on answer these actions (all when None) of this service (all when None) with a
+        fault: throttling, an outage, or (kind=ERROR) the given error code and HTTP status; `times`
+        answers only, or until heal()."""
+        if kind not in (THROTTLE, UNAVAILABLE, ERROR):
             raise ValueError(f"unknown fault {kind!r}")
+        if isinstance(actions, str):
+            actions = [actions]
         with self._lock:
-            self._faults.append(_Fault(kind, service, None if actions is None else frozenset(actions)))
+            self._faults.append(_Fault(kind, service, None if actions is None else frozenset(actions),
+                                       code, status, times))
 
     def heal(self) -> None:
         """Stop injecting faults: every request is forwarded again."""
@@ -110,14 +122,21 @@ class AwsProxy:
             self.requests.clear()
             self.injected.clear()
 
-    def _decide(self, service: str, action: str) -> str | None:
+    def _decide(self, service: str, action: str) -> _Fault | None:
         with self._lock:
             self.requests[(service, action)] += 1
             for fault in self._faults:
                 if fault.applies(service, action):
                     self.injected[(service, action)] += 1
-                    return fault.kind
+                    if fault.remaining is not None:
+                        fault.remaining -= 1
+                        if fault.remaining <= 0:
+                            self._faults.remove(fault)
+                    return fault
         return None
+
+    def calls(self, action: str) -> int:
+        return self.count(action=action)
 
     def _forward(self, method: str, path: str, headers: list[tuple[str, str]], body: bytes):
         connection = http.client.HTTPConnection(*self._upstream, timeout=30)
@@ -152,7 +171,7 @@ def _handler_for(proxy: AwsProxy) -> type[BaseHTTPRequestHandler]:
             service, action = identify(lowered, self.path, body)
             fault = proxy._decide(service, action)
             if fault is not None:
-                status, payload = error_response(fault, service)
+                status, payload = error_response(fault.kind, service, fault.code, fault.status)
                 self._send(status, [("Content-Type", "text/xml")], payload)
                 return
             headers = [(k, v) for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP]
