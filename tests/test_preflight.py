@@ -123,3 +123,20 @@ def test_preflight_table_says_what_to_do_first(world, kube, capsys):
     findings = out[out.index("FINDINGS"):].splitlines()[1:]
     assert findings[0].split()[:2] == ["CRITICAL", "MIGRATION_POLICY_MISSING:"]
     assert "aws iam put-role-policy" in findings[0]
+
+
+def test_every_object_the_demo_cluster_serves_is_schema_valid(world):
+    """The demo Kubernetes API serves what cluster.objects() builds: the same schema checks as the
+    emulator's (kubernetes-validate, and the TargetGroupBinding CRD's shape)."""
+    import kubernetes_validate
+
+    from tests.kubeapi import SCHEMA_VERSION, validate_tgb
+
+    served = [*cluster.objects(world, v1_running=True), cluster.denied_event(world)]
+    for obj in served:
+        if obj["kind"] == "TargetGroupBinding":
+            validate_tgb(obj)
+        else:
+            kubernetes_validate.validate(obj, SCHEMA_VERSION, strict=True)
+    assert {o["kind"] for o in served} >= {"Ingress", "IngressClass", "Service", "TargetGroupBinding", "Node",
+                                          "Deployment", "ServiceAccount", "Event"}
