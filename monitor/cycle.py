@@ -13,7 +13,7 @@ from monitor.aws.iam import read_role_policies
 from monitor.cluster_model import ClusterState
 from monitor.evaluate import evaluate
 from monitor.ingress_join import join_ingresses
-from monitor.model import Observation, Report, Topology
+from monitor.model import Observation, ReadFailure, Report, Topology
 
 
 class ClusterSource:
@@ -40,9 +40,19 @@ def read_all(clients: AwsClients, cluster: str, kube: ClusterSource | None, read
     topology = discover(clients, cluster, progress)
     progress("reading the inbound rules of the targets' security groups")
     if state is not None:
+        state = this_cluster(state, topology, cluster)
         topology = join_ingresses(topology, state)
     observation = (reader or RuleReader(clients)).read(topology)
     return Snapshot(topology, observation, state)
+
+
+def this_cluster(state: ClusterState, topology: Topology, cluster: str) -> ClusterState:
+    """The state as read, or nothing but a WrongCluster failure when the API serves another cluster
+    (a kubeconfig on another context): its bindings and Ingresses must not judge this one."""
+    reason = migration.wrong_cluster(topology, state, cluster)
+    if reason is None:
+        return state
+    return ClusterState(failures=(ReadFailure("kubernetes", "cluster identity", "WrongCluster", reason),))
 
 
 def verdict(snapshot: Snapshot) -> Report:

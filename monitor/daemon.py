@@ -17,7 +17,7 @@ import structlog
 
 from monitor.aws import AwsClients, RuleReader, discover
 from monitor.cluster_model import ClusterState
-from monitor.cycle import ClusterSource, Snapshot, with_kubernetes
+from monitor.cycle import ClusterSource, Snapshot, this_cluster, with_kubernetes
 from monitor.evaluate import evaluate
 from monitor.ingress_join import join_ingresses
 from monitor.metrics import Metrics
@@ -151,6 +151,7 @@ class Daemon:
                 return self._topology
             topology = carry_topology(self._topology, fresh)
             if state is not None:
+                state = this_cluster(state, fresh, self._cluster)
                 # Ingress names are slow to change: keep the last ones read while the API is away.
                 names = state if state.ingresses is not None or self._cluster_state is None else self._cluster_state
                 self._cluster_state = state

@@ -41,9 +41,28 @@ def order_key(finding: Finding) -> tuple:
     return _SEVERITY_ORDER[finding.severity], rank, finding.load_balancer or "", finding.rule or ""
 
 
+def wrong_cluster(topology: Topology, state: ClusterState, cluster: str) -> str | None:
+    """Why the Kubernetes API read is not the cluster being checked (a kubeconfig on another
+    context), or None. Evidence: the controllers' --cluster-name, and the Nodes behind instance targets."""
+    names = {c.cluster_name for c in state.controllers or () if c.cluster_name}
+    if names and cluster not in names:
+        return f"its load balancer controllers run with --cluster-name {', '.join(sorted(names))}"
+    instances = {t.target_id for tg in topology.target_groups if tg.target_type == "instance" for t in tg.targets or ()}
+    nodes = {n.instance_id for n in state.nodes or () if n.instance_id}
+    if instances and nodes and not instances & nodes:
+        return f"none of its {len(nodes)} nodes is a target of {cluster}'s load balancers"
+    return None
+
+
 def kubernetes_unavailable(state: ClusterState) -> list[Finding]:
     if not state.failures:
         return []
+    wrong = [f for f in state.failures if f.code == "WrongCluster"]
+    if wrong:
+        return [Finding("KUBERNETES_UNAVAILABLE", Severity.WARNING, (
+            f"The Kubernetes API in use is not this cluster's ({wrong[0].message}), so it was ignored and only "
+            "AWS was checked: switch the kubeconfig context to this cluster (kubectl config use-context) "
+            "or run with --kubernetes off."))]
     down = [f for f in state.failures if f.code == "Unreachable"]
     if down:
         return [Finding("KUBERNETES_UNAVAILABLE", Severity.WARNING, (

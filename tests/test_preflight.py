@@ -140,3 +140,21 @@ def test_every_object_the_demo_cluster_serves_is_schema_valid(world):
             kubernetes_validate.validate(obj, SCHEMA_VERSION, strict=True)
     assert {o["kind"] for o in served} >= {"Ingress", "IngressClass", "Service", "TargetGroupBinding", "Node",
                                           "Deployment", "ServiceAccount", "Event"}
+
+
+def test_a_kubeconfig_on_another_cluster_is_ignored_with_a_finding(world, tmp_path, monkeypatch, capsys):
+    objects = cluster.objects(world)
+    for obj in objects:
+        if obj["kind"] == "Deployment":
+            container = obj["spec"]["template"]["spec"]["containers"][0]
+            container["args"] = [a.replace(world.cluster, "staging-eks") for a in container["args"]]
+    demo_world.label_with_shared(world, "shop_v1")
+    with DemoKubeApi(objects) as api:
+        monkeypatch.setenv("KUBECONFIG", kubeconfig(tmp_path / "kubeconfig", api.url))
+        code = main(["check", "--cluster-name", world.cluster, "--output", "json"])
+    report = json.loads(capsys.readouterr().out)
+    (finding,) = [f for f in report["findings"] if f["code"] == "KUBERNETES_UNAVAILABLE"]
+    assert "staging-eks" in finding["message"] and "--kubernetes off" in finding["message"]
+    # nothing from the other cluster's bindings leaks into this cluster's verdict
+    assert "UNCLAIMED_SHARED_LABEL" not in [f["code"] for f in report["findings"]]
+    assert report["complete"] is False and code == 3
