@@ -22,12 +22,14 @@ EXE = str(Path(sys.executable).with_name("alb-sg-monitor"))
 class Service:
     """One child process; `log` holds its stdout and stderr."""
 
-    def __init__(self, name: str, argv: list[str], log_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, name: str, argv: list[str], log_dir: Path, env: dict[str, str] | None = None,
+                 merge_stderr: bool = True) -> None:
         self.name = name
         self.log = log_dir / f"{name}.log"
+        self.errors = self.log if merge_stderr else log_dir / f"{name}.stderr"
         self._out = self.log.open("wb")
-        self.process = subprocess.Popen(argv, stdout=self._out, stderr=subprocess.STDOUT, env=env,
-                                        start_new_session=True)
+        self._err = self._out if merge_stderr else self.errors.open("wb")
+        self.process = subprocess.Popen(argv, stdout=self._out, stderr=self._err, env=env, start_new_session=True)
 
     def tail(self, lines: int = 30) -> str:
         self._out.flush()
@@ -43,11 +45,12 @@ class Service:
                 self.process.kill()
                 self.process.wait(timeout=10)
         self._out.close()
+        self._err.close()
 
 
 def start(stack: contextlib.ExitStack, name: str, argv: list[str], log_dir: Path,
-          env: dict[str, str] | None = None) -> Service:
-    service = Service(name, argv, log_dir, env)
+          env: dict[str, str] | None = None, merge_stderr: bool = True) -> Service:
+    service = Service(name, argv, log_dir, env, merge_stderr)
     stack.callback(service.stop)
     return service
 
