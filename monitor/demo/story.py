@@ -64,7 +64,7 @@ def story(world) -> tuple[Beat, ...]:
                  "ALB security group (v2 will revoke it at its next reconcile).",
              lambda wd: [w.label_with_shared(wd, key) for key in ("blog_v1", "marketing_user")],
              ("SHARED_LABEL_ON_FOREIGN_SOURCE", True)),
-        Beat(25, f"An engineer puts the shop rule back by hand (tcp 0-65535 from the ALB's security group).",
+        Beat(25, "An engineer puts the shop rule back by hand (tcp 0-65535 from the ALB's security group).",
              lambda wd: w.restore(wd, "shop_v1"), ("ACCESS_REVOKED", False)),
         Beat(32, "The marketing team takes the label off their rule's description.",
              lambda wd: w.describe_rule(wd, "marketing_user", "marketing ALB to nodes"),
