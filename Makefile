@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# The demo: the daemon against a simulated AWS account while a 40-second migration story plays;
+# serves /metrics on :9917 meanwhile, then exits (README, "The demo").
 demo: $(STAMP)
 	$(BIN)/alb-sg-monitor demo
 

@@ -60,6 +60,16 @@ def _boolean(value: str) -> bool:
     raise ValueError(f"{value!r} is not true or false")
 
 
+def _speed(value: str) -> float:
+    try:
+        speed = float(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a number, e.g. 1 or 5") from None
+    if not 0.1 <= speed <= 100:
+        raise ValueError(f"{value!r} must be between 0.1 and 100")
+    return speed
+
+
 def _listen(value: str) -> str:
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
@@ -87,9 +97,17 @@ OPTIONS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
     "--restore-backoff-max": (_duration, "30m", "longest wait between failed restores of one rule"),
     "--cleanup-grace": (_duration, "5m", "how long a rule we created stays orphaned before we revoke it"),
     "--log-format": (_choice("json", "console", "auto"), "auto", "json, console, or auto (console on a terminal)"),
-    "--output": (_choice("table", "json"), "table", "check/preflight output: table or json"),
-    "--demo": (_boolean, None, "run against the embedded demo account (simulated AWS and Kubernetes), "
-                               "no AWS account needed; implies --cluster-name demo-eks"),
+    "--output": (_choice("table", "json"), "table", "check/preflight/demo output: table (demo: a live view) or json (demo: JSON lines)"),
+    "--demo-after": (_choice("exit", "serve"), "exit", "demo: after the story, exit, or keep serving /metrics until Ctrl-C"),
+    "--demo-speed": (_speed, "1", "demo: play the story's timeline this many times faster"),
+    "--demo": (_boolean, None, "check, preflight or run against the embedded demo account (simulated AWS "
+                               "and Kubernetes), no AWS account needed; implies --cluster-name demo-eks"),
+}
+
+# Defaults a command has of its own, given as text like OPTIONS'; a flag or its twin still wins.
+# The demo checks every second so that its story (events 5-10 seconds apart) shows each detection.
+COMMAND_DEFAULTS: dict[str, dict[str, str]] = {
+    "demo": {"--interval": "1s"},
 }
 
 
@@ -106,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_text in COMMANDS.items():
         command = sub.add_parser(name, help=help_text, description=help_text)
         for flag, (convert, default, help_text) in OPTIONS.items():
+            default = COMMAND_DEFAULTS.get(name, {}).get(flag, default)
             shown = f" [env {env_name(flag)}" + (f", default {default}]" if default else "]")
             if convert is _boolean:
                 command.add_argument(flag, action="store_const", const="true", default=None, help=help_text + shown)
@@ -114,9 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def settings_from(args: argparse.Namespace, require_cluster: bool = True) -> Settings:
+def settings_from(args: argparse.Namespace, require_cluster: bool = True,
+                  defaults: dict[str, str] | None = None) -> Settings:
+    """Flags, then their ALBSG_* twins, then `defaults` (a command's own), then OPTIONS' defaults."""
     values: dict[str, Any] = {}
     for flag, (convert, default, _) in OPTIONS.items():
+        default = (defaults or {}).get(flag, default)
         dest = flag.lstrip("-").replace("-", "_")
         raw = getattr(args, dest, None)
         source = flag
@@ -149,7 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from monitor.main import run_command
 
     try:
-        settings = settings_from(args, require_cluster=args.command != "demo")
+        settings = settings_from(args, require_cluster=args.command != "demo",
+                                 defaults=COMMAND_DEFAULTS.get(args.command))
         return run_command(args.command, settings)
     except ConfigError as exc:
         print(f"alb-sg-monitor: error: {exc}", file=sys.stderr)

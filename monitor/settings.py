@@ -72,6 +72,10 @@ class Settings:
     log_format: str = "auto"
     """json, console, or auto (console on a terminal)."""
     output: str = "table"
-    """check/preflight output: table or json."""
+    """check/preflight output: table or json; for demo, a live view or JSON lines."""
+    demo_after: str = "exit"
+    """demo only: after the story, exit, or serve /metrics until stopped."""
+    demo_speed: float = 1.0
+    """demo only: how many times faster than real time the story's timeline plays."""
     demo: bool | None = None
-    """Run against the embedded demo account instead of AWS (and its Kubernetes API)."""
+    """check, preflight, run: against the embedded demo account instead of AWS (and its Kubernetes API)."""

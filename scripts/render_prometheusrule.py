@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes deploy/kubernetes/prometheusrule.yaml from the plain rules in deploy/prometheus/alerts.yaml.
+"""Writes deploy/kubernetes/components/monitoring/prometheusrule.yaml from the plain rules in deploy/prometheus/alerts.yaml.
 
 The plain file is the source: Prometheus loads it with `rule_files`, promtool tests it, and the
 prometheus-operator gets the same groups as the `.spec` of a PrometheusRule. The rules are copied
@@ -16,17 +16,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "deploy" / "prometheus" / "alerts.yaml"
-TARGET = ROOT / "deploy" / "kubernetes" / "prometheusrule.yaml"
+TARGET = ROOT / "deploy" / "kubernetes" / "components" / "monitoring" / "prometheusrule.yaml"
 
 HEADER = """\
 # Generated from deploy/prometheus/alerts.yaml by scripts/render_prometheusrule.py: edit that
 # file and rerun the script. The prometheus-operator only loads PrometheusRules its Prometheus
 # selects (spec.ruleSelector); kube-prometheus-stack, for one, wants a `release: <helm release>`
-# label here. See docs/alerting.md.
+# label here. See docs/alerting.md. Part of the kustomize component components/monitoring.
 apiVersion: monitoring.coreos.com/v1
 kind: PrometheusRule
 metadata:
   name: alb-sg-monitor
+  # Set here: the base's namespace transformer does not reach resources a component adds.
+  namespace: alb-sg-monitor
   labels:
     app.kubernetes.io/name: alb-sg-monitor
     app.kubernetes.io/component: alerting

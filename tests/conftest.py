@@ -47,3 +47,15 @@ def aws_env(moto_endpoint, monkeypatch):
 def world(aws_env) -> demo_world.World:
     """A fresh mid-migration cluster, with a cluster name no other test uses."""
     return demo_world.seed(aws_env, cluster=f"test-{next(_clusters)}-eks")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Measurements tests record with record_property (e.g. revocation-to-alert time), shown at the
+    end of every run so CI logs carry them, and in --junitxml reports as properties."""
+    lines = [f"{report.nodeid}: {name} = {value}"
+             for kind in ("passed", "failed") for report in terminalreporter.stats.get(kind, [])
+             if report.when == "call" for name, value in report.user_properties]
+    if lines:
+        terminalreporter.section("measurements")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -15,7 +15,7 @@ from tests.promql_names import SPEC_METRICS, unknown_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "deploy" / "prometheus" / "alerts.yaml"
-PROMETHEUS_RULE = ROOT / "deploy" / "kubernetes" / "prometheusrule.yaml"
+PROMETHEUS_RULE = ROOT / "deploy" / "kubernetes" / "components" / "monitoring" / "prometheusrule.yaml"
 RUNBOOK = ROOT / "docs" / "runbook.md"
 UNIT_TESTS = sorted((ROOT / "tests" / "alerts").glob("*.test.yaml"))
 RUNBOOK_URL = "https://github.com/alb-sg-monitor/alb-sg-monitor/blob/main/docs/runbook.md#"
@@ -175,6 +175,7 @@ def test_prometheusrule_spec_equals_the_plain_rules(tmp_path):
     assert manifest["apiVersion"] == "monitoring.coreos.com/v1"
     assert manifest["kind"] == "PrometheusRule"
     assert manifest["metadata"]["name"] == "alb-sg-monitor"
+    assert manifest["metadata"]["namespace"] == "alb-sg-monitor"
     assert manifest["spec"] == yaml.safe_load(RULES.read_text())
     # What the operator hands to Prometheus must load in Prometheus too.
     extracted = tmp_path / "spec.yaml"

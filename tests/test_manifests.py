@@ -90,6 +90,7 @@ def test_every_rendered_object_is_valid_for_the_kubernetes_api(request, variant,
     assert {"Namespace", "ServiceAccount", "Deployment", "Service", "ConfigMap", "Role", "RoleBinding",
             "ClusterRole", "ClusterRoleBinding"} <= kinds
     assert ("ServiceMonitor" in kinds) == (variant == "full")
+    assert ("PrometheusRule" in kinds) == (variant == "full")
 
 
 def test_everything_namespaced_lands_in_the_monitor_namespace(base):
@@ -168,6 +169,13 @@ def test_servicemonitor_scrapes_the_metrics_service(full):
     service = one(full, "Service")
     assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
     assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["metrics"]
+
+
+def test_monitoring_component_ships_the_projects_alert_rules(full):
+    """The rules Prometheus loads in-cluster are exactly the ones promtool tests."""
+    rule = one(full, "PrometheusRule")
+    assert rule["metadata"]["namespace"] == NAMESPACE
+    assert rule["spec"] == yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts.yaml").read_text())
 
 
 def _rules(obj: dict) -> dict[tuple[str, str], set[str]]:

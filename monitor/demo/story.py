@@ -1,18 +1,30 @@
-"""`alb-sg-monitor demo`: the monitor against the embedded world, with the two migration pitfalls."""
+"""`alb-sg-monitor demo`: the real daemon against the embedded world, while a migration story plays.
+
+A moto server holds a cluster halfway through the v1 -> v2 migration (monitor.demo.world). The
+daemon runs exactly as `alb-sg-monitor run` does (scheduler, /metrics, /healthz, /readyz) and a
+story thread changes the world on a timeline: the v2 controller revokes a v1 rule, someone puts
+the v2 label on a rule v2 does not own, both are repaired. The live view (monitor.demo.view)
+shows each detection as it happens. The story takes about 40 seconds (--demo-speed plays it
+faster); then the demo exits 0, or with --demo-after serve keeps serving until Ctrl-C.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+import threading
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 
-from monitor import aws, render
-from monitor.cycle import check_once
+from monitor import aws, logs, runner
 from monitor.errors import ConfigError
-from monitor.settings import Settings
+from monitor.server import parse_listen
+from monitor.settings import Settings, format_duration
 
 DEMO_CLUSTER = "demo-eks"
 DEMO_REGION = "ap-northeast-1"
+STORY_SECONDS = 40.0
 
 
 def start_world(cluster: str = DEMO_CLUSTER, region: str = DEMO_REGION):
@@ -29,33 +41,139 @@ def start_world(cluster: str = DEMO_CLUSTER, region: str = DEMO_REGION):
     return server, demo_world.seed(endpoint, region=region, cluster=cluster)
 
 
-def run_demo(settings: Settings, out: Callable[[str], None] = print) -> int:
-    from monitor.demo import world as demo_world
+@dataclass(frozen=True)
+class Beat:
+    """One event of the story: at `at` seconds, `act` changes the world; `expect` is the finding
+    code whose appearance (True) or disappearance (False) the monitor should report."""
+
+    at: float
+    text: str
+    act: Callable[[object], None]
+    expect: tuple[str, bool]
+
+
+def story(world) -> tuple[Beat, ...]:
+    from monitor.demo import world as w
+
+    shop = world.lb_name["shop"]
+    return (
+        Beat(5, f"The v2 controller starts without the migration IAM policy and revokes the v1 node rule "
+                f"of {shop} (Ingress shop/frontend).", lambda wd: w.revoke(wd, "shop_v1"), ("ACCESS_REVOKED", True)),
+        Beat(15, "Someone follows the migration guide's jq recipe and labels every tcp 0-65535 node rule "
+                 "elbv2.k8s.aws/targetGroupBinding=shared, including the rule from the marketing team's own "
+                 "ALB security group (v2 will revoke it at its next reconcile).",
+             lambda wd: [w.label_with_shared(wd, key) for key in ("blog_v1", "marketing_user")],
+             ("SHARED_LABEL_ON_FOREIGN_SOURCE", True)),
+        Beat(25, "An engineer puts the shop rule back by hand (tcp 0-65535 from the ALB's security group).",
+             lambda wd: w.restore(wd, "shop_v1"), ("ACCESS_REVOKED", False)),
+        Beat(32, "The marketing team takes the label off their rule's description.",
+             lambda wd: w.describe_rule(wd, "marketing_user", "marketing ALB to nodes"),
+             ("SHARED_LABEL_ON_FOREIGN_SOURCE", False)),
+    )
+
+
+def metrics_url(listen: str, port: int) -> str:
+    host, _ = parse_listen(listen)
+    host = "localhost" if host in ("0.0.0.0", "::", "") else host
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}/metrics"
+
+
+def play(world, beats: tuple[Beat, ...], view, stop: threading.Event, speed: float, after: str) -> None:
+    """The story thread: waits for the first cycle, then acts on the timeline; sets `stop` at the
+    end unless the demo should keep serving, and always if the story itself fails."""
+    try:
+        _play(world, beats, view, stop, speed, after)
+    except BaseException:
+        stop.set()
+        raise
+
+
+def _play(world, beats: tuple[Beat, ...], view, stop: threading.Event, speed: float, after: str) -> None:
+    if not _wait_first_cycle(view, stop):
+        return
+    view.restart_clock()
+    view.note("The cluster as it is: two v1 ALBs, one adopted by v2, two made by v2. Every ALB reachable.")
+    for beat in beats:
+        if stop.wait(max(0.0, beat.at / speed - view.elapsed())):
+            return
+        view.note(beat.text)
+        try:
+            beat.act(world)
+        except Exception as exc:  # the world is a simulator: say so and go on with the story
+            view.note(f"(the simulated AWS account refused: {exc})", kind="error")
+    if stop.wait(max(0.0, STORY_SECONDS / speed - view.elapsed())):
+        return
+    view.note("End of the story." + (" Still serving /metrics; Ctrl-C stops." if after == "serve" else ""))
+    summarize(beats, view, speed)
+    view.story_told.set()
+    if after == "exit":
+        stop.set()
+
+
+def _wait_first_cycle(view, stop: threading.Event) -> bool:
+    while not view.first_cycle.wait(0.2):
+        if stop.is_set():
+            return False
+    return True
+
+
+def summarize(beats: tuple[Beat, ...], view, speed: float) -> None:
+    seen = view.seen
+    lines = ["", "What the monitor saw:"]
+    records = []
+    for beat in beats:
+        code, appears = beat.expect
+        at = seen.first("detected" if appears else "cleared", code, beat.at / speed)
+        word = "detected" if appears else "cleared"
+        took = f"{word} {at - beat.at / speed:.1f}s after it happened" if at is not None else f"NOT {word}"
+        lines.append(f"  t+{beat.at / speed:05.1f}s  {code} {took}")
+        records.append({"at": beat.at / speed, "code": code, "expected": word,
+                        "after_seconds": None if at is None else round(at - beat.at / speed, 2)})
+    total = sum(seen.revocations.values())
+    lines.append(f"  {total} revocation(s) counted in albsg_rule_revocations_total"
+                 + (f" ({', '.join(f'{lb}: {n}' for lb, n in seen.revocations.items())})" if total else ""))
+    lines += ["", "On a real account: alb-sg-monitor check --cluster-name <yours>; as a daemon: "
+              "alb-sg-monitor run (docs/daemon.md); alerts: docs/alerting.md; deploying: deploy/README.md."]
+    view.write("\n".join(lines))
+    view.emit({"type": "summary", "cycles": seen.cycles, "revocations": dict(seen.revocations), "story": records})
+
+
+def run_demo(settings: Settings) -> int:
+    # Imported here: monitor.main imports this module lazily, and the demo world needs moto.
+    from monitor.demo.view import LiveView
+    from monitor.main import assemble_daemon
 
     cluster = settings.cluster_name or DEMO_CLUSTER
-    out(f"Starting a simulated AWS account with EKS cluster {cluster!r} mid-migration (v1 -> v2)...")
-    server, world = start_world(cluster)
+    # The story's world is AWS only; a developer's kubeconfig must not join it.
+    settings = replace(settings, cluster_name=cluster, region=DEMO_REGION, kubernetes="off")
+    # The daemon's own log events would interleave with the view: only errors, on stderr.
+    logs.configure("console" if sys.stderr.isatty() else "json", stream=sys.stderr, level=logging.ERROR)
+    for name in ("apscheduler", "botocore"):  # a skipped run while discovery is slow is no news here
+        logging.getLogger(name).setLevel(logging.ERROR)
+    mode = "json" if settings.output == "json" else "terminal" if sys.stdout.isatty() else "lines"
+    if mode != "json":
+        print(f"Starting a simulated AWS account with EKS cluster {cluster!r} in the middle of the "
+              "v1 -> v2 migration (no AWS account or cluster needed)...", flush=True)
+    server, world = start_world(cluster, DEMO_REGION)
     try:
-        clients = aws.connect(world.region)
-        steps: list[tuple[str, Callable[[], None] | None]] = [
-            ("1. The cluster as it is: two v1 ALBs, one adopted, two created by v2.", None),
-            ("2. The v2 controller starts without the migration IAM policy and revokes the v1 node rule "
-             f"of {world.lb_name['shop']} (shop/frontend).", lambda: demo_world.revoke(world, "shop_v1")),
-            ("3. Someone follows the migration guide's jq recipe and labels every tcp 0-65535 node rule, "
-             "including the rule from the marketing team's own ALB security group.",
-             lambda: [demo_world.label_with_shared(world, key) for key in ("blog_v1", "marketing_user")]),
-        ]
-        for title, action in steps:
-            if action:
-                action()
-            out("")
-            out(f"=== {title}")
-            report = check_once(clients, cluster)
-            out(render.to_json(report) if settings.output == "json" else render.to_table(report))
-            out(f"(alb-sg-monitor check would exit {report.exit_code})")
-        out("")
-        out("The check caught both: the revoked rule (ACCESS_REVOKED) and the rule v2 will revoke next "
-            "(SHARED_LABEL_ON_FOREIGN_SOURCE). Run `alb-sg-monitor check --cluster-name <yours>` on a real account.")
+        parts = assemble_daemon(settings, aws.connect(world.region))
+        url = metrics_url(settings.listen, parts.server.port)
+        stop = threading.Event()
+        view = LiveView(sys.stdout, mode, url, on_closed=stop.set)
+        parts.daemon.on_cycle.append(view.cycle)
+        speed = settings.demo_speed
+        view.write(f"The monitor's daemon checks every {format_duration(settings.interval)}; Prometheus metrics at "
+                   f"{url}\nThe story takes about {STORY_SECONDS / speed:.0f}s"
+                   + (", then the demo exits." if settings.demo_after == "exit" else "; the demo then keeps serving.")
+                   + " Ctrl-C stops it at any time.\n")
+        view.emit({"type": "start", "cluster": cluster, "region": world.region, "metrics_url": url,
+                   "interval_seconds": settings.interval, "story_seconds": STORY_SECONDS / speed})
+        teller = threading.Thread(target=play, name="story", daemon=True,
+                                  args=(world, story(world), view, stop, speed, settings.demo_after))
+        teller.start()
+        runner.run(parts.daemon, parts.server, settings.interval, settings.topology_interval, stop=stop)
+        if not view.story_told.is_set():
+            view.write("\nStopped before the end of the story.")
         return 0
     finally:
         server.stop()

@@ -37,6 +37,7 @@ class World:
     lb_dns: dict[str, str] = field(default_factory=dict)
     tg: dict[str, str] = field(default_factory=dict)
     rule: dict[str, str] = field(default_factory=dict)  # key -> security group rule id
+    revoked: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> the rule as it was, for restore()
     instances: dict[str, list[str]] = field(default_factory=dict)
 
     def clients(self) -> dict[str, Any]:
@@ -98,8 +99,19 @@ def seed(endpoint: str, region: str = "ap-northeast-1", cluster: str = "demo-eks
 def revoke(world: World, rule_key: str) -> None:
     """Revoke a node rule by its id, as the v2 controller does."""
     ec2 = world.clients()["ec2"]
-    group = _rule_group(ec2, world.rule[rule_key])
-    ec2.revoke_security_group_ingress(GroupId=group, SecurityGroupRuleIds=[world.rule[rule_key]])
+    rule = ec2.describe_security_group_rules(SecurityGroupRuleIds=[world.rule[rule_key]])["SecurityGroupRules"][0]
+    world.revoked[rule_key] = rule
+    ec2.revoke_security_group_ingress(GroupId=rule["GroupId"], SecurityGroupRuleIds=[world.rule[rule_key]])
+
+
+def restore(world: World, rule_key: str) -> None:
+    """Authorize a revoked rule's tuple again, as a person repairing it by hand does (same group,
+    protocol, ports, source and description; AWS gives it a new rule id, kept in world.rule)."""
+    rule = world.revoked.pop(rule_key)
+    ec2 = world.clients()["ec2"]
+    world.rule[rule_key] = _authorize(ec2, rule["GroupId"], rule["IpProtocol"], rule["FromPort"], rule["ToPort"],
+                                      source=rule.get("ReferencedGroupInfo", {}).get("GroupId"),
+                                      cidr=rule.get("CidrIpv4"), description=rule.get("Description") or None)
 
 
 def describe_rule(world: World, rule_key: str, description: str) -> None:

@@ -1,0 +1,198 @@
+"""The demo's live view: what each daemon cycle and each story event look like to the person watching.
+
+Three forms from the same events: on a terminal the screen is redrawn after every cycle (a table
+of the ALBs, the open findings, and the story so far); piped or redirected, plain lines are
+appended (the table only when an ALB's state changes); with `--output json`, one JSON object per
+line. Cycles arrive on the scheduler's thread and story events on the story's, hence the lock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from monitor import render
+from monitor.daemon import CycleSummary
+from monitor.model import Finding, Report
+
+_STATE = {True: "ok", False: "UNREACHABLE", None: "unknown"}
+_CLEAR = "\x1b[H\x1b[2J"
+
+
+def _key(finding: Finding) -> tuple[str, str | None, str | None, str | None]:
+    return finding.code, finding.load_balancer, finding.security_group, finding.rule
+
+
+@dataclass
+class Seen:
+    """What the view has seen so far, for the story's closing summary."""
+
+    cycles: int = 0
+    revocations: Counter = field(default_factory=Counter)  # load balancer -> paths revoked
+    # (seconds since start, "detected" | "cleared", finding code)
+    changes: list[tuple[float, str, str]] = field(default_factory=list)
+
+    def first(self, kind: str, code: str, after: float) -> float | None:
+        return next((t for t, k, c in self.changes if k == kind and c == code and t >= after), None)
+
+
+class LiveView:
+    def __init__(self, out: TextIO, mode: str, metrics_url: str, clock: Callable[[], float] = time.monotonic,
+                 on_closed: Callable[[], None] = lambda: None) -> None:
+        """`mode` is "terminal", "lines" or "json"; `on_closed` is called once if the reader goes
+        away (`demo | head`), so the demo stops instead of playing to no one."""
+        self._out = out
+        self._on_closed = on_closed
+        self._closed = False
+        self._mode = mode
+        self._url = metrics_url
+        self._clock = clock
+        self._started = clock()
+        self._lock = threading.Lock()
+        self._findings: dict[tuple, Finding] = {}
+        self._states: tuple[tuple[str, bool | None], ...] = ()
+        self._report: Report | None = None
+        self._story: list[str] = []
+        self.seen = Seen()
+        self.first_cycle = threading.Event()
+        self.story_told = threading.Event()
+
+    def elapsed(self) -> float:
+        return self._clock() - self._started
+
+    def restart_clock(self) -> None:
+        """Make t+0 now (the story starts once the first picture is on screen)."""
+        self._started = self._clock()
+
+    # -- inputs -------------------------------------------------------------------------------
+    def note(self, text: str, kind: str = "story") -> None:
+        """A story event, or another line the watcher should read, as it happens."""
+        with self._lock:
+            self._line(kind.upper(), text, {"type": kind, "text": text})
+            if self._mode == "terminal":
+                self._redraw()
+
+    def cycle(self, summary: CycleSummary) -> None:
+        """Daemon.on_cycle listener: diff this cycle against the last and show what changed."""
+        if summary.report is None:
+            with self._lock:
+                self._line("ERROR", f"check cycle failed: {summary.error}", {"type": "error", "error": summary.error})
+            return
+        report = summary.report
+        with self._lock:
+            self.seen.cycles += 1
+            self._report = report
+            self._diff_findings(report)
+            for revocation in summary.revocations:
+                self.seen.revocations[revocation.load_balancer] += 1
+                self._line("REVOKED", f"{revocation.load_balancer}: path to {revocation.target} lost port(s) "
+                           f"{', '.join(map(str, revocation.missing_ports))}; counted in albsg_rule_revocations_total",
+                           {"type": "revoked", "load_balancer": revocation.load_balancer,
+                            "target": revocation.target, "missing_ports": list(revocation.missing_ports)})
+            states = tuple((lb.name, lb.reachable) for lb in report.load_balancers)
+            changed, self._states = states != self._states, states
+            if self._mode == "json":
+                self._emit({"type": "cycle", "t": round(self.elapsed(), 2), "cycle": self.seen.cycles,
+                            "duration_seconds": round(summary.duration_seconds, 3), "report": render.to_dict(report)})
+            elif self._mode == "terminal":
+                self._redraw()
+            else:
+                if changed:
+                    self._write("\n".join(self._table(report)))
+                self._write(f"t+{self.elapsed():05.1f}s  cycle {self.seen.cycles:<3} {self._one_line(report)}")
+        self.first_cycle.set()
+
+    # -- rendering ----------------------------------------------------------------------------
+    def _diff_findings(self, report: Report) -> None:
+        now = {_key(f): f for f in report.findings}
+        for key, finding in now.items():
+            if key not in self._findings:
+                self.seen.changes.append((self.elapsed(), "detected", finding.code))
+                self._line("DETECTED", f"{finding.severity.value} {finding.code}: {finding.message}",
+                           {"type": "detected", "code": finding.code, "severity": finding.severity.value,
+                            "load_balancer": finding.load_balancer, "message": finding.message},
+                           quiet=self.seen.cycles == 1)
+        for key, finding in self._findings.items():
+            if key not in now:
+                self.seen.changes.append((self.elapsed(), "cleared", finding.code))
+                self._line("CLEARED", f"{finding.code}" + (f" on {finding.load_balancer}" if finding.load_balancer else ""),
+                           {"type": "cleared", "code": finding.code, "load_balancer": finding.load_balancer})
+        self._findings = now
+
+    def _line(self, label: str, text: str, record: dict[str, Any], quiet: bool = False) -> None:
+        # Findings already there at the first cycle are the starting picture, not detections.
+        if quiet:
+            return
+        line = f"t+{self.elapsed():05.1f}s  {label:<8}  {text}"
+        if self._mode == "json":
+            self._emit({"t": round(self.elapsed(), 2), **record})
+        elif self._mode == "lines":
+            self._write(line)
+        self._story.append(line)
+
+    def _emit(self, record: dict[str, Any]) -> None:
+        self._write(json.dumps(record))
+
+    def _write(self, text: str) -> None:
+        if self._closed:
+            return
+        try:
+            self._out.write(text + "\n")
+            self._out.flush()
+        except (BrokenPipeError, ValueError):
+            self._closed = True
+            try:  # later writes, and the interpreter's flush at exit, go nowhere instead of failing
+                os.dup2(os.open(os.devnull, os.O_WRONLY), self._out.fileno())
+            except (OSError, ValueError, AttributeError):
+                pass
+            self._on_closed()
+
+    def _table(self, report: Report) -> list[str]:
+        rows = [("LOAD BALANCER", "INGRESS", "ADOPTION", "PATHS", "REVOCATIONS", "STATE")]
+        for lb in report.load_balancers:
+            covered = sum(1 for p in lb.paths if p.covered is not False)
+            ingress = f"{lb.ingress_namespace}/{lb.ingress}" if lb.ingress else "-"
+            rows.append((lb.name, ingress, lb.adoption, f"{covered}/{len(lb.paths)}",
+                         str(self.seen.revocations.get(lb.name, 0)), _STATE[lb.reachable]))
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+
+    @staticmethod
+    def _one_line(report: Report) -> str:
+        ok = sum(1 for lb in report.load_balancers if lb.reachable)
+        bad = [lb.ingress and f"{lb.ingress_namespace}/{lb.ingress}" or lb.name
+               for lb in report.load_balancers if lb.reachable is False]
+        critical = sorted({f.code for f in report.findings if f.severity.value == "critical"})
+        return (f"{ok}/{len(report.load_balancers)} ALBs reachable"
+                + (f", UNREACHABLE: {', '.join(bad)}" if bad else "")
+                + (f"; critical: {', '.join(critical)}" if critical else "; no critical finding"))
+
+    def _redraw(self) -> None:
+        width = shutil.get_terminal_size((120, 40)).columns
+        lines = [f"alb-sg-monitor demo  t+{self.elapsed():.0f}s  cycle {self.seen.cycles}  "
+                 f"metrics: {self._url}  (Ctrl-C stops)", ""]
+        if self._report is not None:
+            lines += self._table(self._report) + ["", "FINDINGS" if self._report.findings else "no findings"]
+            counts = Counter((f.severity.value, f.code) for f in self._report.findings)
+            lines += [f"  {sev.upper():8} {code}" + (f" x{n}" if n > 1 else "") for (sev, code), n in counts.items()]
+        lines += ["", "STORY"] + self._story[-14:]
+        self._write(_CLEAR + "\n".join(line[:width] for line in lines))
+
+    def write(self, text: str) -> None:
+        """Text outside the live part (the introduction, the closing summary)."""
+        with self._lock:
+            if self._mode != "json":
+                self._write(text)
+
+    def emit(self, record: dict[str, Any]) -> None:
+        """A JSON-lines record (only in json mode)."""
+        if self._mode == "json":
+            with self._lock:
+                self._emit(record)

@@ -1,0 +1,102 @@
+"""`alb-sg-monitor demo` as a new user runs it: a real process that serves /metrics, shows each
+detection of the migration story as it happens, and ends by itself with status 0."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+
+import pytest
+
+from monitor.demo.story import DEMO_CLUSTER
+from monitor.demo.world import v1_name
+from tests.support import procs
+from tests.support.tinyworld import free_port
+
+SHOP = v1_name(DEMO_CLUSTER, "shop", "frontend")
+# ALBSG_DEMO_SPEED (the twin of --demo-speed) plays the 40-second story in 5 seconds.
+FAST = {"ALBSG_DEMO_SPEED": "8"}
+
+
+def demo_env(**extra: str) -> dict[str, str]:
+    env = procs.clean_env(**extra)
+    for key in [k for k in env if k.startswith("AWS_")]:
+        del env[key]  # the demo needs no AWS settings: it brings its own account
+    return env
+
+
+def revocations(body: str) -> float:
+    match = re.search(rf'^albsg_rule_revocations_total{{load_balancer="{SHOP}"}} (\S+)$', body, re.M)
+    return float(match.group(1)) if match else 0.0
+
+
+@pytest.mark.slow
+def test_demo_serves_metrics_and_shows_each_detection_of_the_story(tmp_path):
+    port = free_port()
+    with contextlib.ExitStack() as stack:
+        demo = procs.start(stack, "demo", [procs.EXE, "demo", "--listen", f"127.0.0.1:{port}", "--interval", "250ms"],
+                           tmp_path, demo_env(**FAST))
+        # While the story plays, /metrics shows the revocation the v2 controller made, counted.
+        body = procs.wait_until("the shop revocation on /metrics", lambda: (
+            lambda status_body: status_body[1].decode() if status_body[0] == 200 and
+            revocations(status_body[1].decode()) >= 1 else None)(procs.http_get(f"http://127.0.0.1:{port}/metrics")),
+            60, (demo,), every=0.1)
+        assert re.search(r"^albsg_build_info\{version=", body, re.M)
+        assert demo.process.wait(timeout=60) == 0, demo.tail()
+        output = demo.log.read_text()
+
+    assert f"Prometheus metrics at http://127.0.0.1:{port}/metrics" in output
+    # Each story event, then the monitor's detection of it, in that order.
+    story = [
+        ("STORY     The v2 controller starts without the migration IAM policy and revokes",
+         f"DETECTED  critical ACCESS_REVOKED: {SHOP} (Ingress shop/frontend) cannot reach"),
+        ("STORY     Someone follows the migration guide's jq recipe",
+         "DETECTED  critical SHARED_LABEL_ON_FOREIGN_SOURCE: Rule sgr-"),
+        ("STORY     An engineer puts the shop rule back by hand", f"CLEARED   ACCESS_REVOKED on {SHOP}"),
+        ("STORY     The marketing team takes the label off", "CLEARED   SHARED_LABEL_ON_FOREIGN_SOURCE"),
+    ]
+    position = 0
+    for event, detection in story:
+        position = output.index(event, position)
+        position = output.index(detection, position)
+    assert re.search(rf"^t\+\S+s  REVOKED   {SHOP}: path to i-\w+ lost port\(s\) 30080, 30081", output, re.M)
+    # The live view: the ALB table with the shop ALB cut off, then whole again.
+    assert re.search(rf"^{SHOP}\s+shop/frontend\s+v1\s+0/3\s+3\s+UNREACHABLE$", output, re.M)
+    assert re.search(rf"^{SHOP}\s+shop/frontend\s+v1\s+3/3\s+3\s+ok$", output, re.M)
+    summary = output[output.index("What the monitor saw:"):]
+    assert "NOT " not in summary
+    assert f"3 revocation(s) counted in albsg_rule_revocations_total ({SHOP}: 3)" in summary
+    assert "Traceback" not in output
+
+
+def test_demo_json_output_is_one_object_per_line(tmp_path):
+    port = free_port()
+    with contextlib.ExitStack() as stack:
+        demo = procs.start(stack, "demo", [procs.EXE, "demo", "--listen", f"127.0.0.1:{port}", "--interval", "250ms",
+                                           "--output", "json"], tmp_path, demo_env(**FAST), merge_stderr=False)
+        assert demo.process.wait(timeout=60) == 0, demo.tail()
+    assert demo.errors.read_text() == ""  # the daemon's own log events are kept out of the way
+    records = [json.loads(line) for line in demo.log.read_text().splitlines()]
+    kinds = [r["type"] for r in records]
+    assert kinds[0] == "start" and kinds[-1] == "summary"
+    assert records[0]["metrics_url"] == f"http://127.0.0.1:{port}/metrics"
+    cycles = [r for r in records if r["type"] == "cycle"]
+    assert cycles and {lb["name"] for lb in cycles[0]["report"]["load_balancers"]} >= {SHOP}
+    detected = {r["code"] for r in records if r["type"] == "detected"}
+    assert {"ACCESS_REVOKED", "SHARED_LABEL_ON_FOREIGN_SOURCE"} <= detected
+    story = records[-1]["story"]
+    assert [s["code"] for s in story] == ["ACCESS_REVOKED", "SHARED_LABEL_ON_FOREIGN_SOURCE"] * 2
+    assert all(s["after_seconds"] is not None for s in story)
+
+
+def test_demo_stops_on_ctrl_c_before_the_story_ends(tmp_path):
+    port = free_port()
+    with contextlib.ExitStack() as stack:
+        demo = procs.start(stack, "demo", [procs.EXE, "demo", "--listen", f"127.0.0.1:{port}"], tmp_path, demo_env())
+        procs.wait_ready(f"http://127.0.0.1:{port}/readyz", demo, timeout=60)
+        demo.process.send_signal(2)  # SIGINT, as Ctrl-C sends it
+        assert demo.process.wait(timeout=10) == 0, demo.tail()
+    output = demo.log.read_text()
+    assert "Stopped before the end of the story." in output
+    assert "Traceback" not in output
