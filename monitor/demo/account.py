@@ -20,23 +20,29 @@ DEMO_REGION = "ap-northeast-1"
 class DemoAccount:
     world: Any
     moto: Any
-    kube: Any
-    kubeconfig: str
+    kube: Any = None  # the demo Kubernetes API, when started
+    kubeconfig: str = ""
+    stopped: bool = False
 
     def stop(self) -> None:
-        self.kube.__exit__(None, None, None)
+        if self.stopped:
+            return
+        self.stopped = True
+        if self.kube is not None:
+            self.kube.__exit__(None, None, None)
         self.moto.stop()
-        if os.path.exists(self.kubeconfig):
+        if self.kubeconfig and os.path.exists(self.kubeconfig):
             os.unlink(self.kubeconfig)
 
 
-def start(cluster: str = DEMO_CLUSTER, region: str = DEMO_REGION) -> DemoAccount:
+def start(cluster: str = DEMO_CLUSTER, region: str = DEMO_REGION, kubernetes: bool = True) -> DemoAccount:
+    """The account, seeded; with `kubernetes`, also the cluster's API, found through KUBECONFIG."""
     try:
         from monitor.demo import cluster as demo_cluster
         from monitor.demo import world as demo_world
         from monitor.demo.kubeapi import DemoKubeApi
     except ImportError as exc:  # moto comes with the demo extra
-        raise ConfigError(f"--demo: needs the demo extra ({exc.name} is missing); "
+        raise ConfigError(f"demo: needs the demo extra ({exc.name} is missing); "
                           "install it with: pip install 'alb-sg-monitor[demo]'") from None
     moto, endpoint = demo_world.start_moto()
     os.environ.update(AWS_ENDPOINT_URL=endpoint, AWS_REGION=region, AWS_ACCESS_KEY_ID="demo",
@@ -44,6 +50,10 @@ def start(cluster: str = DEMO_CLUSTER, region: str = DEMO_REGION) -> DemoAccount
     os.environ.pop("AWS_PROFILE", None)
     world = demo_world.seed(endpoint, region=region, cluster=cluster)
     demo_cluster.create_controller_role(world)
+    if not kubernetes:
+        account = DemoAccount(world=world, moto=moto)
+        atexit.register(account.stop)
+        return account
     kube = DemoKubeApi(demo_cluster.objects(world)).__enter__()
     handle, path = tempfile.mkstemp(prefix="alb-sg-monitor-demo-", suffix=".kubeconfig")
     with os.fdopen(handle, "w") as out:

@@ -11,34 +11,18 @@ faster); then the demo exits 0, or with --demo-after serve keeps serving until C
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from monitor import aws, logs, runner
-from monitor.errors import ConfigError
 from monitor.server import parse_listen
 from monitor.settings import Settings, format_duration
 
-DEMO_CLUSTER = "demo-eks"
-DEMO_REGION = "ap-northeast-1"
+from monitor.demo.account import DEMO_CLUSTER, DEMO_REGION
+
 STORY_SECONDS = 40.0
-
-
-def start_world(cluster: str = DEMO_CLUSTER, region: str = DEMO_REGION):
-    """Start moto, seed the world, and point this process's AWS settings at it."""
-    try:
-        from monitor.demo import world as demo_world
-    except ImportError as exc:  # moto is an extra: pip install 'alb-sg-monitor[demo]'
-        raise ConfigError(f"demo: needs the demo extra ({exc.name} missing); "
-                          "install it with: pip install 'alb-sg-monitor[demo]'") from None
-    server, endpoint = demo_world.start_moto()
-    os.environ.update(AWS_ENDPOINT_URL=endpoint, AWS_REGION=region, AWS_ACCESS_KEY_ID="demo",
-                      AWS_SECRET_ACCESS_KEY="demo")
-    os.environ.pop("AWS_PROFILE", None)
-    return server, demo_world.seed(endpoint, region=region, cluster=cluster)
 
 
 @dataclass(frozen=True)
@@ -154,7 +138,10 @@ def run_demo(settings: Settings) -> int:
     if mode != "json":
         print(f"Starting a simulated AWS account with EKS cluster {cluster!r} in the middle of the "
               "v1 -> v2 migration (no AWS account or cluster needed)...", flush=True)
-    server, world = start_world(cluster, DEMO_REGION)
+    from monitor.demo import account
+
+    demo = account.start(cluster, DEMO_REGION, kubernetes=False)
+    world = demo.world
     try:
         parts = assemble_daemon(settings, aws.connect(world.region))
         url = metrics_url(settings.listen, parts.server.port)
@@ -176,5 +163,5 @@ def run_demo(settings: Settings) -> int:
             view.write("\nStopped before the end of the story.")
         return 0
     finally:
-        server.stop()
+        demo.stop()
         sys.stdout.flush()
