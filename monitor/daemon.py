@@ -23,7 +23,7 @@ from monitor.ingress_join import join_ingresses
 from monitor.metrics import Metrics
 from monitor.model import Observation, Report, Severity, Topology
 from monitor.remediation import Outcome, Remediator
-from monitor.transitions import Coverage, Revocation, advance
+from monitor.transitions import Coverage, Revocation, advance, revoked_load_balancers
 
 log = structlog.get_logger("monitor.daemon")
 
@@ -219,7 +219,7 @@ class Daemon:
             report, outcomes = self._remediator.act(aws_report, report, observation, self._wall())
         self._coverage, revocations = advance(self._coverage, report)
         self._metrics.publish(report, self._wall())
-        self._metrics.count_revocations(r.load_balancer for r in revocations)
+        self._metrics.count_revocations(revoked_load_balancers(revocations))
         self._reported = True
         for r in revocations:
             log.warning("path_revoked", load_balancer=r.load_balancer, target_group=r.target_group_arn,

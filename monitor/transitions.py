@@ -67,3 +67,9 @@ def advance(previous: Coverage, report: Report) -> tuple[Coverage, tuple[Revocat
                     security_groups=path.security_groups,
                 ))
     return Coverage(known=known), tuple(revocations)
+
+
+def revoked_load_balancers(revocations: tuple[Revocation, ...]) -> tuple[str, ...]:
+    """The ALBs that lost coverage in one cycle, once each: what albsg_rule_revocations_total counts.
+    (One revoked rule behind many targets is one revocation of that ALB, not one per target.)"""
+    return tuple(sorted({r.load_balancer for r in revocations}))

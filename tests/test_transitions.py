@@ -56,3 +56,14 @@ def test_revocations_are_per_path_and_name_their_load_balancer():
     seen = revocations_along(report(("web", "i-1", True), ("web", "i-2", True), ("api", "i-1", True)),
                              report(("web", "i-1", False), ("web", "i-2", False), ("api", "i-1", True)))
     assert seen[1] == [("web", "i-1"), ("web", "i-2")]
+
+
+def test_the_metric_counts_each_alb_once_a_cycle_however_many_paths_it_lost():
+    from monitor.transitions import revoked_load_balancers
+
+    before = report(("web", "i-1", True), ("web", "i-2", True), ("web", "i-3", True), ("api", "i-1", True))
+    after = report(("web", "i-1", False), ("web", "i-2", False), ("web", "i-3", False), ("api", "i-1", True))
+    coverage, _ = advance(Coverage(), before)
+    _, revoked = advance(coverage, after)
+    assert len(revoked) == 3
+    assert revoked_load_balancers(revoked) == ("web",)

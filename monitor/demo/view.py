@@ -21,6 +21,7 @@ from typing import Any, TextIO
 from monitor import render
 from monitor.daemon import CycleSummary
 from monitor.model import Finding, Report
+from monitor.transitions import revoked_load_balancers
 
 _STATE = {True: "ok", False: "UNREACHABLE", None: "unknown"}
 _CLEAR = "\x1b[H\x1b[2J"
@@ -35,7 +36,7 @@ class Seen:
     """What the view has seen so far, for the story's closing summary."""
 
     cycles: int = 0
-    revocations: Counter = field(default_factory=Counter)  # load balancer -> paths revoked
+    revocations: Counter = field(default_factory=Counter)  # load balancer -> revocations counted
     # (seconds since start, "detected" | "cleared", finding code)
     changes: list[tuple[float, str, str]] = field(default_factory=list)
 
@@ -90,8 +91,9 @@ class LiveView:
             self.seen.cycles += 1
             self._report = report
             self._diff_findings(report)
+            for name in revoked_load_balancers(summary.revocations):
+                self.seen.revocations[name] += 1
             for revocation in summary.revocations:
-                self.seen.revocations[revocation.load_balancer] += 1
                 self._line("REVOKED", f"{revocation.load_balancer}: path to {revocation.target} lost port(s) "
                            f"{', '.join(map(str, revocation.missing_ports))}; counted in albsg_rule_revocations_total",
                            {"type": "revoked", "load_balancer": revocation.load_balancer,
