@@ -179,3 +179,15 @@ def test_table_output_names_the_unreachable_alb(world, capsys):
 def test_cluster_with_no_albs_reports_empty_and_exits_0(aws_env, capsys):
     code, report = run_check(capsys, "no-such-cluster")
     assert code == 0 and report["load_balancers"] == [] and report["complete"] is True
+
+
+def test_an_ip_target_no_eni_owns_is_unknown_not_missing(world, capsys):
+    # A pod that went away but is still registered: its address is in no ENI of the VPC.
+    elbv2 = world.clients()["elbv2"]
+    elbv2.register_targets(TargetGroupArn=world.tg["checkout"], Targets=[{"Id": "10.20.10.250", "Port": 8080}])
+    code, report = run_check(capsys, world.cluster)
+    checkout = lb_by_name(report, world.lb_name["checkout"])
+    ghost = next(p for p in checkout["paths"] if p["target"] == "10.20.10.250")
+    assert ghost["covered"] is None and checkout["reachable"] is None
+    assert report["complete"] is False and code == 3
+    assert any("NoMatchingInterface" in f["message"] and "10.20.10.250" in f["message"] for f in report["findings"])

@@ -20,6 +20,7 @@ from monitor.aws.calls import (
     scope_of,
     tag_pairs,
 )
+from monitor.aws import enis
 from monitor.aws.session import AwsClients
 from monitor.model import LoadBalancer, ReadFailure, SecurityGroup, Target, TargetGroup, Topology
 
@@ -139,13 +140,13 @@ def _attach_enis(d: _Discovery, groups: list[TargetGroup]) -> list[TargetGroup]:
     """Fill in each target's ENI and its SGs: the primary ENI of an instance target, the ENI that
     owns the address of an ip target (a branch ENI with security groups for pods)."""
     instance_ids = sorted({t.target_id for tg in groups if tg.target_type == "instance" for t in tg.targets or ()})
-    by_instance = _instance_enis(d, instance_ids)
+    by_instance = enis.instance_enis(d.clients, instance_ids, d.failures)
     # Addresses are only unique within a VPC (overlapping CIDRs across VPCs are common).
     by_ip: dict[tuple[str, str], object] = {}
     for vpc in sorted({tg.vpc_id for tg in groups if tg.target_type == "ip"}):
         ips = sorted({t.target_id for tg in groups if tg.target_type == "ip" and tg.vpc_id == vpc
                       for t in tg.targets or ()})
-        by_ip.update({(vpc, ip): eni for ip, eni in _ip_enis(d, vpc, ips).items()})
+        by_ip.update({(vpc, ip): eni for ip, eni in enis.ip_enis(d.clients, vpc, ips, d.failures).items()})
     out = []
     for tg in groups:
         if tg.targets is None:
@@ -154,7 +155,7 @@ def _attach_enis(d: _Discovery, groups: list[TargetGroup]) -> list[TargetGroup]:
         targets = []
         for t in tg.targets:
             found = by_instance.get(t.target_id) if tg.target_type == "instance" else by_ip.get((tg.vpc_id, t.target_id))
-            if found == "gone":
+            if found == enis.GONE:
                 continue  # deregistered-in-effect: the instance no longer exists
             if found is None:
                 d.incomplete.update(tg.load_balancer_arns)
@@ -163,56 +164,6 @@ def _attach_enis(d: _Discovery, groups: list[TargetGroup]) -> list[TargetGroup]:
                 targets.append(replace(t, eni_id=found[0], security_groups=found[1]))
         out.append(replace(tg, targets=tuple(targets)))
     return out
-
-
-def _instance_enis(d: _Discovery, instance_ids: list[str]) -> dict:
-    found: dict = {}
-    for batch in chunks(instance_ids, EC2_FILTER_VALUES):
-        reservations = attempt(
-            d.failures, "ec2", "DescribeInstances",
-            lambda: paginate(d.clients.ec2, "describe_instances", "Reservations", EC2_PAGE,
-                             Filters=[{"Name": "instance-id", "Values": batch}]),
-            scope_of(batch))
-        if reservations is None:
-            continue
-        for reservation in reservations:
-            for instance in reservation.get("Instances", ()):
-                found[instance["InstanceId"]] = _primary_eni(instance)
-        for instance_id in batch:
-            found.setdefault(instance_id, "gone")
-    return found
-
-
-def _primary_eni(instance: dict) -> tuple[str | None, tuple[str, ...]]:
-    for eni in instance.get("NetworkInterfaces", ()):
-        if eni.get("Attachment", {}).get("DeviceIndex") == 0:
-            return eni["NetworkInterfaceId"], tuple(g["GroupId"] for g in eni.get("Groups", ()))
-    return None, tuple(g["GroupId"] for g in instance.get("SecurityGroups", ()))
-
-
-def _ip_enis(d: _Discovery, vpc_id: str, ips: list[str]) -> dict:
-    found: dict = {}
-    for batch in chunks(ips, EC2_FILTER_VALUES):
-        enis = attempt(
-            d.failures, "ec2", "DescribeNetworkInterfaces",
-            lambda: paginate(d.clients.ec2, "describe_network_interfaces", "NetworkInterfaces", EC2_PAGE,
-                             Filters=[{"Name": "vpc-id", "Values": [vpc_id]},
-                                      {"Name": "addresses.private-ip-address", "Values": batch}]),
-            scope_of(batch))
-        if enis is None:
-            continue
-        for eni in enis:
-            groups = tuple(g["GroupId"] for g in eni.get("Groups", ()))
-            for address in eni.get("PrivateIpAddresses", ()):
-                if address.get("PrivateIpAddress") in batch:
-                    found[address["PrivateIpAddress"]] = (eni["NetworkInterfaceId"], groups)
-        missing = [ip for ip in batch if ip not in found]
-        if missing:
-            # An address from a delegated prefix (VPC CNI prefix mode) matches no address filter;
-            # say so rather than guess which ENI it is on.
-            d.failures.append(ReadFailure("ec2", "DescribeNetworkInterfaces", "NoMatchingInterface",
-                                          "no ENI owns these target addresses", scope_of(missing)))
-    return found
 
 
 def describe_groups(clients: AwsClients, group_ids: list[str], failures: list[ReadFailure]) -> list[SecurityGroup]:
