@@ -104,6 +104,17 @@ OPTIONS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
                                "and Kubernetes), no AWS account needed; implies --cluster-name demo-eks"),
 }
 
+# Flags that only mean something to some commands; the others do not accept them (exit 2).
+_DAEMON = {"run", "demo"}
+ONLY: dict[str, set[str]] = {
+    "--interval": _DAEMON, "--topology-interval": _DAEMON, "--mode": _DAEMON, "--grace": _DAEMON,
+    "--listen": _DAEMON, "--state-file": {"run"}, "--log-format": _DAEMON,
+    "--max-restores-per-cycle": {"run"}, "--max-restores-per-hour": {"run"}, "--fight-threshold": {"run"},
+    "--fight-window": {"run"}, "--restore-backoff": {"run"}, "--restore-backoff-max": {"run"},
+    "--cleanup-grace": {"run"}, "--demo-after": {"demo"}, "--demo-speed": {"demo"},
+    "--demo": {"check", "preflight", "run"},
+}
+
 # Defaults a command has of its own, given as text like OPTIONS'; a flag or its twin still wins.
 # The demo checks every second so that its story (events 5-10 seconds apart) shows each detection.
 COMMAND_DEFAULTS: dict[str, dict[str, str]] = {
@@ -124,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_text in COMMANDS.items():
         command = sub.add_parser(name, help=help_text, description=help_text)
         for flag, (convert, default, help_text) in OPTIONS.items():
+            if name not in ONLY.get(flag, {name}):
+                continue
             default = COMMAND_DEFAULTS.get(name, {}).get(flag, default)
             shown = f" [env {env_name(flag)}" + (f", default {default}]" if default else "]")
             if convert is _boolean:

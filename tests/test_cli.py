@@ -20,9 +20,10 @@ def run(*args, env=None):
 @pytest.mark.parametrize("args, env, names", [
     (["check"], {}, "--cluster-name"),
     (["check", "--cluster-name", "c", "--output", "yaml"], {}, "--output"),
-    (["check", "--cluster-name", "c", "--interval", "5 minutes"], {}, "--interval"),
-    (["check", "--cluster-name", "c", "--mode", "repair"], {}, "--mode"),
-    (["check", "--cluster-name", "c", "--listen", "nonsense"], {}, "--listen"),
+    (["run", "--cluster-name", "c", "--interval", "5 minutes"], {}, "--interval"),
+    (["run", "--cluster-name", "c", "--mode", "repair"], {}, "--mode"),
+    (["run", "--cluster-name", "c", "--listen", "nonsense"], {}, "--listen"),
+    (["check", "--cluster-name", "c", "--mode", "enforce"], {}, "--mode"),  # check never writes: no such flag
     (["check", "--cluster-name", "c", "--frobnicate"], {}, "--frobnicate"),
     (["check", "--cluster-name", "c"], {"ALBSG_GRACE": "soon"}, "ALBSG_GRACE"),
     (["check"], {"ALBSG_CLUSTER_NAME": ""}, "--cluster-name"),
@@ -66,16 +67,18 @@ def test_version():
 
 
 def test_help_lists_the_env_twins():
-    result = run("check", "--help")
+    result = run("run", "--help")
     assert result.returncode == 0
     assert "ALBSG_CLUSTER_NAME" in result.stdout and "--topology-interval" in result.stdout
+    check = run("check", "--help").stdout
+    assert "--output" in check and "--grace" not in check  # only the flags that mean something to it
 
 
 def test_env_twins_and_flag_precedence(monkeypatch):
     monkeypatch.setenv("ALBSG_CLUSTER_NAME", "from-env")
     monkeypatch.setenv("ALBSG_INTERVAL", "500ms")
     monkeypatch.setenv("ALBSG_TOPOLOGY_INTERVAL", "1h")
-    args = build_parser().parse_args(["check", "--interval", "2m"])
+    args = build_parser().parse_args(["run", "--interval", "2m"])
     settings = settings_from(args)
     assert settings.cluster_name == "from-env"
     assert settings.interval == 120.0  # the flag wins over its twin

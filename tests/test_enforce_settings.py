@@ -23,7 +23,7 @@ def test_defaults_are_the_documented_safe_ones(monkeypatch):
 def test_flags_and_env_twins(monkeypatch):
     monkeypatch.setenv("ALBSG_FIGHT_WINDOW", "30m")
     monkeypatch.setenv("ALBSG_MAX_RESTORES_PER_HOUR", "50")
-    args = build_parser().parse_args(["check", "--cluster-name", "c", "--max-restores-per-hour", "7",
+    args = build_parser().parse_args(["run", "--cluster-name", "c", "--max-restores-per-hour", "7",
                                       "--fight-threshold", "4", "--cleanup-grace", "10m"])
     settings = settings_from(args)
     assert settings.fight_window == 1800.0
@@ -40,7 +40,7 @@ def test_flags_and_env_twins(monkeypatch):
     (["--cleanup-grace=-5m"], {}, "--cleanup-grace: cannot parse"),
 ])
 def test_bad_values_are_one_line_naming_the_setting(args, env, line):
-    result = subprocess.run([sys.executable, "-m", "monitor", "check", "--cluster-name", "c", *args],
+    result = subprocess.run([sys.executable, "-m", "monitor", "run", "--cluster-name", "c", *args],
                             capture_output=True, text=True, timeout=60,
                             env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", **env})
     assert result.returncode == 2
