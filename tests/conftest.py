@@ -44,6 +44,16 @@ def aws_env(moto_endpoint, monkeypatch):
 
 
 @pytest.fixture
+def proxy(world, monkeypatch):
+    """The request-counting, fault-injecting proxy in front of the world's moto, in AWS_ENDPOINT_URL."""
+    from tests.support.awsproxy import AwsProxy
+
+    with AwsProxy(world.endpoint) as running:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", running.url)
+        yield running
+
+
+@pytest.fixture
 def world(aws_env) -> demo_world.World:
     """A fresh mid-migration cluster, with a cluster name no other test uses."""
     return demo_world.seed(aws_env, cluster=f"test-{next(_clusters)}-eks")

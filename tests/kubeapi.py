@@ -13,6 +13,8 @@ import threading
 import kmock
 import kubernetes_validate
 
+from monitor.demo.kubeapi import selected as _selected
+
 SCHEMA_VERSION = "1.33.0"  # a Kubernetes version EKS supports; objects must validate against it
 
 
@@ -115,17 +117,6 @@ _PLURALS = {
     "Deployment": "deployments", "ServiceAccount": "serviceaccounts", "Event": "events",
     "TargetGroupBinding": "targetgroupbindings",
 }
-
-
-def _selected(obj: dict, selector: str) -> bool:
-    for term in selector.split(","):
-        path, _, wanted = term.partition("=")
-        value = obj
-        for part in path.split("."):
-            value = value.get(part, {}) if isinstance(value, dict) else {}
-        if value != wanted:
-            return False
-    return True
 
 
 def validate_tgb(obj: dict) -> None:

@@ -15,7 +15,7 @@ from monitor.demo import world as demo_world
 from monitor.main import DaemonParts, assemble_daemon
 from monitor.settings import Settings
 from monitor.state import FileStateStore, State
-from tests.support.awsproxy import AwsProxy, THROTTLE
+from tests.support.awsproxy import THROTTLE
 from tests.test_writes import snapshot
 
 T0 = 1_700_000_000.0
@@ -163,13 +163,6 @@ def test_a_corrupt_or_foreign_state_file_stops_the_start(world, tmp_path, clock)
     FileStateStore(str(path), "another-cluster").save(State("another-cluster"))
     with pytest.raises(ConfigError, match="belongs to cluster 'another-cluster'"):
         Run(world, clock, state_file=str(path))
-
-
-@pytest.fixture
-def proxy(world, monkeypatch):
-    with AwsProxy(world.endpoint) as running:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", running.url)
-        yield running
 
 
 def test_observe_mode_never_writes_and_counts_one_dry_run_per_outage(world, proxy, clock):

@@ -6,14 +6,7 @@ import pytest
 
 from monitor.demo import world as demo_world
 from tests.helpers import codes, lb_by_name, run_check
-from tests.support.awsproxy import UNAVAILABLE, AwsProxy
-
-
-@pytest.fixture
-def proxy(world, monkeypatch):
-    with AwsProxy(world.endpoint) as proxy:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-        yield proxy
+from tests.support.awsproxy import UNAVAILABLE
 
 
 def test_throttled_rule_reads_give_exit_3_and_no_false(world, proxy, capsys):

@@ -21,7 +21,7 @@ from monitor.model import Report
 from monitor.policy import Decision
 from monitor.settings import Settings
 from monitor.state import FileStateStore, State
-from tests.support.awsproxy import ERROR, AwsProxy
+from tests.support.awsproxy import ERROR
 
 T0 = 1_700_000_000.0
 
@@ -206,10 +206,8 @@ def test_the_rule_limit_fails_without_writing_and_the_policy_backs_off_and_alert
 
 
 @pytest.fixture
-def proxied(world, monkeypatch):
-    with AwsProxy(world.endpoint) as proxy:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-        yield world, proxy
+def proxied(world, proxy):
+    return world, proxy
 
 
 def test_a_permission_error_is_one_request_and_a_failed_result(proxied):

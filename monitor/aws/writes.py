@@ -68,15 +68,10 @@ def revoke_own(clients: AwsClients, decision: Decision, cluster: str) -> WriteRe
     owner tag for this cluster and is still the same tuple. Never revokes by IpPermissions."""
     if decision.kind != CLEANUP or decision.action != REVOKE or not decision.rule_id:
         raise ValueError(f"not a clean-up to carry out: {decision.kind}/{decision.action}")
-    try:
-        answer = clients.ec2.describe_security_group_rules(SecurityGroupRuleIds=[decision.rule_id])
-    except ClientError as exc:
-        code, message = _error(exc)
-        if code in _GONE_CODES:
-            return WriteResult("gone", code=code, message=message, rule_id=decision.rule_id)
-        return WriteResult("failed", code=code, message=message, rule_id=decision.rule_id)
-    except BotoCoreError as exc:
-        return WriteResult("failed", code=type(exc).__name__, message=str(exc), rule_id=decision.rule_id)
+    answer, failure = _by_id(lambda: clients.ec2.describe_security_group_rules(SecurityGroupRuleIds=[decision.rule_id]),
+                             decision.rule_id)
+    if failure is not None:
+        return failure
     found = [to_rule(raw) for raw in answer.get("SecurityGroupRules", ())]
     current = next((r for r in found if r is not None and r.rule_id == decision.rule_id), None)
     if current is None:
@@ -87,16 +82,21 @@ def revoke_own(clients: AwsClients, decision: Decision, cluster: str) -> WriteRe
     if RuleTuple.of(current) != decision.rule:
         return WriteResult("refused", code="RuleChanged", rule_id=decision.rule_id,
                            message=f"rule is now {RuleTuple.of(current).text()}; not revoking it")
+    _, failure = _by_id(lambda: clients.ec2.revoke_security_group_ingress(
+        GroupId=current.group_id, SecurityGroupRuleIds=[decision.rule_id]), decision.rule_id)
+    return failure or WriteResult("cleaned_up", rule_id=decision.rule_id)
+
+
+def _by_id(call, rule_id: str) -> tuple[Any, WriteResult | None]:
+    """One call about a rule id: (answer, None), or (None, a `gone` or `failed` result)."""
     try:
-        clients.ec2.revoke_security_group_ingress(GroupId=current.group_id, SecurityGroupRuleIds=[decision.rule_id])
+        return call(), None
     except ClientError as exc:
         code, message = _error(exc)
-        if code in _GONE_CODES:
-            return WriteResult("gone", code=code, message=message, rule_id=decision.rule_id)
-        return WriteResult("failed", code=code, message=message, rule_id=decision.rule_id)
+        return None, WriteResult("gone" if code in _GONE_CODES else "failed", code=code, message=message,
+                                 rule_id=rule_id)
     except BotoCoreError as exc:
-        return WriteResult("failed", code=type(exc).__name__, message=str(exc), rule_id=decision.rule_id)
-    return WriteResult("cleaned_up", rule_id=decision.rule_id)
+        return None, WriteResult("failed", code=type(exc).__name__, message=str(exc), rule_id=rule_id)
 
 
 def _error(exc: ClientError) -> tuple[str, str]:

@@ -58,7 +58,7 @@ class DemoKubeApi:
             found = [o for o in items if o["metadata"]["name"] == match["name"]]
             return (200, found[0]) if found else (404, _status(404, "NotFound", f"{match['plural']} {match['name']} not found"))
         selector = parse_qs(parts.query).get("fieldSelector", [""])[0]
-        items = [o for o in items if _selected(o, selector)]
+        items = [o for o in items if selected(o, selector)]
         kind = next((k for k, p in _PLURALS.items() if p == match["plural"]), "Object")
         return 200, {"apiVersion": api_version, "kind": f"{kind}List", "metadata": {"resourceVersion": "1"}, "items": items}
 
@@ -104,7 +104,8 @@ class DemoKubeApi:
         self.log.append((match["group"] or "", match["plural"], verb))
 
 
-def _selected(obj: dict, selector: str) -> bool:
+def selected(obj: dict, selector: str) -> bool:
+    """Whether `obj` matches a field selector such as involvedObject.kind=Ingress,reason=X."""
     for term in filter(None, selector.split(",")):
         field_path, _, value = term.partition("=")
         current = obj
