@@ -6,6 +6,7 @@ The same path serves `check`, `preflight` and the demo; the daemon runs its halv
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 from monitor import migration
 from monitor.aws import AwsClients, RuleReader, discover
@@ -16,10 +17,10 @@ from monitor.ingress_join import join_ingresses
 from monitor.model import Observation, ReadFailure, Report, Topology
 
 
-class ClusterSource:
+class ClusterSource(Protocol):
     """What the cycle needs from Kubernetes: one method. `None` stands for --kubernetes off."""
 
-    def read(self) -> ClusterState: ...  # pragma: no cover - protocol
+    def read(self) -> ClusterState: ...
 
 
 @dataclass(frozen=True)
@@ -38,10 +39,10 @@ def read_all(clients: AwsClients, cluster: str, kube: ClusterSource | None, read
         progress("reading the cluster through the Kubernetes API")
     state = kube.read() if kube is not None else None
     topology = discover(clients, cluster, progress)
-    progress("reading the inbound rules of the targets' security groups")
     if state is not None:
         state = this_cluster(state, topology, cluster)
         topology = join_ingresses(topology, state)
+    progress("reading the inbound rules of the targets' security groups")
     observation = (reader or RuleReader(clients)).read(topology)
     return Snapshot(topology, observation, state)
 
@@ -68,7 +69,7 @@ def with_kubernetes(report: Report, snapshot: Snapshot) -> Report:
         return report
     extra = (*migration.kubernetes_unavailable(state),
              *with_impact(migration.unclaimed_shared_labels(snapshot.topology, snapshot.observation.rules, state),
-                          snapshot))
+                          snapshot, report))
     return report.with_findings(_not_yet_named(extra, report), state.failures, order=migration.order_key)
 
 
@@ -88,20 +89,20 @@ def preflight_once(clients: AwsClients, cluster: str, kube: ClusterSource | None
     role, iam_failures = read_role_policies(clients, v2.role_arn) if v2 else (None, ())
     report = evaluate(snapshot.topology, snapshot.observation)
     findings = migration.migration_findings(snapshot.topology, snapshot.observation.rules, state, role, iam_failures)
-    findings = with_impact(findings, snapshot)
+    findings = with_impact(findings, snapshot, report)
     failures = (*(snapshot.state.failures if snapshot.state else ()), *iam_failures)
     return report.with_findings(_not_yet_named(findings, report), failures, order=migration.order_key)
 
 
-def with_impact(findings, snapshot: Snapshot) -> tuple:
+def with_impact(findings, snapshot: Snapshot, report: Report) -> tuple:
     """Say, on each UNCLAIMED_SHARED_LABEL finding, what v2's garbage collection of all of them would
-    cut: the verdict again without those rules (pure, no AWS call)."""
+    cut: the verdict again without those rules, against `report`, the verdict with them (pure, no AWS call)."""
     doomed = {f.rule for f in findings if f.code == "UNCLAIMED_SHARED_LABEL" and f.rule}
     if not doomed:
         return tuple(findings)
     kept = tuple(r for r in snapshot.observation.rules if r.rule_id not in doomed)
     after = evaluate(snapshot.topology, replace(snapshot.observation, rules=kept))
-    before = {lb.arn: lb.reachable for lb in evaluate(snapshot.topology, snapshot.observation).load_balancers}
+    before = {lb.arn: lb.reachable for lb in report.load_balancers}
     cut = sorted(lb.name for lb in after.load_balancers if lb.reachable is False and before.get(lb.arn) is True)
     note = (f" (v2 collecting these labelled rules would cut {', '.join(cut)})" if cut
             else " (nothing loses its path if v2 collects these labelled rules: other rules admit the same traffic)")
