@@ -192,8 +192,10 @@ def _revoked(lb: LoadBalancer, paths: tuple[PathResult, ...]) -> Iterable[Findin
             security_group=group_id,
             message=(
                 f"{controllers.lb_label(lb)} cannot reach {len(group_paths)} target(s) on port(s) "
-                f"{', '.join(map(str, ports))} through {group_id}: add an inbound rule tcp {span} "
-                f"from {source} to {group_id}."
+                f"{', '.join(map(str, ports))} through {group_id}: admit tcp {span} from {source} again, "
+                f"with a description of your own (never the v2 label), e.g. `aws ec2 authorize-security-group-ingress "
+                f"--group-id {group_id} --ip-permissions 'IpProtocol=tcp,FromPort={ports[0]},ToPort={ports[-1]},"
+                f"UserIdGroupPairs=[{{GroupId={source},Description=restored-by-hand}}]'`."
             ),
         )
 
