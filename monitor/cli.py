@@ -10,7 +10,7 @@ from typing import Any
 
 from monitor import __version__
 from monitor.errors import ConfigError
-from monitor.settings import Settings, format_duration, parse_duration
+from monitor.settings import Settings, parse_duration
 
 COMMANDS = {
     "check": "one full discovery and evaluation, printed; exit 0 ok, 1 critical, 3 incomplete",
@@ -194,4 +194,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-__all__ = ["main", "build_parser", "settings_from", "format_duration"]
+__all__ = ["main", "build_parser", "settings_from"]

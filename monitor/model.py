@@ -141,12 +141,6 @@ class Topology:
     incomplete_lbs: frozenset[str] = frozenset()  # LBs part of whose topology could not be read
     failures: tuple[ReadFailure, ...] = ()
 
-    def group(self, group_id: str) -> SecurityGroup | None:
-        for sg in self.security_groups:
-            if sg.group_id == group_id:
-                return sg
-        return None
-
     @property
     def target_group_ids(self) -> frozenset[str]:
         ids: set[str] = set()

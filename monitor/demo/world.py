@@ -211,12 +211,8 @@ def _payments_adopted(world: World, ec2: Any, elbv2: Any) -> None:
     ec2.create_tags(Resources=[sg], Tags=[{"Key": controllers.V2_CLUSTER_TAG, "Value": world.cluster}])
     tags = {**_v1_tags(world, "payments", "api"), controllers.V2_CLUSTER_TAG: world.cluster}
     _alb(world, elbv2, "payments", name, [sg, world.sg["backend"]], tags)
-    pods = []
-    for index, ip in enumerate(("10.20.10.101", "10.20.11.102")):
-        subnet = world.subnets["private-a" if index == 0 else "private-c"]
-        ec2.create_network_interface(SubnetId=subnet, Groups=[world.sg["payments_pods"]], PrivateIpAddress=ip,
-                                     Description="aws-k8s-branch-eni")
-        pods.append((ip, 8443))
+    pods = _pod_enis(world, ec2, ("10.20.10.101", "10.20.11.102"), world.sg["payments_pods"], 8443,
+                     "aws-k8s-branch-eni")
     _target_group(world, elbv2, "payments", "payments", v2_name(world.cluster, "payments", "api-ledger", "tg")[:32], "ip", pods)
     # v1's rule on the pod SG, labelled by the team as the migration guide says (correctly: its
     # source is the v1-managed SG), and v2's own labelled rule from the backend SG.
@@ -234,16 +230,21 @@ def _checkout_v2(world: World, ec2: Any, elbv2: Any) -> None:
         controllers.V1_RESOURCE_TAG: "ManagedLBSecurityGroup"})
     _authorize(ec2, sg, "tcp", 443, 443, cidr="0.0.0.0/0")
     _alb(world, elbv2, "checkout", name, [sg, world.sg["backend"]], _v2_tags(world, "checkout", "storefront"))
-    pods = []
-    for index, ip in enumerate(("10.20.10.201", "10.20.11.202")):
-        subnet = world.subnets["private-a" if index == 0 else "private-c"]
-        # Pod addresses on VPC CNI ENIs carry the node's SG. (moto matches only primary addresses in
-        # the address filter, so each pod address is an ENI's primary here; AWS matches both.)
-        ec2.create_network_interface(SubnetId=subnet, Groups=[world.sg["cluster"]], PrivateIpAddress=ip,
-                                     Description="aws-K8S-i-node")
-        pods.append((ip, 8080))
+    # Pod addresses on VPC CNI ENIs carry the node's SG.
+    pods = _pod_enis(world, ec2, ("10.20.10.201", "10.20.11.202"), world.sg["cluster"], 8080, "aws-K8S-i-node")
     _target_group(world, elbv2, "checkout", "checkout", v2_name(world.cluster, "checkout", "storefront", "tg")[:32], "ip", pods,
                   health_port="8081")
+
+
+def _pod_enis(world: World, ec2: Any, ips: tuple[str, ...], group: str, port: int,
+              description: str) -> list[tuple[str, int]]:
+    """One ENI per pod address, alternating the two private subnets; returns (ip, port) targets.
+    (moto matches only primary addresses in the address filter, so each pod address is an ENI's
+    primary here; AWS also matches secondary ones.)"""
+    for index, ip in enumerate(ips):
+        subnet = world.subnets["private-a" if index % 2 == 0 else "private-c"]
+        ec2.create_network_interface(SubnetId=subnet, Groups=[group], PrivateIpAddress=ip, Description=description)
+    return [(ip, port) for ip in ips]
 
 
 def _marketing_user_sg(world: World, ec2: Any, elbv2: Any) -> None:
