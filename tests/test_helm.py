@@ -4,9 +4,11 @@ commands deploy/README.md shows render what they promise. Runs the real helm bin
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 
+import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
@@ -86,13 +88,47 @@ def test_cluster_name_is_required_with_a_message_that_says_how():
 
 
 @pytest.mark.parametrize("setting, message", [
-    ("mode=enforcee", 'mode: "enforcee" is not observe or enforce'),
-    ("listen=localhost", 'listen: "localhost" is not host:port'),
+    ("mode=enforcee", "at '/mode'"),
+    ("interval=15", "at '/interval'"),          # a number, no unit: the monitor would refuse it
+    ("maxRestoresPerCycle=0", "at '/maxRestoresPerCycle'"),
+    ("clustername=prod", "additional properties 'clustername' not allowed"),  # a typo is not ignored
 ])
 def test_a_bad_value_fails_the_render_not_the_pod(setting, message):
     done = helm("template", RELEASE, str(CHART), *CLUSTER, "--set", setting)
     assert done.returncode != 0
     assert message in done.stderr
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("mode=enforcee", 'mode: "enforcee" is not observe or enforce'),
+    ("listen=localhost", 'listen: "localhost" is not host:port'),
+])
+def test_the_templates_still_refuse_a_bad_mode_or_listen_without_the_schema(setting, message):
+    done = helm("template", RELEASE, str(CHART), *CLUSTER, "--skip-schema-validation", "--set", setting)
+    assert done.returncode != 0
+    assert message in done.stderr
+
+
+SAMPLES = ["auto", "on", "off", "observe", "enforce", "json", "console", "table", "500ms", "15s", "1m30s",
+           "1h", "15", "0", "1", "2", "5", "-1s", "1d", "0.0.0.0:9917", "[::]:9917", "localhost", "prod-eks"]
+
+
+@pytest.mark.parametrize("flag", sorted(set(run_flags()) - set(NOT_VALUES)))
+def test_the_values_schema_never_refuses_what_the_monitor_accepts(flag):
+    """And refuses every choice the monitor refuses: the schema stops mistakes at install time."""
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    prop = schema["properties"][value_key(flag)]
+    convert = OPTIONS[flag][0]
+    for sample in SAMPLES:
+        value = int(sample) if prop.get("type") == "integer" and sample.isdigit() else sample
+        accepted = jsonschema.Draft7Validator(prop).is_valid(value)
+        try:
+            convert(sample)
+        except ValueError:
+            if "enum" in prop:
+                assert not accepted, f"{value_key(flag)}: the schema allows {sample!r}, the monitor does not"
+            continue
+        assert accepted, f"{value_key(flag)}: the schema refuses {sample!r}, which the monitor accepts"
 
 
 # -- every object is valid --------------------------------------------------------------------
@@ -306,7 +342,7 @@ def _a_non_default(flag: str) -> str:
 def test_each_value_reaches_the_monitor(flag):
     """Set through the chart, each value is what the monitor in the pod runs with."""
     value = _a_non_default(flag)
-    objects = template(*CLUSTER, "--set-string", f"{value_key(flag)}={value}")
+    objects = template(*CLUSTER, "--set", f"{value_key(flag)}={value}")
     dest = run_flags()[flag]
     assert getattr(effective_settings(objects), dest) == OPTIONS[flag][0](value)
     if flag != "--mode":
