@@ -117,7 +117,8 @@ SAMPLES = ["auto", "on", "off", "observe", "enforce", "json", "console", "table"
 def test_the_values_schema_never_refuses_what_the_monitor_accepts(flag):
     """And refuses every choice the monitor refuses: the schema stops mistakes at install time."""
     schema = json.loads((CHART / "values.schema.json").read_text())
-    prop = schema["properties"][value_key(flag)]
+    prop = schema["properties"].get(value_key(flag))
+    assert prop, f"values.schema.json has no {value_key(flag)} (the value of {flag})"
     convert = OPTIONS[flag][0]
     for sample in SAMPLES:
         value = int(sample) if prop.get("type") == "integer" and sample.isdigit() else sample
