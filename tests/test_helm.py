@@ -400,7 +400,10 @@ def test_install_notes_say_the_next_step():
     assert f"port-forward svc/{RELEASE} 9917" in notes
     assert "--set mode=enforce" in notes and "remediation.json" in notes
     enforce = helm(*install, "--set", "mode=enforce")
-    assert "--set mode=enforce" not in enforce.stdout.split("NOTES:", 1)[1]
+    assert enforce.returncode == 0, enforce.stderr
+    enforce_notes = enforce.stdout.split("NOTES:", 1)[1]
+    assert "--set mode=enforce" not in enforce_notes
+    assert "remediation.json" in enforce_notes and "involvedObject.kind=Ingress" in enforce_notes
 
 
 def test_helm_install_names_everything_after_the_release():
