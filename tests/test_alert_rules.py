@@ -189,6 +189,10 @@ def test_render_script_check_mode_reports_a_stale_manifest(tmp_path):
     module.TARGET = tmp_path / "prometheusrule.yaml"
     module.TARGET.write_text("stale\n")
     module.SOURCE = RULES
+    module.COPIES = {tmp_path / "alerts.yaml": RULES}
     assert module.main(["--check"]) == 1
     assert module.main([]) == 0
     assert module.main(["--check"]) == 0
+    assert (tmp_path / "alerts.yaml").read_bytes() == RULES.read_bytes()
+    (tmp_path / "alerts.yaml").write_text("groups: []\n")
+    assert module.main(["--check"]) == 1, "a stale copy must be reported too"

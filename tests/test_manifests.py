@@ -52,7 +52,9 @@ def overlay(tmp_path: Path, *components: str) -> Path:
 
 
 def one(objects: list[dict], kind: str, name: str = "alb-sg-monitor") -> dict:
-    found = [o for o in objects if o["kind"] == kind and o["metadata"]["name"].startswith(name)]
+    """The object of this kind and name, a generated ConfigMap's hash suffix allowed."""
+    named = re.compile(rf"{re.escape(name)}(-[a-z0-9]{{10}})?")
+    found = [o for o in objects if o["kind"] == kind and named.fullmatch(o["metadata"]["name"])]
     assert len(found) == 1, f"expected one {kind} {name}, found {len(found)}"
     return found[0]
 

@@ -1,0 +1,78 @@
+{{/* The chart's name, or nameOverride. */}}
+{{- define "alb-sg-monitor.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Object names: the release name when it already contains the chart's name, so that
+`helm install alb-sg-monitor` names everything alb-sg-monitor, as the kustomize base does. */}}
+{{- define "alb-sg-monitor.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "alb-sg-monitor.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "alb-sg-monitor.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: monitor
+{{- end }}
+
+{{- define "alb-sg-monitor.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/name: {{ include "alb-sg-monitor.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/part-of: alb-sg-monitor
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "alb-sg-monitor.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "alb-sg-monitor.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The port of `listen` (host:port, [::]:port). */}}
+{{- define "alb-sg-monitor.port" -}}
+{{- $port := splitList ":" (toString .Values.listen) | last }}
+{{- if not (regexMatch "^[0-9]+$" $port) }}
+{{- fail (printf "listen: %q is not host:port, e.g. 0.0.0.0:9917" (toString .Values.listen)) }}
+{{- end }}
+{{- $port }}
+{{- end }}
+
+{{/* The monitor's configuration as its flags' ALBSG_* environment twins; unset values are left
+out so that the code's own default applies. `mode` is not here: it is a container argument.
+A new flag of `run` needs its value in values.yaml and values.schema.json and its line here;
+tests/test_helm.py fails until all three are there. */}}
+{{- define "alb-sg-monitor.config" -}}
+ALBSG_CLUSTER_NAME: {{ required "clusterName is required: the EKS cluster name, as in the kubernetes.io/cluster/<name> tag (--set clusterName=NAME)" .Values.clusterName | quote }}
+{{- with .Values.region }}
+ALBSG_REGION: {{ . | quote }}
+{{- end }}
+ALBSG_KUBERNETES: {{ .Values.kubernetes | quote }}
+ALBSG_INTERVAL: {{ .Values.interval | quote }}
+ALBSG_TOPOLOGY_INTERVAL: {{ .Values.topologyInterval | quote }}
+ALBSG_GRACE: {{ .Values.grace | quote }}
+ALBSG_LISTEN: {{ .Values.listen | quote }}
+{{- with .Values.stateFile }}
+ALBSG_STATE_FILE: {{ . | quote }}
+{{- end }}
+ALBSG_MAX_RESTORES_PER_CYCLE: {{ .Values.maxRestoresPerCycle | quote }}
+ALBSG_MAX_RESTORES_PER_HOUR: {{ .Values.maxRestoresPerHour | quote }}
+ALBSG_FIGHT_THRESHOLD: {{ .Values.fightThreshold | quote }}
+ALBSG_FIGHT_WINDOW: {{ .Values.fightWindow | quote }}
+ALBSG_RESTORE_BACKOFF: {{ .Values.restoreBackoff | quote }}
+ALBSG_RESTORE_BACKOFF_MAX: {{ .Values.restoreBackoffMax | quote }}
+ALBSG_CLEANUP_GRACE: {{ .Values.cleanupGrace | quote }}
+ALBSG_LOG_FORMAT: {{ .Values.logFormat | quote }}
+{{- end }}
