@@ -2,7 +2,8 @@
 # Two stages: the first builds a virtualenv from the pinned constraints, the second copies only
 # that virtualenv onto a clean base, so no compiler, pip cache or build backend ships.
 # BASE_IMAGE must provide python3 with the venv module; the default is the official slim image,
-# and scripts/build-image passes a locally made Debian base where no registry can be reached.
+# and scripts/build-image passes the Debian base scripts/base-image makes where no registry can be
+# reached.
 ARG BASE_IMAGE=python:3.12-slim-bookworm
 
 FROM ${BASE_IMAGE} AS build
@@ -25,6 +26,13 @@ RUN /opt/alb-sg-monitor/bin/python -m pip uninstall --quiet --yes pip setuptools
 
 FROM ${BASE_IMAGE}
 ARG UID=65532
+# scripts/build-image passes the package version; a plain `docker build` says "unknown".
+ARG VERSION=unknown
+LABEL org.opencontainers.image.title="alb-sg-monitor" \
+      org.opencontainers.image.description="Watches that every ALB of an EKS cluster can still reach its targets through the node and pod security groups." \
+      org.opencontainers.image.source="https://github.com/alb-sg-monitor/alb-sg-monitor" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.licenses="Apache-2.0"
 # A passwd entry keeps tools that look up the current user (botocore's ~ expansion) well behaved.
 RUN groupadd --system --gid ${UID} monitor \
  && useradd --system --uid ${UID} --gid ${UID} --home-dir /nonexistent --no-create-home \

@@ -21,7 +21,7 @@ COMMANDS = {
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports a usage error on one line (exit 2), as SPEC.md asks."""
+    """argparse that reports a usage error on one line (exit 2), as docs/reference.md promises."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message}\n")

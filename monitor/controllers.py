@@ -1,6 +1,6 @@
 """How the v1 and v2 controllers mark what they own: tags, descriptions and the rule label.
 
-Every fact here comes from the controllers' source (see DOMAIN.md); change it only with a cite.
+Every fact here comes from the controllers' source (docs/controllers.md says which); change it only with a cite.
 """
 
 from __future__ import annotations

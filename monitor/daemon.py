@@ -30,7 +30,7 @@ log = structlog.get_logger("monitor.daemon")
 # An incomplete topology (some discovery read failed) is retried after this many check intervals,
 # or at the next scheduled refresh if that comes first.
 INCOMPLETE_TOPOLOGY_RETRY_INTERVALS = 4
-HEALTHY_WITHIN_INTERVALS = 3  # SPEC.md: /healthz is 200 while the loop ran within three intervals
+HEALTHY_WITHIN_INTERVALS = 3  # docs/reference.md: /healthz is 200 while the loop ran within three intervals
 
 
 @dataclass(frozen=True)

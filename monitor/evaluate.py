@@ -1,6 +1,6 @@
 """The pure verdict: topology + observed rules -> per-path coverage, per-ALB reachability, findings.
 
-No I/O, no clock, no logging: everything it needs comes in as frozen values (DESIGN.md).
+No I/O, no clock, no logging: everything it needs comes in as frozen values.
 """
 
 from __future__ import annotations

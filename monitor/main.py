@@ -20,6 +20,12 @@ from monitor.state import FileStateStore, InMemoryStateStore, StateStore
 
 
 def run_command(command: str, settings: Settings) -> int:
+    if command == "demo" or settings.demo:
+        from monitor import demo
+
+        if not demo.extra_installed():
+            print(demo.MISSING_EXTRA, file=sys.stderr)
+            return 2
     if settings.demo and command != "demo":
         from monitor.demo import account
 

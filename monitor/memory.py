@@ -2,7 +2,7 @@
 later disappears can be put back exactly as it was, even after a restart.
 
 Pure: the next memory is a function of the previous one, this cycle's report, the observed rules
-and `now`. Only complete observations teach it anything: a failed read proves nothing (DOMAIN.md).
+and `now`. Only complete observations teach it anything: a failed read proves nothing (docs/controllers.md).
 """
 
 from __future__ import annotations

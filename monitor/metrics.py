@@ -1,4 +1,4 @@
-"""The Prometheus metrics of SPEC.md: the only module that imports prometheus_client.
+"""The Prometheus metrics of docs/reference.md: the only module that imports prometheus_client.
 
 State gauges (reachability, findings, completeness) are rendered at scrape time from the last
 completed cycle's Report by a custom collector, so an ALB that vanished vanishes from /metrics
@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterable, Iterator
 
 import prometheus_client
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, PlatformCollector, ProcessCollector
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 
@@ -22,10 +22,10 @@ from monitor.model import Report, Severity
 # A `_created` sample per counter doubles every series for no use on a dashboard or in an alert.
 prometheus_client.disable_created_metrics()
 
-# SPEC.md's four results, plus `cleaned_up`: the monitor revoked one of its own restored rules.
+# The four results of the contract, plus `cleaned_up`: the monitor revoked one of its own restored rules.
 REMEDIATION_RESULTS = ("restored", "dry_run", "failed", "suppressed", "cleaned_up")
 
-# Findings of SPEC.md are always rendered, at 0 when absent, so `albsg_findings{code=…} > 0` and
+# The contract's finding codes are always rendered, at 0 when absent, so `albsg_findings{code=…} > 0` and
 # dashboards see a series from the first scrape; other codes appear while they are found.
 KNOWN_FINDINGS: dict[str, str] = {
     "ACCESS_REVOKED": Severity.CRITICAL.value,
@@ -40,6 +40,9 @@ KNOWN_FINDINGS: dict[str, str] = {
     "REMEDIATION_FIGHT": Severity.CRITICAL.value,
     "OBSERVATION_INCOMPLETE": Severity.WARNING.value,
 }
+
+# The daemon's two loops, the values of albsg_cycle_failures_total's `loop` label.
+CYCLE_LOOPS = ("check", "topology")
 
 # Cycles take well under a second against a small account and can take minutes against a large,
 # throttled one (three attempts with backoff per call).
@@ -118,8 +121,9 @@ class Metrics:
             buckets=CYCLE_BUCKETS, registry=self.registry)
         self.cycle_failures = Counter(
             "albsg_cycle_failures_total",
-            "Cycles that ended with an unexpected error instead of a report, by job.",
-            ["job"], registry=self.registry)
+            "Cycles that ended with an unexpected error instead of a report, by loop.",
+            # Not `job`: a scrape's own `job` target label would rename it to `exported_job`.
+            ["loop"], registry=self.registry)
         self.topology_refreshes = Counter(
             "albsg_topology_refreshes_total", "Topology discoveries run, by reason.", ["reason"],
             registry=self.registry)
@@ -129,8 +133,12 @@ class Metrics:
         self.api_errors = Counter(
             "albsg_aws_api_errors_total", "AWS API requests that failed, by error code.",
             ["service", "operation", "code"], registry=self.registry)
-        for job in ("check", "topology"):
-            self.cycle_failures.labels(job)
+        for loop in CYCLE_LOOPS:
+            self.cycle_failures.labels(loop)
+        # process_* (resident memory against the pod's limit, CPU, open files) and python_info.
+        # ProcessCollector reads /proc and is silent where there is none.
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
 
     # -- state --------------------------------------------------------------------------------
     def publish(self, report: Report, now: float) -> None:
@@ -172,8 +180,10 @@ class Metrics:
     def observe_cycle(self, seconds: float) -> None:
         self.cycle_duration.observe(seconds)
 
-    def count_cycle_failure(self, job: str) -> None:
-        self.cycle_failures.labels(job).inc()
+    def count_cycle_failure(self, loop: str) -> None:
+        if loop not in CYCLE_LOOPS:
+            raise ValueError(f"unknown loop {loop!r}")
+        self.cycle_failures.labels(loop).inc()
 
     def count_topology_refresh(self, reason: str) -> None:
         self.topology_refreshes.labels(reason).inc()

@@ -1,7 +1,7 @@
 """Migration findings that need Kubernetes: what will cut traffic if the v1 -> v2 cutover goes on.
 
 Pure: frozen values in (topology, rules, cluster state, the v2 role's policies), Findings out. Each
-message is one sentence ending in the exact next step (SPEC.md finding codes; DOMAIN.md for why).
+message is one sentence ending in the exact next step (docs/reference.md finding codes; docs/controllers.md for why).
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ class ReadFailure:
 @dataclass(frozen=True)
 class Rule:
     """One inbound rule for one peer. Identity is (group, protocol, ports, peer); the
-    description is not part of it, as for the v2 controller (DOMAIN.md)."""
+    description is not part of it, as for the v2 controller (docs/controllers.md)."""
 
     group_id: str
     protocol: str  # "tcp", "udp", "icmp", "-1" (all), or a protocol number as text

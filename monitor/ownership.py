@@ -2,7 +2,7 @@
 
 A restored rule carries our tags and our description. The description never parses as the v2
 label (`elbv2.k8s.aws/targetGroupBinding=shared`): v2 then sees its wanted tuple as present and
-never revokes our copy, because it only revokes labelled rules (DOMAIN.md).
+never revokes our copy, because it only revokes labelled rules (docs/controllers.md).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The remediation policy: memory + this cycle's report + safety rails -> a plan of decisions.
 
-Pure (DESIGN.md): no I/O, no clock, no logging. Every decision, taken or not, is in the plan, so the
+Pure: no I/O, no clock, no logging. Every decision, taken or not, is in the plan, so the
 edges can log, count and announce each one. A restore never widens anything: it re-adds exactly a
 tuple that was seen covering a path and then disappeared, on the SG it was on.
 """

@@ -1,4 +1,4 @@
-"""Renders a Report as the JSON document of SPEC.md or as a table for a terminal."""
+"""Renders a Report as the JSON document of docs/reference.md or as a table for a terminal."""
 
 from __future__ import annotations
 

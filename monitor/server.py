@@ -1,4 +1,4 @@
-"""The HTTP endpoints of SPEC.md (/metrics, /healthz, /readyz) on a small threaded server.
+"""The HTTP endpoints of docs/reference.md (/metrics, /healthz, /readyz) on a small threaded server.
 
 It knows nothing of Prometheus or AWS: it is handed three callables and serves their answers.
 """

@@ -1,4 +1,4 @@
-"""Settings as one frozen value: every field is a flag with an ALBSG_* environment twin (SPEC.md)."""
+"""Settings as one frozen value: every field is a flag with an ALBSG_* environment twin (docs/reference.md)."""
 
 from __future__ import annotations
 

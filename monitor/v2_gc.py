@@ -1,6 +1,6 @@
 """Simulates which labelled node rules the v2 controller's TargetGroupBinding reconcile would revoke.
 
-Follows pkg/networking/networking_manager.go of the AWS Load Balancer Controller (DOMAIN.md, "When v2
+Follows pkg/networking/networking_manager.go of the AWS Load Balancer Controller (docs/controllers.md, "When v2
 revokes a node rule"): the wanted rules are computed from every binding's spec.networking per endpoint
 SG; in restricted mode (the default) all ports from one source and protocol merge into one min-max
 rule, CIDR peers stay one rule each; a labelled rule whose (protocol, ports, peer) tuple nobody wants

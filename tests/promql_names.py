@@ -1,4 +1,4 @@
-"""The metric names of SPEC.md, and a small extractor of the metric names a PromQL expression reads.
+"""The metric names of docs/reference.md, and a small extractor of the metric names a PromQL expression reads.
 
 Shared by the tests of the alert rules, the dashboard and the alerting docs, which may only use
 metrics the daemon promises to export.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-# The Metrics table of SPEC.md (names, types and labels are fixed there).
+# The Metrics table of docs/reference.md (names, types and labels are fixed there).
 SPEC_METRICS: dict[str, str] = {
     "albsg_load_balancer_reachable": "gauge",
     "albsg_findings": "gauge",

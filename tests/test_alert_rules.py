@@ -147,7 +147,7 @@ def test_alerts_about_an_alb_name_it(alert):
 
 @pytest.mark.parametrize("alert", ALERTS, ids=ALERT_NAMES)
 def test_rules_only_read_metrics_spec_defines(alert):
-    assert not unknown_metrics(alert["expr"]), f"{alert['alert']} reads metrics not in SPEC.md"
+    assert not unknown_metrics(alert["expr"]), f"{alert['alert']} reads metrics not in docs/reference.md"
 
 
 def test_the_rules_watch_every_state_a_page_depends_on():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import subprocess
 import urllib.error
 import urllib.request
@@ -159,6 +160,19 @@ def test_promtool_accepts_the_real_exposition(parts, tiny_world):
     result = subprocess.run(["promtool", "check", "metrics"], input=body.encode(), capture_output=True, timeout=30)
     assert result.returncode == 0 and not result.stdout.strip() and not result.stderr.strip(), result
     assert "albsg_rule_revocations_total" in body
+    # RSS to hold against the pod's memory limit, from the same registry.
+    assert re.search(r"^process_resident_memory_bytes \d", body, re.M), body
+    assert "python_info{" in body
+
+
+def test_no_metric_carries_a_label_prometheus_would_rename(parts):
+    """A metric label named like a target label (job, instance) comes out as exported_job."""
+    parts.daemon.run_once()
+    _, body = get(parts, "/metrics")
+    labels = {name for family in text_string_to_metric_families(body)
+              for sample in family.samples for name in sample.labels}
+    assert not labels & {"job", "instance"}, labels
+    assert 'albsg_cycle_failures_total{loop="check"} 0.0' in body
 
 
 def test_a_cycle_that_raises_is_counted_and_the_next_one_runs(tiny_world):
@@ -169,8 +183,8 @@ def test_a_cycle_that_raises_is_counted_and_the_next_one_runs(tiny_world):
     assert first.error and second.error and not first.ok
     assert daemon.cycles == 2 and daemon.health()[0] and not daemon.ready()[0]
     body = metrics.exposition()[0].decode()
-    assert 'albsg_cycle_failures_total{job="check"} 2.0' in body
-    assert 'albsg_cycle_failures_total{job="topology"} 2.0' in body
+    assert 'albsg_cycle_failures_total{loop="check"} 2.0' in body
+    assert 'albsg_cycle_failures_total{loop="topology"} 2.0' in body
     assert "albsg_load_balancer_reachable{" not in body
 
 

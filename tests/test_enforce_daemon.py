@@ -235,7 +235,7 @@ def test_a_simulated_v2_garbage_collection_never_removes_a_restored_rule(world, 
     summary, _ = run.until_written(T0 + 300)
     (restored,) = writes(summary)
     ec2 = world.clients()["ec2"]
-    # Fixture: moto's rule view shows an authorize-time description only after a modify (TESTING.md).
+    # Fixture: moto's rule view shows an authorize-time description only after a modify (docs/controllers.md).
     demo_world._set_description(ec2, world.sg["cluster"], restored.result.rule_id, restored.decision.description)
     # v2's GC: with no binding wanting them, every rule whose description parses as the label goes.
     gone = []

@@ -1,4 +1,4 @@
-"""The layering of DESIGN.md, held by import-linter contracts in .importlinter."""
+"""The layering (a pure core, one adapter module per SDK), held by import-linter contracts in .importlinter."""
 
 import pathlib
 import subprocess

@@ -33,7 +33,7 @@ NOT_IN_SCHEMA = {"ServiceMonitor": "monitoring.coreos.com/v1", "PrometheusRule":
 
 def kustomize(path: Path) -> list[dict]:
     kubectl = shutil.which("kubectl")
-    assert kubectl, "kubectl is needed to render deploy/kubernetes (see ../shared/TESTING.md)"
+    assert kubectl, "kubectl is needed to render deploy/kubernetes (scripts/test-prerequisites says how to get it)"
     done = subprocess.run([kubectl, "kustomize", str(path)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, f"kubectl kustomize {path} failed:\n{done.stderr}"
     return [doc for doc in yaml.safe_load_all(done.stdout) if doc]

@@ -86,7 +86,7 @@ def test_throttling_and_outage_leave_the_daemon_running_and_it_recovers(proxied_
     got = scrape(port)
     assert got[("albsg_observation_complete", ())] == 1
     assert got[("albsg_last_success_timestamp_seconds", ())] > success_during_throttle
-    assert got[("albsg_cycle_failures_total", (("job", "check"),))] == 0  # failures were data, not crashes
+    assert got[("albsg_cycle_failures_total", (("loop", "check"),))] == 0  # failures were data, not crashes
     assert parts.daemon.health()[0]
 
 

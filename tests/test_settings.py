@@ -1,4 +1,4 @@
-"""Durations as SPEC.md writes them."""
+"""Durations as docs/reference.md writes them."""
 
 import pytest
 

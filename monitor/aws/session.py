@@ -15,7 +15,7 @@ from monitor.errors import ConfigError
 
 # botocore's standard mode retries throttling and 5xx with jittered backoff; a check cycle must not
 # hang on a stalled endpoint, so timeouts are short and attempts few (EC2 throttling is shared with
-# the controller and the CNI: DOMAIN.md).
+# the controller and the CNI: docs/controllers.md).
 RETRY_MAX_ATTEMPTS = 3
 CONNECT_TIMEOUT_SECONDS = 5
 READ_TIMEOUT_SECONDS = 15

@@ -2,7 +2,7 @@
 
 Results are values, never exceptions. Throttling is retried by botocore's standard retry mode
 (session.py); anything still failing is returned so the policy backs off instead of retrying in a
-storm (EC2 authorize/revoke share a small per-account bucket with the controllers: DOMAIN.md).
+storm (EC2 authorize/revoke share a small per-account bucket with the controllers: docs/controllers.md).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Seeds a moto server with a realistic EKS cluster halfway through the v1 -> v2 migration.
 
-Tags, names and descriptions follow DOMAIN.md exactly, so the monitor sees what it would see in a
+Tags, names and descriptions follow docs/controllers.md exactly, so the monitor sees what it would see in a
 real account: two v1 ALBs, an adopted one, a v2 one with the shared backend SG, an Ingress with a
 user-made SG, ip targets behind pod security groups, and a node group with two SGs. This module is
 a simulator, not part of the monitor: it uses boto3 directly to build the world.
@@ -189,7 +189,7 @@ def _shop_v1(world: World, ec2: Any, elbv2: Any) -> None:
     _alb(world, elbv2, "shop", name, [sg], _v1_tags(world, "shop", "frontend"))
     _target_group(world, elbv2, "shop", "shop", f"{name[:8]}-7e1c04a9b2f3d5e60c1", "instance",
                   [(i, 30080) for i in world.instances["general"]], health_port="30081")
-    # v1's node rule: all TCP from the managed ALB SG, no description (DOMAIN.md).
+    # v1's node rule: all TCP from the managed ALB SG, no description (docs/controllers.md).
     world.rule["shop_v1"] = _authorize(ec2, world.sg["cluster"], "tcp", 0, 65535, source=sg)
 
 

@@ -35,7 +35,7 @@ REQUIRED_ACCESS: frozenset[tuple[str, str, str]] = frozenset({
 PAGE_SIZE = 500
 REQUEST_TIMEOUT = (5, 15)  # connect, read seconds
 TGB_GROUP, TGB_VERSION, TGB_PLURAL = "elbv2.k8s.aws", "v1beta1", "targetgroupbindings"
-# Events the controllers emit when they fail (DOMAIN.md, "Signals the controllers expose").
+# Events the controllers emit when they fail (docs/controllers.md, "Signals the controllers give").
 WATCHED_EVENTS = (
     ("Ingress", "FailedDeployModel"),
     ("TargetGroupBinding", "FailedNetworkReconcile"),

@@ -1,0 +1,58 @@
+variable "cluster_name" {
+  description = "EKS cluster name, the value the monitor gets as --cluster-name. Scopes the remediation policy to the cluster's security groups."
+  type        = string
+}
+
+variable "role_name" {
+  description = "Name of the IAM role the monitor's pod assumes. Default: alb-sg-monitor-<cluster_name>."
+  type        = string
+  default     = null
+}
+
+variable "namespace" {
+  description = "Kubernetes namespace of the monitor's service account."
+  type        = string
+  default     = "alb-sg-monitor"
+}
+
+variable "service_account" {
+  description = "Name of the monitor's Kubernetes service account."
+  type        = string
+  default     = "alb-sg-monitor"
+}
+
+variable "oidc_provider_arn" {
+  description = "IRSA: ARN of the cluster's IAM OIDC provider. Leave null to use EKS Pod Identity only."
+  type        = string
+  default     = null
+}
+
+variable "oidc_provider_url" {
+  description = "IRSA: issuer URL of the cluster's OIDC provider (with or without https://), e.g. the cluster's identity[0].oidc[0].issuer."
+  type        = string
+  default     = null
+}
+
+variable "enable_pod_identity" {
+  description = "Trust EKS Pod Identity (pods.eks.amazonaws.com) and associate the role with the service account. Needs the eks-pod-identity-agent add-on on the cluster."
+  type        = bool
+  default     = false
+}
+
+variable "enable_remediation" {
+  description = "Attach the remediation policy, which --mode enforce needs. Observe mode (the default) needs only the read-only policy."
+  type        = bool
+  default     = false
+}
+
+variable "permissions_boundary" {
+  description = "ARN of a permissions boundary for the role, if your account requires one."
+  type        = string
+  default     = null
+}
+
+variable "tags" {
+  description = "Tags for the role and the policies."
+  type        = map(string)
+  default     = {}
+}
