@@ -32,7 +32,8 @@ class KnownRoles:
     monitor: frozenset[str] = frozenset()
 
 
-# arn:<partition>:iam::<account>:role/<path/><name>, or the session form arn:<partition>:sts::<account>:assumed-role/<name>/<session>
+# A role, arn:<partition>:iam::<account>:role/<path/><name>, or a session of it,
+# arn:<partition>:sts::<account>:assumed-role/<name>/<session>.
 _ROLE = re.compile(r"arn:(?P<partition>[\w-]+):iam::(?P<account>\d{12}):role/(?:[^,]*/)?(?P<name>[\w+=,.@-]+)")
 _SESSION = re.compile(r"arn:(?P<partition>[\w-]+):sts::(?P<account>\d{12}):assumed-role/(?P<name>[\w+=,.@-]+)/[^/]+")
 

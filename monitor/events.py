@@ -157,8 +157,10 @@ def _ec2_touched(name: str, request: dict, response: dict) -> dict[str, Any]:
         answered = "securityGroupRuleSet" if name.startswith("Authorize") else "revokedSecurityGroupRuleSet"
         # The response names every rule the call created or removed, with its id: prefer it.
         rules.extend(_response_rule(item, direction) for item in _items(response.get(answered)))
-        if group and not rules:
-            rules.extend(_permission_rules(group, direction, request.get("ipPermissions")))
+        if group and not rules:  # in a default VPC, unmatched rules are listed there, not refused
+            unknown = _permission_rules(group, direction, response.get("unknownIpPermissionSet"))
+            rules.extend(r for r in _permission_rules(group, direction, request.get("ipPermissions"))
+                         if r not in unknown)
         known_ids = {r.rule_id for r in rules}
         for rule_id in _rule_ids(request.get("securityGroupRuleIds")):
             if rule_id not in known_ids:

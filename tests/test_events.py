@@ -108,6 +108,11 @@ TOUCHED = {
         message("RevokeSecurityGroupIngress",
                 {"groupId": NODE_SG, "securityGroupRuleIds": {"items": ["sgr-0bbb"]}}, None),
         Effect.REVOKE, {NODE_SG}, {TouchedRule("ingress", None, "sgr-0bbb")}, {}),
+    "revoke of a rule that was not there (default VPC): nothing removed": (
+        message("RevokeSecurityGroupIngress",
+                {"groupId": NODE_SG, "ipPermissions": permissions(sg_permission("tcp", 30000, 30100, BACKEND_SG))},
+                {"_return": True, "unknownIpPermissionSet": permissions(sg_permission("tcp", 30000, 30100, BACKEND_SG))}),
+        Effect.REVOKE, {NODE_SG}, set(), {}),
     "revoke egress of all traffic on the ALB's group": (
         message("RevokeSecurityGroupEgress", {"groupId": ALB_SG, "ipPermissions": permissions(
             {"ipProtocol": "-1", "groups": {}, "ipRanges": {"items": [{"cidrIp": "0.0.0.0/0"}]},
