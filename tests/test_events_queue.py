@@ -145,3 +145,22 @@ def test_an_unreachable_endpoint_is_a_read_failure_not_an_exception(aws_env, mon
     result = EventsQueue(connect_queue(None), url, wait_seconds=1).poll(WATCHED)
     (failure,) = result.failures
     assert failure.code == "EndpointConnectionError" and result.events == ()
+
+
+def test_duplicates_are_remembered_within_a_bound_and_an_idle_poll_is_one_request(queue):
+    """The dedupe memory is bounded: past `remember` newer ids, an old id counts as new again."""
+    counter = ApiCounter()
+    adapter = EventsQueue(connect_queue(None, counter), queue, wait_seconds=1, remember=2)
+    first, second, third = (revoke(V2, event_id=f"0e7c2f4a-eeee-4000-8000-00000000000{i}") for i in range(3))
+    seen = []
+    for batch in ([first, first], [second, third], [first]):
+        put(*batch)
+        results = drain(adapter, len(batch))
+        seen.append((sum(len(r.events) for r in results), total(results, DUPLICATE)))
+    assert seen == [(1, 1), (2, 0), (1, 0)]  # `first` forgotten after two newer ids: new again
+    assert adapter.poll(WATCHED).received == 0
+    calls = dict(counter.calls)
+    adapter.poll(WATCHED)
+    assert {k: v - calls.get(k, 0) for k, v in counter.calls.items() if v != calls.get(k, 0)} == {
+        ("sqs", "ReceiveMessage"): 1}
+    assert counter.calls[("sqs", "DeleteMessage")] == 5 and remaining(queue) == 0
