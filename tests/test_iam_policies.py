@@ -28,6 +28,10 @@ BASE_SERVICES = ("ec2", "elbv2", "iam")
 OWNER_TAG = "alb-sg-monitor/owner"
 # Operations IAM never denies: no policy needs to name them.
 PERMISSIONLESS = {"sts:GetCallerIdentity"}
+# Consuming the monitor's own events queue (--events-queue): in the read-only policy, scoped to the
+# monitor's queues, although IAM classes DeleteMessage as a write (it writes nothing the monitor watches).
+OWN_QUEUE_ACTIONS = {"sqs:ReceiveMessage", "sqs:DeleteMessage"}
+OWN_QUEUE_RESOURCE = "arn:aws:sqs:*:*:alb-sg-monitor-*"
 # Methods of a boto3 client that are not API operations.
 CLIENT_HELPERS = {"get_paginator", "can_paginate", "get_waiter", "close", "generate_presigned_url", "meta",
                   "exceptions"}
@@ -48,7 +52,8 @@ class ApiCall:
 
     @property
     def is_read(self) -> bool:
-        return self.operation.startswith(("Describe", "Get", "List"))
+        """Whether it belongs in the read-only policy."""
+        return self.operation.startswith(("Describe", "Get", "List")) or self.action in OWN_QUEUE_ACTIONS
 
 
 @cache
@@ -247,7 +252,7 @@ def test_scanner_sees_the_reads_the_monitor_already_does():
     actions = {c.action for c in scan_code()}
     assert {"ec2:DescribeSecurityGroupRules", "ec2:DescribeInstances", "ec2:GetManagedPrefixListEntries",
             "elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeTags",
-            "elasticloadbalancing:DescribeTargetHealth"} <= actions
+            "elasticloadbalancing:DescribeTargetHealth", "sqs:ReceiveMessage", "sqs:DeleteMessage"} <= actions
 
 
 def test_every_read_the_code_does_is_in_the_read_only_policy():
@@ -269,6 +274,10 @@ def test_read_only_policy_allows_no_write():
             assert "*" not in action and "?" not in action, f"{action}: list actions one by one"
             prefix, name = action.split(":")
             levels = {row["access_level"] for row in get_action_data(prefix, name).get(prefix, ())}
+            if action in OWN_QUEUE_ACTIONS:  # only on the monitor's own queues, nothing it watches
+                assert as_list(statement["Resource"]) == [OWN_QUEUE_RESOURCE], statement
+                assert levels and levels <= {"Read", "Write"}, f"{action} is {levels or 'not an action'}"
+                continue
             assert levels and levels <= {"Read", "List"}, f"{action} is {levels or 'not an action'}"
 
 
@@ -276,6 +285,12 @@ def _resource_type(arn: str) -> tuple[str, str]:
     """('ec2', 'security-group') for arn:aws:ec2:*:*:security-group/* (and for AWS's ${...} formats)."""
     parts = arn.split(":", 5)
     return parts[2], re.split(r"[/:]", parts[5])[0]
+
+
+def _untyped(arn_format: str) -> bool:
+    """A resource ARN format with no type before its name, e.g. an SQS queue's
+    arn:${Partition}:sqs:${Region}:${Account}:${QueueName}."""
+    return re.fullmatch(r"\$\{[^}]+\}", arn_format.split(":", 5)[5]) is not None
 
 
 def _key_allowed(key: str, allowed: list[str]) -> bool:
@@ -296,7 +311,9 @@ def test_policy_uses_only_real_actions_resource_types_and_condition_keys(policy)
             for resource in resources:
                 matching = rows if resource == "*" else [
                     r for r in rows if r["resource_arn_format"] != "*"
-                    and _resource_type(r["resource_arn_format"]) == _resource_type(resource)]
+                    and (_resource_type(r["resource_arn_format"]) == _resource_type(resource)
+                         or _untyped(r["resource_arn_format"])
+                         and _resource_type(r["resource_arn_format"])[0] == _resource_type(resource)[0])]
                 assert matching, f"{action} has no resource type {resource}: the statement grants nothing"
                 for key in keys:
                     assert all(_key_allowed(key, r["condition_keys"]) for r in matching), \

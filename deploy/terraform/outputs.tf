@@ -22,3 +22,13 @@ output "service_account_annotations" {
   description = "Annotations for the monitor's ServiceAccount: the IRSA role annotation, or none with Pod Identity only."
   value       = local.use_irsa ? { "eks.amazonaws.com/role-arn" = aws_iam_role.monitor.arn } : {}
 }
+
+output "events_queue_url" {
+  description = "URL of the events queue, the monitor's --events-queue; null unless enable_events_queue."
+  value       = var.enable_events_queue ? aws_sqs_queue.events[0].id : null
+}
+
+output "events_queue_arn" {
+  description = "ARN of the events queue; null unless enable_events_queue."
+  value       = var.enable_events_queue ? aws_sqs_queue.events[0].arn : null
+}

@@ -48,6 +48,17 @@ data "aws_iam_policy_document" "read_only" {
     ]
     resources = ["arn:${local.partition}:iam::*:policy/*"]
   }
+
+  # Only with --events-queue, and only on the monitor's own queues (events.tf names its queue so).
+  statement {
+    sid    = "ConsumeOwnEventsQueue"
+    effect = "Allow"
+    actions = [
+      "sqs:DeleteMessage",
+      "sqs:ReceiveMessage",
+    ]
+    resources = ["arn:${local.partition}:sqs:*:*:alb-sg-monitor-*"]
+  }
 }
 
 data "aws_iam_policy_document" "remediation" {

@@ -56,3 +56,20 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "enable_events_queue" {
+  description = "Create the EventBridge rule and SQS queue that bring CloudTrail events about security groups and load balancers to the monitor (its --events-queue)."
+  type        = bool
+  default     = false
+}
+
+variable "events_retention_seconds" {
+  description = "How long the events queue keeps a message the monitor has not read (SQS allows 60 to 1209600)."
+  type        = number
+  default     = 21600
+
+  validation {
+    condition     = var.events_retention_seconds >= 60 && var.events_retention_seconds <= 1209600
+    error_message = "events_retention_seconds must be between 60 and 1209600 (SQS limits)."
+  }
+}
