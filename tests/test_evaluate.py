@@ -39,8 +39,15 @@ def rule(protocol="tcp", lo=30080, hi=30080, peer="sg-alb", kind=PeerKind.SECURI
     return Rule(group, protocol, lo, hi, kind, peer, rule_id=f"sgr-{protocol}-{lo}-{hi}-{peer}", description=description)
 
 
-def observe(*rules, read=frozenset({"sg-node"}), prefix_lists=(), failures=()):
-    return Observation(rules=tuple(rules), read_groups=read, prefix_lists=prefix_lists, failures=failures)
+def allow_all_out(group="sg-alb"):
+    """The default egress rule every new security group gets."""
+    return Rule(group, "-1", None, None, PeerKind.CIDR, "0.0.0.0/0", rule_id=f"sgr-out-{group}", egress=True)
+
+
+def observe(*rules, read=frozenset({"sg-node"}), prefix_lists=(), failures=(), alb_groups=("sg-alb",)):
+    """The rules read, plus the ALB's SGs read with their default egress."""
+    return Observation(rules=tuple(rules), read_groups=read | set(alb_groups), prefix_lists=prefix_lists,
+                       failures=failures, egress_rules=tuple(allow_all_out(g) for g in alb_groups))
 
 
 @pytest.mark.parametrize("rules, covered", [
@@ -117,8 +124,8 @@ def test_draining_targets_are_not_checked():
 
 
 def test_fresh_alb_security_groups_from_the_check_are_used():
-    fresh = Observation(rules=(rule(peer="sg-new"),), read_groups=frozenset({"sg-node"}),
-                        lb_security_groups=((LB, ("sg-new",)),))
+    fresh = Observation(rules=(rule(peer="sg-new"),), read_groups=frozenset({"sg-node", "sg-new"}),
+                        lb_security_groups=((LB, ("sg-new",)),), egress_rules=(allow_all_out("sg-new"),))
     assert evaluate(topology(), fresh).load_balancers[0].reachable is True
 
 

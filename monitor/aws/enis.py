@@ -18,7 +18,10 @@ Owner = tuple[str | None, tuple[str, ...]]  # (ENI id, its security groups)
 GONE = "gone"  # an instance target whose instance no longer exists
 
 
-def instance_enis(clients: AwsClients, instance_ids: list[str], failures: list[ReadFailure]) -> dict[str, Owner | str]:
+def instance_enis(clients: AwsClients, instance_ids: list[str], failures: list[ReadFailure],
+                  addresses: dict[str, str] | None = None) -> dict[str, Owner | str]:
+    """Each instance's primary ENI (or GONE); `addresses` receives each one's primary private
+    IPv4 address, where a load balancer sends its traffic."""
     found: dict[str, Owner | str] = {}
     for batch in chunks(instance_ids, EC2_FILTER_VALUES):
         reservations = attempt(
@@ -31,6 +34,8 @@ def instance_enis(clients: AwsClients, instance_ids: list[str], failures: list[R
         for reservation in reservations:
             for instance in reservation.get("Instances", ()):
                 found[instance["InstanceId"]] = primary_eni(instance)
+                if addresses is not None and instance.get("PrivateIpAddress"):
+                    addresses[instance["InstanceId"]] = instance["PrivateIpAddress"]
         for instance_id in batch:
             found.setdefault(instance_id, GONE)
     return found
