@@ -137,3 +137,57 @@ def test_egress_to_the_node_security_group_is_enough(web, capsys):
         {"IpProtocol": "tcp", "FromPort": 30080, "ToPort": 30080, "UserIdGroupPairs": [{"GroupId": web.node_sg}]}])
     code, report = run_check(capsys, CLUSTER)
     assert code == 0 and lb_by_name(report, alb.name)["reachable"] is True
+
+
+# --- IPv6 ip targets ---------------------------------------------------------------------------------
+
+@pytest.fixture
+def ipv6_world(tiny_aws_env):
+    """A dual-stack VPC and ALB with an IPv6 ip target group: one pod address on a branch ENI."""
+    import boto3
+
+    kw = dict(region_name="us-east-1", endpoint_url=tiny_aws_env, aws_access_key_id="testing",
+              aws_secret_access_key="testing")
+    ec2, elbv2 = boto3.client("ec2", **kw), boto3.client("elbv2", **kw)
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16", AmazonProvidedIpv6CidrBlock=True)["Vpc"]
+    block = vpc["Ipv6CidrBlockAssociationSet"][0]["Ipv6CidrBlock"]  # a /56
+    nets = [f"{block.split('::')[0][:-2]}{i:02x}::/64" for i in (1, 2)]
+    subnets = [ec2.create_subnet(VpcId=vpc["VpcId"], CidrBlock=f"10.0.{i}.0/24", Ipv6CidrBlock=net,
+                                 AvailabilityZone=f"us-east-1{az}")["Subnet"]["SubnetId"]
+               for i, az, net in ((1, "a", nets[0]), (2, "b", nets[1]))]
+    pods = ec2.create_security_group(GroupName="pods", Description="pods", VpcId=vpc["VpcId"])["GroupId"]
+    alb_sg = ec2.create_security_group(GroupName="k8s-shop-web6-0123456789", VpcId=vpc["VpcId"],
+                                       Description="[k8s] Managed SecurityGroup for LoadBalancer")["GroupId"]
+    pod_ip = nets[0].replace("::/64", "::1a")
+    ec2.create_network_interface(SubnetId=subnets[0], Groups=[pods], Ipv6Addresses=[{"Ipv6Address": pod_ip}])
+    lb = elbv2.create_load_balancer(
+        Name="k8s-shop-web6-0123456789", Subnets=subnets, SecurityGroups=[alb_sg], IpAddressType="dualstack",
+        Tags=[{"Key": "elbv2.k8s.aws/cluster", "Value": CLUSTER}, {"Key": "ingress.k8s.aws/stack", "Value": "shop/web6"},
+              {"Key": "ingress.k8s.aws/resource", "Value": "LoadBalancer"}])["LoadBalancers"][0]
+    tg = elbv2.create_target_group(Name="k8s-web6-tg", Protocol="HTTP", Port=8080, VpcId=vpc["VpcId"],
+                                   TargetType="ip", IpAddressType="ipv6")["TargetGroups"][0]
+    elbv2.register_targets(TargetGroupArn=tg["TargetGroupArn"], Targets=[{"Id": pod_ip, "Port": 8080}])
+    elbv2.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=80,
+                          DefaultActions=[{"Type": "forward", "TargetGroupArn": tg["TargetGroupArn"]}])
+
+    def admit(cidr6: str) -> None:
+        ec2.authorize_security_group_ingress(GroupId=pods, IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 8080, "ToPort": 8080, "Ipv6Ranges": [{"CidrIpv6": cidr6}]}])
+    return lb["LoadBalancerName"], nets, admit
+
+
+def test_ipv6_target_covered_by_cidr6_rules_for_every_alb_subnet(ipv6_world, capsys):
+    name, nets, admit = ipv6_world
+    for net in nets:
+        admit(net)
+    code, report = run_check(capsys, CLUSTER)
+    lb = lb_by_name(report, name)
+    assert code == 0 and report["complete"] is True and lb["reachable"] is True, [f["message"] for f in report["findings"]]
+    assert lb["paths"][0]["security_groups"] and lb["paths"][0]["covered"] is True
+
+
+def test_ipv6_target_admitted_from_one_alb_subnet_only_is_cut(ipv6_world, capsys):
+    name, nets, admit = ipv6_world
+    admit(nets[0])
+    code, report = run_check(capsys, CLUSTER)
+    assert code == 1 and lb_by_name(report, name)["reachable"] is False

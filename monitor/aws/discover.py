@@ -201,14 +201,8 @@ def _subnets(d: _Discovery, lbs: list[dict]) -> dict[str, _Subnet]:
                                        Filters=[{"Name": "subnet-id", "Values": batch}]),
                       scope_of(batch))
         for subnet in raw or ():
-            found[subnet["SubnetId"]] = _Subnet(subnet.get("CidrBlock", ""), ipv6_cidrs(subnet))
+            found[subnet["SubnetId"]] = _Subnet(subnet.get("CidrBlock", ""), enis.ipv6_cidrs(subnet))
     return found
-
-
-def ipv6_cidrs(subnet: dict) -> tuple[str, ...]:
-    """A DescribeSubnets item's IPv6 CIDRs that are associated (not being added or removed)."""
-    return tuple(sorted(a["Ipv6CidrBlock"] for a in subnet.get("Ipv6CidrBlockAssociationSet", ())
-                        if a.get("Ipv6CidrBlock") and a.get("Ipv6CidrBlockState", {}).get("State") == "associated"))
 
 
 def _load_balancer(lb: dict, tags: dict[str, str], subnets: dict[str, _Subnet], cluster: str) -> LoadBalancer:
