@@ -3,6 +3,7 @@ NLBs, and load balancer security groups whose egress was hardened."""
 
 from __future__ import annotations
 
+import boto3
 import pytest
 
 from tests.helpers import codes, lb_by_name, run_check
@@ -144,8 +145,6 @@ def test_egress_to_the_node_security_group_is_enough(web, capsys):
 @pytest.fixture
 def ipv6_world(tiny_aws_env):
     """A dual-stack VPC and ALB with an IPv6 ip target group: one pod address on a branch ENI."""
-    import boto3
-
     kw = dict(region_name="us-east-1", endpoint_url=tiny_aws_env, aws_access_key_id="testing",
               aws_secret_access_key="testing")
     ec2, elbv2 = boto3.client("ec2", **kw), boto3.client("elbv2", **kw)
