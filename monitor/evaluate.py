@@ -6,11 +6,12 @@ No I/O, no clock, no logging: everything it needs comes in as frozen values.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import replace
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
-from monitor import controllers
+from monitor import controllers, coverage
+from monitor.coverage import Need
 from monitor.model import (
     Finding,
     LoadBalancer,
@@ -23,6 +24,8 @@ from monitor.model import (
     Rule,
     SecurityGroup,
     Severity,
+    Target,
+    TargetGroup,
     Topology,
 )
 
@@ -34,10 +37,11 @@ _IGNORED_TARGET_STATES = frozenset({"draining"})
 def evaluate(topology: Topology, observation: Observation) -> Report:
     groups = {g.group_id: g for g in (*topology.security_groups, *observation.extra_groups)}
     rules_by_group: dict[str, list[Rule]] = defaultdict(list)
-    for rule in observation.rules:
+    for rule in (*observation.rules, *observation.egress_rules):
         rules_by_group[rule.group_id].append(rule)
     fresh_lb_sgs = dict(observation.lb_security_groups)
-    prefix_lists = dict(observation.prefix_lists)
+    context = _Context(topology.cluster, rules_by_group, observation.read_groups, groups,
+                       dict(observation.prefix_lists))
 
     by_lb: dict[str, list] = defaultdict(list)
     for tg in topology.target_groups:
@@ -49,8 +53,7 @@ def evaluate(topology: Topology, observation: Observation) -> Report:
         if observation.live_lb_arns is not None and lb.arn not in observation.live_lb_arns:
             continue  # deleted since the topology was read
         lb = _with_fresh_groups(lb, fresh_lb_sgs)
-        paths = tuple(_paths(lb, by_lb[lb.arn], topology.cluster, rules_by_group, observation.read_groups, groups,
-                             prefix_lists))
+        paths = tuple(_paths(lb, by_lb[lb.arn], context))
         reachable = _reachability(paths, unknown=lb.arn in topology.incomplete_lbs)
         results.append(
             LoadBalancerResult(
@@ -65,6 +68,7 @@ def evaluate(topology: Topology, observation: Observation) -> Report:
             )
         )
         findings.extend(_revoked(lb, paths))
+        findings.extend(_egress_blocked(lb, paths))
         if lb.adoption == "v1":
             findings.append(_unadopted(lb))
 
@@ -83,97 +87,134 @@ def evaluate(topology: Topology, observation: Observation) -> Report:
     )
 
 
+@dataclass(frozen=True)
+class _Context:
+    """What every path of a cycle is judged against."""
+
+    cluster: str
+    rules_by_group: dict[str, list[Rule]]
+    read_groups: frozenset[str]
+    groups: dict[str, SecurityGroup]
+    prefix_lists: dict[str, tuple[str, ...]]
+
+    def rules(self, group_ids: Iterable[str], egress: bool) -> list[Rule]:
+        # Inbound and outbound rules never stand in for each other.
+        return [r for g in group_ids for r in self.rules_by_group.get(g, ()) if r.egress is egress]
+
+
 def _with_fresh_groups(lb: LoadBalancer, fresh: dict[str, tuple[str, ...]]) -> LoadBalancer:
     if lb.arn in fresh and fresh[lb.arn] != lb.security_groups:
         return replace(lb, security_groups=fresh[lb.arn])
     return lb
 
 
-def _paths(lb, target_groups, cluster, rules_by_group, read_groups, groups, prefix_lists) -> Iterable[PathResult]:
+def _paths(lb: LoadBalancer, target_groups, context: _Context) -> Iterable[PathResult]:
     for tg in target_groups:
         if tg.target_type not in ("instance", "ip"):
             continue
         for target in tg.targets or ():
             if target.state in _IGNORED_TARGET_STATES:
                 continue
-            ports = tuple(sorted({target.port, tg.health_port_for(target)}))
-            yield _path(lb, tg.arn, target, ports, rules_by_group, read_groups, groups, cluster, prefix_lists)
+            yield _path(lb, tg, target, _needs(tg, target), context)
 
 
-def _path(lb, tg_arn, target, ports, rules_by_group, read_groups, groups, cluster, prefix_lists) -> PathResult:
-    base = dict(load_balancer_arn=lb.arn, target_group_arn=tg_arn, target=target.target_id, ports=ports)
+def _needs(tg: TargetGroup, target: Target) -> tuple[Need, ...]:
+    """The traffic port with the target group's protocol(s), the health-check port with the
+    health check's: a UDP service needs `udp <port>` and a tcp rule for its health check."""
+    needs = {(protocol, target.port) for protocol in coverage.traffic_protocols(tg.protocol)}
+    needs.add((coverage.health_check_protocol(tg.health_check_protocol), tg.health_port_for(target)))
+    return tuple(sorted(needs, key=lambda n: (n[1], n[0])))
+
+
+def _family(tg: TargetGroup, target: Target) -> int:
+    """IPv6 only for ip targets with an IPv6 address; instance targets get IPv4 traffic."""
+    if tg.target_type != "ip":
+        return 4
+    try:
+        return ipaddress.ip_address(target.target_id).version
+    except ValueError:
+        return 4
+
+
+def _path(lb: LoadBalancer, tg: TargetGroup, target: Target, needs: tuple[Need, ...], context: _Context) -> PathResult:
+    ports = tuple(sorted({port for _, port in needs}))
+    base = dict(load_balancer_arn=lb.arn, target_group_arn=tg.arn, target=target.target_id, ports=ports, needs=needs)
+    family = _family(tg, target)
+    egress = _egress(lb, target, needs, family, context)
     if target.security_groups is None:
-        return PathResult(**base, security_groups=(), covered=None)
+        return PathResult(**base, security_groups=(), covered=None, egress_allowed=egress.covered)
     sgs = target.security_groups
-    node_sg = controllers.node_security_group(sgs, groups, cluster) or (sgs[0] if sgs else None)
-    covering: set[str] = set()
-    missing: list[int] = []
-    for port in ports:
-        admitting = [
-            rule
-            for group_id in sgs
-            for rule in rules_by_group.get(group_id, ())
-            if rule.admits_tcp(port) and _peer_admits(rule, lb, prefix_lists)
-        ]
-        if admitting:
-            covering.update(rule.rule_id or _rule_text(rule) for rule in admitting)
-        else:
-            missing.append(port)
-    if not missing:
-        covered: bool | None = True
-    elif all(g in read_groups for g in sgs):
-        covered = False
-    else:
-        covered = None  # a rule on an unread SG might still admit it
+    node_sg = controllers.node_security_group(sgs, context.groups, context.cluster) or (sgs[0] if sgs else None)
+    subnets = lb.subnet_ipv6_cidrs if family == 6 else lb.subnet_cidrs
+    source = coverage.Peer(groups=frozenset(lb.security_groups), networks=subnets if lb.subnets_read else None,
+                           family=family)
+    verdict = coverage.cover(context.rules(sgs, egress=False), needs, source, context.prefix_lists,
+                             rules_complete=all(g in context.read_groups for g in sgs))
     return PathResult(
         **base,
         security_groups=sgs,
-        covered=covered,
-        covered_by=tuple(sorted(covering)),
-        missing_ports=tuple(missing) if covered is False else (),
+        covered=verdict.covered,
+        covered_by=verdict.covered_by,
+        missing_ports=tuple(sorted({port for _, port in verdict.missing})),
         node_security_group=node_sg,
+        missing=verdict.missing,
+        egress_allowed=egress.covered,
+        egress_missing=egress.missing,
     )
+
+
+def _egress(lb: LoadBalancer, target: Target, needs: tuple[Need, ...], family: int,
+            context: _Context) -> coverage.Verdict:
+    """Whether the ALB's own SGs let the traffic and health checks out to this target: AWS filters
+    a load balancer's outbound traffic by its SGs too ("Security groups for your Application Load
+    Balancer"), and hardening policies strip the default allow-all egress rule."""
+    if not lb.security_groups:
+        return coverage.Verdict(True)
+    address = target.address or (target.target_id if _is_address(target.target_id) else None)
+    destination = coverage.Peer(
+        groups=None if target.security_groups is None else frozenset(target.security_groups),
+        networks=None if address is None else (address,),
+        family=family,
+    )
+    return coverage.cover(context.rules(lb.security_groups, egress=True), needs, destination, context.prefix_lists,
+                          rules_complete=all(g in context.read_groups for g in lb.security_groups))
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _rule_text(rule: Rule) -> str:
     return f"{rule.group_id}:{rule.ports_text()}:{rule.peer}"
 
 
-def _peer_admits(rule: Rule, lb: LoadBalancer, prefix_lists: dict[str, tuple[str, ...]]) -> bool:
-    if rule.peer_kind is PeerKind.SECURITY_GROUP:
-        return rule.peer in lb.security_groups
-    if rule.peer_kind is PeerKind.CIDR:
-        return _cidrs_cover([rule.peer], lb.subnet_cidrs)
-    if rule.peer_kind is PeerKind.PREFIX_LIST:
-        return _cidrs_cover(prefix_lists.get(rule.peer, ()), lb.subnet_cidrs)
-    return False  # ALB-to-target traffic is IPv4 for instance and IPv4 ip targets
-
-
-def _cidrs_cover(peers: Iterable[str], subnets: tuple[str, ...]) -> bool:
-    """True when every subnet the ALB's nodes live in is inside one of the peer CIDRs."""
-    networks = []
-    for peer in peers:
-        try:
-            networks.append(ipaddress.ip_network(peer, strict=False))
-        except ValueError:
-            continue
-    if any(n.prefixlen == 0 and n.version == 4 for n in networks):
-        return True
-    if not subnets:
-        return False
-    for subnet in subnets:
-        net = ipaddress.ip_network(subnet, strict=False)
-        if not any(n.version == net.version and net.subnet_of(n) for n in networks):
-            return False
-    return True
-
-
 def _reachability(paths: tuple[PathResult, ...], unknown: bool) -> bool | None:
-    if any(p.covered is False for p in paths):
+    if any(p.reachable is False for p in paths):
         return False
-    if unknown or any(p.covered is None for p in paths):
+    if unknown or any(p.reachable is None for p in paths):
         return None
     return True
+
+
+def _spans(needs: Iterable[Need]) -> list[tuple[str, int, int]]:
+    """(protocol, lowest port, highest port) per protocol, tcp first."""
+    by_protocol: dict[str, list[int]] = defaultdict(list)
+    for protocol, port in needs:
+        by_protocol[protocol].append(port)
+    return [(p, min(ports), max(ports)) for p, ports in sorted(by_protocol.items())]
+
+
+def _span_text(spans: list[tuple[str, int, int]]) -> str:
+    return ", ".join(f"{p} {lo}" if lo == hi else f"{p} {lo}-{hi}" for p, lo, hi in spans)
+
+
+def _permissions(spans: list[tuple[str, int, int]], group: str, description: str) -> str:
+    return " ".join(f"'IpProtocol={p},FromPort={lo},ToPort={hi},"
+                    f"UserIdGroupPairs=[{{GroupId={group},Description={description}}}]'" for p, lo, hi in spans)
 
 
 def _revoked(lb: LoadBalancer, paths: tuple[PathResult, ...]) -> Iterable[Finding]:
@@ -184,7 +225,7 @@ def _revoked(lb: LoadBalancer, paths: tuple[PathResult, ...]) -> Iterable[Findin
     source = lb.security_groups[0] if lb.security_groups else "the ALB's security group"
     for group_id, group_paths in sorted(by_group.items()):
         ports = sorted({p for path in group_paths for p in path.missing_ports})
-        span = f"{ports[0]}" if len(ports) == 1 else f"{ports[0]}-{ports[-1]}"
+        spans = _spans({m for path in group_paths for m in path.missing})
         yield Finding(
             code="ACCESS_REVOKED",
             severity=Severity.CRITICAL,
@@ -192,10 +233,34 @@ def _revoked(lb: LoadBalancer, paths: tuple[PathResult, ...]) -> Iterable[Findin
             security_group=group_id,
             message=(
                 f"{controllers.lb_label(lb)} cannot reach {len(group_paths)} target(s) on port(s) "
-                f"{', '.join(map(str, ports))} through {group_id}: admit tcp {span} from {source} again, "
+                f"{', '.join(map(str, ports))} through {group_id}: admit {_span_text(spans)} from {source} again, "
                 f"with a description of your own (never the v2 label), e.g. `aws ec2 authorize-security-group-ingress "
-                f"--group-id {group_id} --ip-permissions 'IpProtocol=tcp,FromPort={ports[0]},ToPort={ports[-1]},"
-                f"UserIdGroupPairs=[{{GroupId={source},Description=restored-by-hand}}]'`."
+                f"--group-id {group_id} --ip-permissions {_permissions(spans, source, 'restored-by-hand')}`."
+            ),
+        )
+
+
+def _egress_blocked(lb: LoadBalancer, paths: tuple[PathResult, ...]) -> Iterable[Finding]:
+    """One finding per destination group: the ALB's SGs let none of its traffic out to them."""
+    by_group: dict[str, list[PathResult]] = defaultdict(list)
+    for path in paths:
+        if path.egress_allowed is False:
+            by_group[path.node_security_group or (path.security_groups or ("?",))[0]].append(path)
+    sg = lb.security_groups[0] if lb.security_groups else "?"
+    for group_id, group_paths in sorted(by_group.items()):
+        spans = _spans({m for path in group_paths for m in path.egress_missing})
+        ports = sorted({port for path in group_paths for _, port in path.egress_missing})
+        yield Finding(
+            code="EGRESS_BLOCKED",
+            severity=Severity.CRITICAL,
+            load_balancer=lb.name,
+            security_group=sg,
+            message=(
+                f"{controllers.lb_label(lb)} cannot send to {len(group_paths)} target(s) behind {group_id} on "
+                f"port(s) {', '.join(map(str, ports))}: its security group(s) {', '.join(lb.security_groups)} "
+                f"allow no outbound {_span_text(spans)} to them; allow it, e.g. `aws ec2 "
+                f"authorize-security-group-egress --group-id {sg} --ip-permissions "
+                f"{_permissions(spans, group_id, 'alb-to-targets')}`."
             ),
         )
 

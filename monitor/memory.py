@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from monitor.coverage import admits
 from monitor.errors import StateError
 from monitor.model import PeerKind, Report, Rule
 
@@ -110,7 +111,10 @@ def remember(previous: Memory, report: Report, rules: tuple[Rule, ...], now: flo
                     if before is not None:
                         new[key] = before
                 elif port not in path.missing_ports:
-                    covering = {RuleTuple.of(r) for i in path.covered_by if (r := by_id.get(i)) and r.admits_tcp(port)}
+                    # Only rules that admit this port in a protocol the path needs on it count.
+                    needs = [n for n in path.needs if n[1] == port] or [("tcp", port)]
+                    covering = {RuleTuple.of(r) for i in path.covered_by
+                                if (r := by_id.get(i)) and any(admits(r, n) for n in needs)}
                     new[key] = PathMemory(covering=sort_tuples(covering))
                 else:
                     covering = before.covering if before else ()

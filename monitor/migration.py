@@ -18,9 +18,9 @@ MIGRATION_POLICY_FILE = "docs/install/iam_policy_v1_to_v2_additional.json"
 _DENIAL_WORDS = ("UnauthorizedOperation", "AccessDenied")
 _SEVERITY_ORDER = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
 # What cuts traffic first comes first (issue 5): a fight or a pending revoke before a missing policy.
-_CODE_ORDER = ("ACCESS_REVOKED", "REMEDIATION_FIGHT", "CONTROLLERS_BOTH_RUNNING", "SHARED_LABEL_ON_FOREIGN_SOURCE",
-               "MIGRATION_POLICY_MISSING", "AMBIGUOUS_NODE_SECURITY_GROUP", "V1_CONTROLLER_TOO_OLD",
-               "UNCLAIMED_SHARED_LABEL", "MIGRATION_POLICY_UNVERIFIED", "KUBERNETES_UNAVAILABLE")
+_CODE_ORDER = ("ACCESS_REVOKED", "EGRESS_BLOCKED", "REMEDIATION_FIGHT", "CONTROLLERS_BOTH_RUNNING",
+               "SHARED_LABEL_ON_FOREIGN_SOURCE", "MIGRATION_POLICY_MISSING", "AMBIGUOUS_NODE_SECURITY_GROUP",
+               "V1_CONTROLLER_TOO_OLD", "UNCLAIMED_SHARED_LABEL", "MIGRATION_POLICY_UNVERIFIED", "KUBERNETES_UNAVAILABLE")
 
 
 def migration_findings(topology: Topology, rules: Iterable[Rule], state: ClusterState,

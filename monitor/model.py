@@ -32,7 +32,8 @@ class ReadFailure:
 
 @dataclass(frozen=True)
 class Rule:
-    """One inbound rule for one peer. Identity is (group, protocol, ports, peer); the
+    """One rule for one peer: inbound (the peer is the source), or outbound when `egress` (the
+    peer is the destination). Identity is (group, direction, protocol, ports, peer); the
     description is not part of it, as for the v2 controller (docs/controllers.md)."""
 
     group_id: str
@@ -44,19 +45,12 @@ class Rule:
     rule_id: str | None = None
     description: str = ""
     tags: tuple[tuple[str, str], ...] = ()
+    egress: bool = False
 
     @property
-    def key(self) -> tuple[str, str, int | None, int | None, str, str]:
-        return (self.group_id, self.protocol, self.from_port, self.to_port, self.peer_kind.value, self.peer)
-
-    def admits_tcp(self, port: int) -> bool:
-        if self.protocol == "-1":
-            return True
-        if self.protocol not in ("tcp", "6"):
-            return False
-        if self.from_port is None or self.to_port is None:
-            return False
-        return self.from_port <= port <= self.to_port
+    def key(self) -> tuple[str, bool, str, int | None, int | None, str, str]:
+        return (self.group_id, self.egress, self.protocol, self.from_port, self.to_port, self.peer_kind.value,
+                self.peer)
 
     def ports_text(self) -> str:
         if self.protocol == "-1":
@@ -89,6 +83,7 @@ class Target:
     eni_id: str | None
     security_groups: tuple[str, ...] | None
     state: str = ""
+    address: str | None = None  # where the load balancer sends to: the IP, or an instance's primary IPv4
 
 
 @dataclass(frozen=True)
@@ -103,6 +98,7 @@ class TargetGroup:
     load_balancer_arns: tuple[str, ...]
     targets: tuple[Target, ...] | None  # None: the target list could not be read
     tags: tuple[tuple[str, str], ...] = ()
+    health_check_protocol: str = ""  # HTTP, HTTPS or TCP ("" when unknown: every one of them is tcp)
 
     def health_port_for(self, target: Target) -> int:
         if self.health_check_port in ("", "traffic-port"):
@@ -123,6 +119,8 @@ class LoadBalancer:
     ingress_namespace: str = ""
     ingress: str = ""
     dns_name: str = ""  # matches the Ingress status hostname; joins Kubernetes names in
+    subnet_ipv6_cidrs: tuple[str, ...] = ()  # the IPv6 CIDRs associated with those subnets
+    subnets_read: bool = True  # False when the subnets could not be described: CIDR coverage is unknown
 
     def tag(self, key: str) -> str | None:
         return dict(self.tags).get(key)
@@ -152,21 +150,24 @@ class Topology:
 
 @dataclass(frozen=True)
 class Observation:
-    """The fast-changing half: the inbound rules on the targets' SGs, read this cycle."""
+    """The fast-changing half: the inbound rules on the targets' SGs, and the outbound rules on
+    the load balancers' SGs, read this cycle."""
 
-    rules: tuple[Rule, ...]
-    read_groups: frozenset[str]  # SGs whose rules were read completely
+    rules: tuple[Rule, ...]  # inbound rules of the targets' SGs only
+    read_groups: frozenset[str]  # SGs whose rules were read completely (targets' and load balancers')
     lb_security_groups: tuple[tuple[str, tuple[str, ...]], ...] = ()  # fresh ALB SG lists
     live_lb_arns: frozenset[str] | None = None  # every LB that exists now; None when unread
     new_lb_arns: frozenset[str] = frozenset()  # LBs the topology does not know yet
     extra_groups: tuple[SecurityGroup, ...] = ()  # rule sources looked up outside the topology
     prefix_lists: tuple[tuple[str, tuple[str, ...]], ...] = ()  # prefix list id -> CIDRs
     failures: tuple[ReadFailure, ...] = ()
+    egress_rules: tuple[Rule, ...] = ()  # outbound rules of the load balancers' SGs only
 
 
 @dataclass(frozen=True)
 class PathResult:
-    """One ALB → target group → target path and whether its ports are admitted."""
+    """One ALB → target group → target path: whether the target's SGs admit its ports (`covered`)
+    and whether the ALB's own SGs let them out (`egress_allowed`)."""
 
     load_balancer_arn: str
     target_group_arn: str
@@ -177,6 +178,19 @@ class PathResult:
     covered_by: tuple[str, ...] = ()
     missing_ports: tuple[int, ...] = ()
     node_security_group: str | None = None
+    needs: tuple[tuple[str, int], ...] = ()  # (protocol, port) pairs the path needs admitted
+    missing: tuple[tuple[str, int], ...] = ()  # those no inbound rule admits, when covered is False
+    egress_allowed: bool | None = True
+    egress_missing: tuple[tuple[str, int], ...] = ()  # those no outbound rule lets out, when egress_allowed is False
+
+    @property
+    def reachable(self) -> bool | None:
+        """Both directions: False when either is known blocked, None when either is unknown."""
+        if self.covered is False or self.egress_allowed is False:
+            return False
+        if self.covered is None or self.egress_allowed is None:
+            return None
+        return True
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,10 @@ def to_dict(report: Report) -> dict[str, Any]:
                         "covered": p.covered,
                         "covered_by": list(p.covered_by),
                         "missing_ports": list(p.missing_ports),
+                        "needs": _pairs(p.needs),
+                        "missing": _pairs(p.missing),
+                        "egress_allowed": p.egress_allowed,
+                        "egress_missing": _pairs(p.egress_missing),
                     }
                     for p in lb.paths
                 ],
@@ -52,6 +56,10 @@ def to_dict(report: Report) -> dict[str, Any]:
     }
 
 
+def _pairs(needs) -> list[dict[str, Any]]:
+    return [{"protocol": protocol, "port": port} for protocol, port in needs]
+
+
 def to_json(report: Report) -> str:
     return json.dumps(to_dict(report), indent=2)
 
@@ -61,7 +69,7 @@ def to_table(report: Report, title: str = "check") -> str:
              + ("" if report.complete else "  (observation INCOMPLETE: some reads failed)")]
     rows = [("LOAD BALANCER", "ADOPTION", "INGRESS", "PATHS", "STATE")]
     for lb in report.load_balancers:
-        bad = sum(1 for p in lb.paths if p.covered is False)
+        bad = sum(1 for p in lb.paths if p.reachable is False)
         paths = f"{len(lb.paths) - bad}/{len(lb.paths)}"
         ingress = f"{lb.ingress_namespace}/{lb.ingress}" if lb.ingress else "-"
         rows.append((lb.name, lb.adoption, ingress, paths, _STATE[lb.reachable]))

@@ -51,12 +51,13 @@ def advance(previous: Coverage, report: Report) -> tuple[Coverage, tuple[Revocat
         for path in lb.paths:
             key = path_key(path)
             before = previous.known.get(key)
-            if path.covered is None:
+            state = path.reachable  # a cut outbound rule of the ALB cuts the path as surely as an inbound one
+            if state is None:
                 if before is not None:
                     known[key] = before
                 continue
-            known[key] = path.covered
-            if before is True and path.covered is False:
+            known[key] = state
+            if before is True and state is False:
                 revocations.append(Revocation(
                     load_balancer=lb.name,
                     load_balancer_arn=lb.arn,

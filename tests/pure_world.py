@@ -43,9 +43,13 @@ def observe(rules, topo: Topology | None = None, failed: bool = False, lb_groups
     """Evaluates the topology against these rules, as one cycle would."""
     topo = topo or topology()
     groups = {g for tg in topo.target_groups for t in tg.targets or () for g in t.security_groups or ()}
+    lb_groups_now = {g for lb in topo.load_balancers for g in (lb_groups if lb_groups is not None else lb.security_groups)}
     observation = Observation(
         rules=tuple(rules),
-        read_groups=frozenset(groups),
+        read_groups=frozenset(groups | lb_groups_now),
+        # every ALB SG with the default egress rule, as AWS creates it
+        egress_rules=tuple(Rule(g, "-1", None, None, PeerKind.CIDR, "0.0.0.0/0", rule_id=f"sgr-out-{g}", egress=True)
+                           for g in sorted(lb_groups_now)),
         lb_security_groups=tuple((lb.arn, tuple(lb_groups if lb_groups is not None else lb.security_groups))
                                  for lb in topo.load_balancers),
         live_lb_arns=frozenset(lb.arn for lb in topo.load_balancers),

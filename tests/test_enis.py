@@ -3,7 +3,7 @@
 Prefix delegation (VPC CNI prefix mode) is not in moto, so the matching is held here on literal
 AWS-shaped answers; the lookup calls themselves run against moto in tests/test_check.py."""
 
-from monitor.aws.enis import owners, primary_eni
+from monitor.aws.enis import ipv6_cidrs, owners, primary_eni, subnet_cidrs
 
 NODE_ENI = {
     "NetworkInterfaceId": "eni-node", "Groups": [{"GroupId": "sg-node", "GroupName": "eks-cluster-sg"}],
@@ -33,3 +33,36 @@ def test_primary_eni_of_an_instance_is_device_index_0():
         {"NetworkInterfaceId": "eni-2", "Attachment": {"DeviceIndex": 1}, "Groups": [{"GroupId": "sg-b"}]},
         {"NetworkInterfaceId": "eni-1", "Attachment": {"DeviceIndex": 0}, "Groups": [{"GroupId": "sg-a"}]}]}
     assert primary_eni(instance) == ("eni-1", ("sg-a",))
+
+
+# IPv6 clusters: the VPC CNI hands pods addresses from an IPv6 prefix (/80) delegated to the node ENI;
+# a branch ENI (security groups for pods) carries its pod's address itself.
+NODE_ENI6 = {
+    "NetworkInterfaceId": "eni-node6", "Groups": [{"GroupId": "sg-node"}],
+    "PrivateIpAddresses": [{"PrivateIpAddress": "10.0.2.10", "Primary": True}],
+    "Ipv6Addresses": [{"Ipv6Address": "2600:1f14:abc:100::10", "IsPrimaryIpv6": True}],
+    "Ipv6Prefixes": [{"Ipv6Prefix": "2600:1f14:abc:100:1234::/80"}],
+}
+BRANCH_ENI6 = {
+    "NetworkInterfaceId": "eni-branch6", "Groups": [{"GroupId": "sg-pods"}],
+    "PrivateIpAddresses": [{"PrivateIpAddress": "10.0.2.77", "Primary": True}],
+    "Ipv6Addresses": [{"Ipv6Address": "2600:1f14:abc:100::5d"}],
+}
+
+
+def test_ipv6_addresses_and_delegated_ipv6_prefixes():
+    found = owners([NODE_ENI6, BRANCH_ENI6], ["2600:1f14:abc:100::10", "2600:1f14:abc:100:1234::7",
+                                             "2600:1f14:0abc:0100:0000:0000:0000:005d", "2600:1f14:abc:100::99"])
+    assert found == {
+        "2600:1f14:abc:100::10": ("eni-node6", ("sg-node",)),
+        "2600:1f14:abc:100:1234::7": ("eni-node6", ("sg-node",)),  # a pod inside the delegated /80
+        "2600:1f14:0abc:0100:0000:0000:0000:005d": ("eni-branch6", ("sg-pods",)),  # written out in full
+    }
+
+
+def test_subnet_cidrs_leave_out_ipv6_blocks_taken_off_the_subnet():
+    subnet = {"SubnetId": "subnet-1", "CidrBlock": "10.0.2.0/24", "Ipv6CidrBlockAssociationSet": [
+        {"Ipv6CidrBlock": "2600:1f14:abc:100::/64", "Ipv6CidrBlockState": {"State": "associated"}},
+        {"Ipv6CidrBlock": "2600:1f14:abc:1ff::/64", "Ipv6CidrBlockState": {"State": "disassociated"}}]}
+    assert subnet_cidrs(subnet) == ["10.0.2.0/24", "2600:1f14:abc:100::/64"]
+    assert ipv6_cidrs(subnet) == ("2600:1f14:abc:100::/64",)

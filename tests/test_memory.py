@@ -77,6 +77,20 @@ def test_traffic_and_health_check_ports_are_remembered_apart():
     assert after.get(KEY) == PathMemory(covering=(RuleTuple.of(traffic),))
 
 
+def test_a_udp_path_remembers_the_udp_rule_not_a_tcp_rule_on_the_same_port():
+    # A UDP service: udp 30080 for traffic, tcp 8080 for the health check, exactly what v2 writes.
+    udp = Rule(NODE_SG, "udp", 30080, 30080, PeerKind.SECURITY_GROUP, ALB_SG, rule_id="sgr-0000000000000udp")
+    tcp_same_port = Rule(NODE_SG, "tcp", 30080, 30080, PeerKind.SECURITY_GROUP, ALB_SG, rule_id="sgr-00000000000tcp80")
+    health = Rule(NODE_SG, "tcp", 8080, 8080, PeerKind.SECURITY_GROUP, ALB_SG, rule_id="sgr-000000000000hc80")
+    topo = topology(health_port="8080")
+    topo = replace(topo, target_groups=(replace(topo.target_groups[0], protocol="UDP", health_check_protocol="TCP"),))
+    healthy = step(Memory(), [udp, tcp_same_port, health], 100.0, topo=topo)
+    assert healthy.get(KEY) == PathMemory(covering=(RuleTuple.of(udp),))
+    after = step(healthy, [tcp_same_port, health], 115.0, topo=topo)  # the udp rule revoked
+    assert after.get(KEY) == PathMemory(covering=(RuleTuple.of(udp),), uncovered_since=115.0,
+                                        lost=(RuleTuple.of(udp),))
+
+
 def test_a_rule_without_an_id_is_matched_by_the_name_evaluate_gives_it():
     anonymous = replace(V1_RULE, rule_id=None)
     assert step(Memory(), [anonymous], 100.0).get(KEY) == PathMemory(covering=(V1,))

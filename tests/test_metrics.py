@@ -76,6 +76,7 @@ def test_findings_are_counted_by_code_with_known_codes_at_zero():
               now=1.0)
     assert value(m, "albsg_findings", code="ACCESS_REVOKED", severity="critical") == 2
     assert value(m, "albsg_findings", code="SHARED_LABEL_ON_FOREIGN_SOURCE", severity="critical") == 0
+    assert value(m, "albsg_findings", code="EGRESS_BLOCKED", severity="critical") == 0
     assert value(m, "albsg_findings", code="NEW_CODE", severity="info") == 1
 
 

@@ -67,3 +67,13 @@ def test_the_metric_counts_each_alb_once_a_cycle_however_many_paths_it_lost():
     _, revoked = advance(coverage, after)
     assert len(revoked) == 3
     assert revoked_load_balancers(revoked) == ("web",)
+
+
+def test_egress_cut_after_being_allowed_is_a_revocation():
+    def one(egress):
+        path = PathResult(load_balancer_arn="arn:web", target_group_arn="arn:tg", target="i-1", ports=(30080,),
+                          security_groups=("sg-node",), covered=True, egress_allowed=egress)
+        lb = LoadBalancerResult(name="web", arn="arn:web", adoption="v2", security_groups=("sg-alb",),
+                                reachable=egress, paths=(path,))
+        return Report(cluster="c", region="r", complete=True, load_balancers=(lb,), findings=())
+    assert revocations_along(one(True), one(None), one(False), one(False)) == [[], [], [("web", "i-1")], []]

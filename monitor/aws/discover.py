@@ -56,8 +56,8 @@ def discover(clients: AwsClients, cluster: str, progress: Callable[[str], None] 
     lb_groups = {sg for lb in lbs for sg in lb.get("SecurityGroups", ())}
     eni_groups = {sg for tg in target_groups for t in tg.targets or () for sg in t.security_groups or ()}
     groups = describe_groups(clients, sorted(lb_groups | eni_groups), d.failures)
-    subnet_cidrs = _subnet_cidrs(d, lbs)
-    load_balancers = tuple(_load_balancer(lb, tags[lb["LoadBalancerArn"]], subnet_cidrs, cluster) for lb in lbs)
+    subnets = _subnets(d, lbs)
+    load_balancers = tuple(_load_balancer(lb, tags[lb["LoadBalancerArn"]], subnets, cluster) for lb in lbs)
     return Topology(
         cluster=cluster,
         region=clients.region,
@@ -118,6 +118,7 @@ def _target_groups(d: _Discovery, lb_arns: set[str]) -> list[TargetGroup]:
             port=tg.get("Port"),
             vpc_id=tg.get("VpcId", ""),
             health_check_port=str(tg.get("HealthCheckPort", "traffic-port")),
+            health_check_protocol=tg.get("HealthCheckProtocol", ""),
             load_balancer_arns=attached,
             targets=None if health is None else _targets(tg, health),
         ))
@@ -140,7 +141,8 @@ def _attach_enis(d: _Discovery, groups: list[TargetGroup]) -> list[TargetGroup]:
     """Fill in each target's ENI and its SGs: the primary ENI of an instance target, the ENI that
     owns the address of an ip target (a branch ENI with security groups for pods)."""
     instance_ids = sorted({t.target_id for tg in groups if tg.target_type == "instance" for t in tg.targets or ()})
-    by_instance = enis.instance_enis(d.clients, instance_ids, d.failures)
+    addresses: dict[str, str] = {}
+    by_instance = enis.instance_enis(d.clients, instance_ids, d.failures, addresses)
     # Addresses are only unique within a VPC (overlapping CIDRs across VPCs are common).
     by_ip: dict[tuple[str, str], object] = {}
     for vpc in sorted({tg.vpc_id for tg in groups if tg.target_type == "ip"}):
@@ -161,7 +163,8 @@ def _attach_enis(d: _Discovery, groups: list[TargetGroup]) -> list[TargetGroup]:
                 d.incomplete.update(tg.load_balancer_arns)
                 targets.append(t)
             else:
-                targets.append(replace(t, eni_id=found[0], security_groups=found[1]))
+                address = addresses.get(t.target_id) if tg.target_type == "instance" else t.target_id
+                targets.append(replace(t, eni_id=found[0], security_groups=found[1], address=address))
         out.append(replace(tg, targets=tuple(targets)))
     return out
 
@@ -181,32 +184,43 @@ def describe_groups(clients: AwsClients, group_ids: list[str], failures: list[Re
     return groups
 
 
-def _subnet_cidrs(d: _Discovery, lbs: list[dict]) -> dict[str, str]:
+@dataclass(frozen=True)
+class _Subnet:
+    cidr: str
+    ipv6_cidrs: tuple[str, ...]
+
+
+def _subnets(d: _Discovery, lbs: list[dict]) -> dict[str, _Subnet]:
+    """The subnets the load balancers sit in: their IPv4 CIDR and associated IPv6 CIDRs (the
+    addresses the load balancer's nodes send from). A subnet missing here was not read."""
     subnet_ids = sorted({az["SubnetId"] for lb in lbs for az in lb.get("AvailabilityZones", ()) if az.get("SubnetId")})
-    cidrs: dict[str, str] = {}
+    found: dict[str, _Subnet] = {}
     for batch in chunks(subnet_ids, EC2_FILTER_VALUES):
         raw = attempt(d.failures, "ec2", "DescribeSubnets",
                       lambda: paginate(d.clients.ec2, "describe_subnets", "Subnets", EC2_PAGE,
                                        Filters=[{"Name": "subnet-id", "Values": batch}]),
                       scope_of(batch))
         for subnet in raw or ():
-            cidrs[subnet["SubnetId"]] = subnet["CidrBlock"]
-    return cidrs
+            found[subnet["SubnetId"]] = _Subnet(subnet.get("CidrBlock", ""), enis.ipv6_cidrs(subnet))
+    return found
 
 
-def _load_balancer(lb: dict, tags: dict[str, str], subnet_cidrs: dict[str, str], cluster: str) -> LoadBalancer:
+def _load_balancer(lb: dict, tags: dict[str, str], subnets: dict[str, _Subnet], cluster: str) -> LoadBalancer:
     namespace, ingress = controllers.ingress_of(tags)
+    ids = [az["SubnetId"] for az in lb.get("AvailabilityZones", ()) if az.get("SubnetId")]
+    mine = [subnets[i] for i in ids if i in subnets]
     return LoadBalancer(
         arn=lb["LoadBalancerArn"],
         name=lb["LoadBalancerName"],
         lb_type=lb.get("Type", "application"),
         vpc_id=lb.get("VpcId", ""),
         security_groups=tuple(lb.get("SecurityGroups", ())),
-        subnet_cidrs=tuple(sorted({subnet_cidrs[az["SubnetId"]] for az in lb.get("AvailabilityZones", ())
-                                   if az.get("SubnetId") in subnet_cidrs})),
+        subnet_cidrs=tuple(sorted({s.cidr for s in mine if s.cidr})),
         tags=tuple(sorted(tags.items())),
         adoption=controllers.adoption(tags, cluster),
         ingress_namespace=namespace,
         ingress=ingress,
         dns_name=lb.get("DNSName", ""),
+        subnet_ipv6_cidrs=tuple(sorted({c for s in mine for c in s.ipv6_cidrs})),
+        subnets_read=len(mine) == len(ids),
     )

@@ -2,7 +2,8 @@
 
 An instance target: the instance's primary ENI. An ip target: the ENI that owns the address, as a
 primary or secondary private address (VPC CNI), a branch ENI's address (security groups for pods),
-or inside an IPv4 prefix delegated to the ENI (VPC CNI prefix mode), which no address filter matches.
+an IPv6 address of the ENI, or inside an IPv4 or IPv6 prefix delegated to the ENI (VPC CNI prefix
+mode, and every IPv6 cluster), which no address filter matches.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ Owner = tuple[str | None, tuple[str, ...]]  # (ENI id, its security groups)
 GONE = "gone"  # an instance target whose instance no longer exists
 
 
-def instance_enis(clients: AwsClients, instance_ids: list[str], failures: list[ReadFailure]) -> dict[str, Owner | str]:
+def instance_enis(clients: AwsClients, instance_ids: list[str], failures: list[ReadFailure],
+                  addresses: dict[str, str] | None = None) -> dict[str, Owner | str]:
+    """Each instance's primary ENI (or GONE); `addresses` receives each one's primary private
+    IPv4 address, where a load balancer sends its traffic."""
     found: dict[str, Owner | str] = {}
     for batch in chunks(instance_ids, EC2_FILTER_VALUES):
         reservations = attempt(
@@ -31,6 +35,8 @@ def instance_enis(clients: AwsClients, instance_ids: list[str], failures: list[R
         for reservation in reservations:
             for instance in reservation.get("Instances", ()):
                 found[instance["InstanceId"]] = primary_eni(instance)
+                if addresses is not None and instance.get("PrivateIpAddress"):
+                    addresses[instance["InstanceId"]] = instance["PrivateIpAddress"]
         for instance_id in batch:
             found.setdefault(instance_id, GONE)
     return found
@@ -45,7 +51,9 @@ def primary_eni(instance: dict) -> Owner:
 
 def ip_enis(clients: AwsClients, vpc_id: str, ips: list[str], failures: list[ReadFailure]) -> dict[str, Owner]:
     found: dict[str, Owner] = {}
-    for batch in chunks(ips, EC2_FILTER_VALUES):
+    # The address filter matches IPv4 addresses only; IPv6 ones are looked up by subnet below.
+    ipv4 = [ip for ip in ips if _version(ip) == 4]
+    for batch in chunks(ipv4, EC2_FILTER_VALUES):
         answer = attempt(
             failures, "ec2", "DescribeNetworkInterfaces",
             lambda: paginate(clients.ec2, "describe_network_interfaces", "NetworkInterfaces", EC2_PAGE,
@@ -56,19 +64,20 @@ def ip_enis(clients: AwsClients, vpc_id: str, ips: list[str], failures: list[Rea
             found.update(owners(answer, batch))
     missing = [ip for ip in ips if ip not in found]
     if missing:
-        found.update(_from_prefixes(clients, vpc_id, missing, failures))
+        found.update(_by_subnet(clients, vpc_id, missing, failures))
     return found
 
 
-def _from_prefixes(clients: AwsClients, vpc_id: str, ips: list[str], failures: list[ReadFailure]) -> dict[str, Owner]:
-    """Addresses no address filter matched: look through the ENIs of the subnets they fall in for
-    a delegated prefix that holds them. Costs two listings, and only when such addresses exist."""
+def _by_subnet(clients: AwsClients, vpc_id: str, ips: list[str], failures: list[ReadFailure]) -> dict[str, Owner]:
+    """Addresses no address filter matched (inside a delegated IPv4 prefix, or IPv6 addresses, whose
+    own filter not every EC2 endpoint serves): look through the ENIs of the subnets they fall in.
+    Costs two listings, and only when such addresses exist."""
     subnets = attempt(failures, "ec2", "DescribeSubnets",
                       lambda: paginate(clients.ec2, "describe_subnets", "Subnets", EC2_PAGE,
                                        Filters=[{"Name": "vpc-id", "Values": [vpc_id]}]), vpc_id)
     if subnets is None:
         return {}
-    wanted = sorted({s["SubnetId"] for s in subnets for ip in ips if _inside(ip, [s.get("CidrBlock", "")])})
+    wanted = sorted({s["SubnetId"] for s in subnets for ip in ips if _inside(ip, subnet_cidrs(s))})
     found: dict[str, Owner] = {}
     for batch in chunks(wanted, EC2_FILTER_VALUES):
         answer = attempt(failures, "ec2", "DescribeNetworkInterfaces",
@@ -85,21 +94,57 @@ def _from_prefixes(clients: AwsClients, vpc_id: str, ips: list[str], failures: l
     return found
 
 
+def subnet_cidrs(subnet: dict) -> list[str]:
+    """A DescribeSubnets item's IPv4 CIDR and its associated IPv6 CIDRs."""
+    return [c for c in (subnet.get("CidrBlock", ""), *ipv6_cidrs(subnet)) if c]
+
+
+# Association states of a subnet's IPv6 block that mean no address in it is in use (EC2 API,
+# SubnetCidrBlockState); "associating" and "associated" blocks count.
+_RETIRED = frozenset({"disassociating", "disassociated", "failing", "failed"})
+
+
+def ipv6_cidrs(subnet: dict) -> tuple[str, ...]:
+    """A DescribeSubnets item's IPv6 CIDRs, but for those being or already taken off the subnet."""
+    return tuple(sorted(a["Ipv6CidrBlock"] for a in subnet.get("Ipv6CidrBlockAssociationSet", ())
+                        if a.get("Ipv6CidrBlock") and a.get("Ipv6CidrBlockState", {}).get("State") not in _RETIRED))
+
+
 def owners(enis: Iterable[dict], ips: Iterable[str]) -> dict[str, Owner]:
-    """Pure: which of `enis` (DescribeNetworkInterfaces items) owns each of `ips`, by address or prefix."""
-    wanted = set(ips)
+    """Pure: which of `enis` (DescribeNetworkInterfaces items) owns each of `ips`, by address
+    (IPv4 or IPv6, however the address is written) or by a delegated IPv4 or IPv6 prefix."""
+    wanted: dict[object, str] = {}
+    for ip in ips:
+        try:
+            wanted[ipaddress.ip_address(ip)] = ip
+        except ValueError:
+            continue
     found: dict[str, Owner] = {}
     for eni in enis:
         owner = (eni["NetworkInterfaceId"], tuple(g["GroupId"] for g in eni.get("Groups", ())))
-        for address in eni.get("PrivateIpAddresses", ()):
-            if address.get("PrivateIpAddress") in wanted:
-                found[address["PrivateIpAddress"]] = owner
+        addresses = [a.get("PrivateIpAddress", "") for a in eni.get("PrivateIpAddresses", ())]
+        addresses += [a.get("Ipv6Address", "") for a in eni.get("Ipv6Addresses", ())]
+        for address in addresses:
+            try:
+                parsed = ipaddress.ip_address(address)
+            except ValueError:
+                continue
+            if parsed in wanted:
+                found[wanted[parsed]] = owner
         prefixes = [p.get("Ipv4Prefix", "") for p in eni.get("Ipv4Prefixes", ())]
+        prefixes += [p.get("Ipv6Prefix", "") for p in eni.get("Ipv6Prefixes", ())]
         if prefixes:
-            for ip in wanted - found.keys():
+            for ip in set(wanted.values()) - found.keys():
                 if _inside(ip, prefixes):
                     found[ip] = owner
     return found
+
+
+def _version(ip: str) -> int | None:
+    try:
+        return ipaddress.ip_address(ip).version
+    except ValueError:
+        return None
 
 
 def _inside(ip: str, networks: Iterable[str]) -> bool:

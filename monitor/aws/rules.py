@@ -1,7 +1,8 @@
-"""The fast rule check: the inbound rules on every target SG, and each ALB's current SG list.
+"""The fast rule check: the inbound rules on every target SG, the outbound rules on every ALB SG,
+and each ALB's current SG list.
 
-Costs one paginated DescribeSecurityGroupRules (200 groups a filter, 1,000 rules a page) and one
-paginated DescribeLoadBalancers (400 a page) a cycle, however many ALBs the cluster has.
+Costs one paginated DescribeSecurityGroupRules per 200 group ids (targets' and ALBs' SGs in one
+filter, 1,000 rules a page) and one paginated DescribeLoadBalancers (400 a page) a cycle.
 """
 
 from __future__ import annotations
@@ -24,8 +25,14 @@ class RuleReader:
     def read(self, topology: Topology) -> Observation:
         failures: list[ReadFailure] = []
         live = self._load_balancers(topology, failures)
-        group_ids = sorted(topology.target_group_ids)
+        target_groups = topology.target_group_ids
+        # The ALBs' SGs as discovered and as listed now: their outbound rules decide whether the
+        # ALB may send to its targets at all.
+        lb_groups = {g for lb in topology.load_balancers for g in lb.security_groups}
+        lb_groups.update(g for _, groups in (live[0] if live is not None else ()) for g in groups)
+        group_ids = sorted(target_groups | lb_groups)
         rules: list[Rule] = []
+        egress: list[Rule] = []
         read: set[str] = set()
         for batch in chunks(group_ids, EC2_FILTER_VALUES):
             raw = attempt(failures, "ec2", "DescribeSecurityGroupRules",
@@ -35,9 +42,17 @@ class RuleReader:
             if raw is None:
                 continue
             read.update(batch)
-            rules.extend(rule for rule in map(to_rule, raw) if rule is not None)
+            for rule in map(to_rule, raw):
+                # Only the directions that matter: everything downstream treats `rules` as what
+                # admits traffic into targets, so an ALB SG's inbound rules stay out of it.
+                if rule is None:
+                    continue
+                if rule.egress and rule.group_id in lb_groups:
+                    egress.append(rule)
+                elif not rule.egress and rule.group_id in target_groups:
+                    rules.append(rule)
         extra = self._sources(topology, rules, failures)
-        prefix_lists = self._resolve_prefix_lists(rules, failures)
+        prefix_lists = self._resolve_prefix_lists([*rules, *egress], failures)
         lb_groups, live_arns, new_arns = live if live is not None else ((), None, frozenset())
         return Observation(
             rules=tuple(rules),
@@ -48,6 +63,7 @@ class RuleReader:
             extra_groups=extra,
             prefix_lists=prefix_lists,
             failures=tuple(failures),
+            egress_rules=tuple(egress),
         )
 
     def _load_balancers(self, topology: Topology, failures: list[ReadFailure]):
@@ -83,9 +99,8 @@ class RuleReader:
 
 
 def to_rule(raw: dict) -> Rule | None:
-    """One SecurityGroupRule as returned by DescribeSecurityGroupRules; egress rules are skipped."""
-    if raw.get("IsEgress"):
-        return None
+    """One SecurityGroupRule as returned by DescribeSecurityGroupRules, inbound or outbound
+    (`egress`, whose peer is the destination)."""
     if raw.get("ReferencedGroupInfo", {}).get("GroupId"):
         kind, peer = PeerKind.SECURITY_GROUP, raw["ReferencedGroupInfo"]["GroupId"]
     elif raw.get("CidrIpv4"):
@@ -110,4 +125,5 @@ def to_rule(raw: dict) -> Rule | None:
         rule_id=raw.get("SecurityGroupRuleId"),
         description=raw.get("Description", "") or "",
         tags=tag_pairs(raw.get("Tags")),
+        egress=bool(raw.get("IsEgress")),
     )

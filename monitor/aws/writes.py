@@ -73,7 +73,8 @@ def revoke_own(clients: AwsClients, decision: Decision, cluster: str) -> WriteRe
     if failure is not None:
         return failure
     found = [to_rule(raw) for raw in answer.get("SecurityGroupRules", ())]
-    current = next((r for r in found if r is not None and r.rule_id == decision.rule_id), None)
+    # Only an inbound rule: the monitor never creates (so never revokes) an outbound one.
+    current = next((r for r in found if r is not None and not r.egress and r.rule_id == decision.rule_id), None)
     if current is None:
         return WriteResult("gone", rule_id=decision.rule_id)
     if not ownership.is_ours(current, cluster):
