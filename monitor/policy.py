@@ -2,7 +2,10 @@
 
 Pure (DESIGN.md): no I/O, no clock, no logging. Every decision, taken or not, is in the plan, so the
 edges can log, count and announce each one. A restore never widens anything: it re-adds exactly a
-tuple that was seen covering a path and then disappeared, on the SG it was on.
+tuple that was seen covering a path and then disappeared, on the SG it was on. Only rules whose
+source is one of the ALB's own SGs come back, and only the fewest that re-cover the path: a lost
+CIDR, IPv6 CIDR or prefix-list rule may have been removed on purpose (a world-open port closed by a
+security team) and is reported for a human instead.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ BACKOFF = "backoff"
 RULE_LIMIT = "rule_limit"
 QUARANTINED = "quarantined"
 SOURCE_DETACHED = "source_detached"  # the lost rule's source SG is no longer on the ALB
+CIDR_NOT_RESTORED = "cidr_not_restored"  # the lost rule's source is an address range: never restored
 
 RULE_LIMIT_CODE = "RulesPerSecurityGroupLimitExceeded"
 _HOUR = 3600.0
@@ -80,8 +84,8 @@ class WriteResult:
 @dataclass
 class _Need:
     since: float
-    valid: int = 0  # path ports where the rule, put back, would cover the port again
-    detached: int = 0
+    reason: str = ""  # "": restorable; CIDR_NOT_RESTORED or SOURCE_DETACHED: never written
+    paths: int = 0  # path ports where the rule, put back, would cover the port again (or that lost it)
     lbs: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
@@ -104,7 +108,12 @@ def plan(memory: Memory, report: Report, observation: Observation, settings: Set
         since = max(need.since, last) if last is not None else need.since  # grace restarts after a restore
         lbs = tuple(sorted(need.lbs))
         base = Decision(kind=RESTORE, action=SUPPRESSED, rule=rule, load_balancers=lbs,
-                        ingresses=tuple(sorted({i for i in need.lbs.values() if i[1]})), paths=need.valid, since=since)
+                        ingresses=tuple(sorted({i for i in need.lbs.values() if i[1]})), paths=need.paths, since=since)
+        if need.reason == CIDR_NOT_RESTORED:
+            # Never written, in any mode: after the grace (a revoke-then-grant blip is no news) the
+            # decision is announced once and the ACCESS_REVOKED finding stays for a human.
+            decisions.append(replace(base, reason=GRACE if now - need.since < settings.grace else CIDR_NOT_RESTORED))
+            continue
         quarantine = history.quarantine_of(rule)
         if quarantine is None and report.complete:
             revocations = history.created_since(rule, now - settings.fight_window) + 1
@@ -117,8 +126,8 @@ def plan(memory: Memory, report: Report, observation: Observation, settings: Set
         if quarantine is not None:
             findings.append(_fight(quarantine, lbs, settings))
             decisions.append(replace(base, reason=QUARANTINED))
-        elif need.valid == 0:
-            decisions.append(replace(base, reason=SOURCE_DETACHED, paths=need.detached))
+        elif need.reason == SOURCE_DETACHED:
+            decisions.append(replace(base, reason=SOURCE_DETACHED))
         elif now - since < settings.grace:
             decisions.append(replace(base, reason=GRACE))
         elif not report.complete:
@@ -140,31 +149,76 @@ def plan(memory: Memory, report: Report, observation: Observation, settings: Set
 
 
 def _needs(memory: Memory, report: Report) -> dict[RuleTuple, _Need]:
-    """Lost rules behind uncovered ports, with what they would give back."""
+    """Lost rules behind uncovered ports: the fewest restorable ones that re-cover them, and, for
+    each port none of those re-covers, the lost rules that will not be put back and why."""
     remembered = memory.as_dict()
-    needs: dict[RuleTuple, _Need] = {}
+    ports: dict[PathKey, tuple[float, tuple[str, str, str], tuple[RuleTuple, ...]]] = {}
+    candidates: dict[RuleTuple, set[PathKey]] = {}
     for lb in report.load_balancers:
         for path in lb.paths:
             if path.covered is not False:
                 continue
             for port in path.missing_ports:
-                entry = remembered.get(PathKey(lb.arn, path.target_group_arn, path.target, port))
+                key = PathKey(lb.arn, path.target_group_arn, path.target, port)
+                entry = remembered.get(key)
                 if entry is None or not entry.lost:
                     continue
                 since = entry.uncovered_since if entry.uncovered_since is not None else 0.0
+                ports[key] = (since, (lb.name, lb.ingress_namespace, lb.ingress), entry.lost)
                 for rule in entry.lost:
-                    need = needs.setdefault(rule, _Need(since=since))
-                    need.since = min(need.since, since)
-                    # Putting back a rule whose source the ALB no longer uses, or on an SG the target
-                    # no longer has, would open something without restoring anything.
-                    if rule.group_id in path.security_groups and (
-                            rule.peer_kind != PeerKind.SECURITY_GROUP.value or rule.peer in lb.security_groups):
-                        need.valid += 1
-                        need.lbs[lb.name] = (lb.ingress_namespace, lb.ingress)
-                    else:
-                        need.detached += 1
-                        need.lbs.setdefault(lb.name, (lb.ingress_namespace, lb.ingress))
+                    if _restorable(rule, lb.security_groups, path.security_groups):
+                        candidates.setdefault(rule, set()).add(key)
+    chosen = _fewest(candidates)
+    needs = {rule: _need_for(keys, ports) for rule, keys in chosen.items()}
+    recovered = {key for keys in chosen.values() for key in keys}
+    left: dict[RuleTuple, set[PathKey]] = {}
+    for key, (_, _, lost) in ports.items():
+        if key not in recovered:
+            for rule in lost:
+                left.setdefault(rule, set()).add(key)
+    for rule, keys in left.items():
+        if rule not in needs:
+            reason = SOURCE_DETACHED if rule.peer_kind == PeerKind.SECURITY_GROUP.value else CIDR_NOT_RESTORED
+            needs[rule] = _need_for(keys, ports, reason)
     return needs
+
+
+def _restorable(rule: RuleTuple, lb_groups: tuple[str, ...], target_groups: tuple[str, ...]) -> bool:
+    """Only a rule from one of the ALB's own SGs (its managed SG, or the backend SG v2 attaches to
+    it), on an SG the target still has: anything else would open something without restoring the
+    path, or re-open an address range someone may have closed on purpose."""
+    return (rule.peer_kind == PeerKind.SECURITY_GROUP.value and rule.peer in lb_groups
+            and rule.group_id in target_groups)
+
+
+def _fewest(candidates: dict[RuleTuple, set[PathKey]]) -> dict[RuleTuple, set[PathKey]]:
+    """A smallest set of rules that re-covers every port any of them covers (greedy set cover:
+    the rule re-covering most of what is left first; ties go to the narrower rule, then to a
+    stable order, so the same outage always picks the same rules)."""
+    left = set().union(*candidates.values()) if candidates else set()
+    chosen: dict[RuleTuple, set[PathKey]] = {}
+    while left:
+        rule = min(candidates, key=lambda r: (-len(candidates[r] & left), _width(r), r.sort_key()))
+        gain = candidates[rule] & left
+        if not gain:
+            break
+        chosen[rule] = candidates[rule]
+        left -= gain
+    return chosen
+
+
+def _width(rule: RuleTuple) -> int:
+    if rule.protocol == "-1" or rule.from_port is None or rule.to_port is None:
+        return 1 << 20  # every protocol and port: wider than any port range
+    return rule.to_port - rule.from_port
+
+
+def _need_for(keys: set[PathKey], ports, reason: str = "") -> _Need:
+    need = _Need(since=min(ports[k][0] for k in keys), reason=reason, paths=len(keys))
+    for key in keys:
+        name, namespace, ingress = ports[key][1]
+        need.lbs[name] = (namespace, ingress)
+    return need
 
 
 def _rail(settings: Settings, leader: bool, streak: tuple[Attempt, ...], now: float, hour_writes: int,

@@ -21,7 +21,9 @@ from monitor.history import History
 from monitor.memory import Memory, remember
 from monitor.metrics import Metrics
 from monitor.model import Observation, Report
-from monitor.policy import CLEANUP, INCOMPLETE, NOT_LEADER, RESTORE, SUPPRESSED, Decision, WriteResult
+from monitor.policy import (
+    CIDR_NOT_RESTORED, CLEANUP, INCOMPLETE, NOT_LEADER, RESTORE, SUPPRESSED, Decision, WriteResult,
+)
 from monitor.settings import Settings
 from monitor.state import State, StateStore
 
@@ -183,7 +185,9 @@ class Remediator:
         if result is not None:
             fields.update(outcome=result.outcome, code=result.code, message=result.message,
                           created_rule_id=result.rule_id if d.kind == RESTORE else None)
-        level = "error" if label == "failed" else "warning" if label in ("restored", "cleaned_up", "dry_run") else "info"
+        # A path left to a human (its only lost rule was an address range) is as loud as a restore.
+        loud = label in ("restored", "cleaned_up", "dry_run") or d.reason == CIDR_NOT_RESTORED
+        level = "error" if label == "failed" else "warning" if loud else "info"
         getattr(log, level)("remediation_decision", **fields)
         if self._events is not None and leader:
             self._post_events(d, label, result, now)
@@ -249,6 +253,10 @@ def _event_message(d: Decision, label: str, result: WriteResult | None) -> str:
     if label == "dry_run":
         what = "restore" if d.kind == RESTORE else "remove its own"
         return f"Observe mode: alb-sg-monitor would {what} rule {d.rule.text()} for {lbs}; nothing was written."
+    if d.reason == CIDR_NOT_RESTORED:
+        return (f"alb-sg-monitor does not restore the lost rule {d.rule.text()} that {lbs} needs: its source is an "
+                "address range, which may have been removed on purpose. Put it back by hand, or admit the ALB's "
+                "security group instead, if the removal was a mistake.")
     what = "Restoring" if d.kind == RESTORE else "Removing"
     return f"{what} rule {d.rule.text()} for {lbs} is held back: {d.reason}."
 

@@ -248,3 +248,28 @@ def test_a_simulated_v2_garbage_collection_never_removes_a_restored_rule(world, 
     assert after[restored.result.rule_id][6] == restored.decision.description
     assert reachable(run.step(), world, "shop") is True
     run.close()
+
+
+def test_a_world_open_rule_removed_with_the_albs_rule_never_comes_back(world, proxy, clock):
+    ec2 = world.clients()["ec2"]
+    node_sg, alb_sg = world.sg["cluster"], world.sg["shop_alb"]
+    world_open = demo_world._authorize(ec2, node_sg, "tcp", 30080, 30080, cidr="0.0.0.0/0")
+    run = Run(world, clock)
+    assert reachable(run.step(0), world, "shop") is True
+    # A security team closes the world-open port; the same afternoon v2 revokes the v1 rule.
+    ec2.revoke_security_group_ingress(GroupId=node_sg, SecurityGroupRuleIds=[world_open])
+    demo_world.revoke(world, "shop_v1")
+    before = snapshot(world)
+    summary, _ = run.until_written(T0 + 300)
+    ((outcome,),) = [writes(summary)]
+    assert outcome.label == "restored"
+    for _ in range(8):  # long past the grace: nothing else is ever written
+        assert writes(run.step()) == []
+    assert proxy.count(service="ec2", action="AuthorizeSecurityGroupIngress") == 1
+    after = snapshot(world)
+    (new_id,) = set(after) - set(before)
+    assert set(before) <= set(after)
+    assert after[new_id][:6] == (False, node_sg, "tcp", 0, 65535, alb_sg)  # the ALB's SG as source
+    assert not any(rule[5] == "0.0.0.0/0" and rule[1] == node_sg and not rule[0] for rule in after.values())
+    assert reachable(run.step(), world, "shop") is True
+    run.close()
