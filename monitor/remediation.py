@@ -115,6 +115,17 @@ class Remediator:
             log.info("state_loaded", paths=len(stored.memory.paths), attempts=len(stored.history.attempts),
                      quarantined=len(stored.history.quarantined))
 
+    def check_store(self, where: str) -> None:
+        """At start: say at once, in the log and on /metrics, when the state cannot be saved, rather
+        than at the first save of an outage; `where` names the store in the log."""
+        if not self._store.durable:
+            return
+        problem = self._store.probe()
+        if problem is not None:
+            log.warning("state_not_writable", state=where, error=problem,
+                        detail="remembered rules will not survive a restart until this is fixed")
+        self._metrics.set_state_persisted(problem is None)
+
     def act(self, aws_report: Report, report: Report, observation: Observation, now: float) -> tuple[Report, tuple[Outcome, ...]]:
         """`aws_report` is the verdict on the AWS reads alone (its completeness gates every write);
         `report` is what gets published, to which the plan's findings are added."""
@@ -225,8 +236,10 @@ class Remediator:
             self._store.save(state)
         except StateError as exc:  # kept dirty: saved again next cycle
             log.error("state_save_failed", error=str(exc))
+            self._metrics.count_state_save_failure()
             return
         self._saved = state
+        self._metrics.set_state_persisted(True)
 
 
 def _ingresses(pairs: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:

@@ -273,3 +273,42 @@ def test_a_world_open_rule_removed_with_the_albs_rule_never_comes_back(world, pr
     assert not any(rule[5] == "0.0.0.0/0" and rule[1] == node_sg and not rule[0] for rule in after.values())
     assert reachable(run.step(), world, "shop") is True
     run.close()
+
+
+# A state location the monitor cannot write to, even as root: a temporary file cannot be created
+# directly under /proc. Reading it finds nothing, as a fresh empty directory would.
+UNWRITABLE = "/proc/alb-sg-monitor-state.json"
+
+
+def test_a_state_location_that_cannot_be_written_is_said_at_start_counted_and_on_metrics(world, clock):
+    from structlog.testing import capture_logs
+
+    with capture_logs() as logged:
+        run = Run(world, clock, state_file=UNWRITABLE)
+    (warning,) = [e for e in logged if e["event"] == "state_not_writable"]
+    assert warning["log_level"] == "warning" and warning["state"] == f"file {UNWRITABLE}"
+    assert run.metric("albsg_state_persisted") == 0
+    run.step(0)
+    demo_world.revoke(world, "shop_v1")
+    before = run.metric("albsg_state_save_failures_total")
+    with capture_logs() as logged:
+        for _ in range(3):
+            run.step()
+    failures = run.metric("albsg_state_save_failures_total") - before
+    assert failures == len([e for e in logged if e["event"] == "state_save_failed"]) == 3  # retried every cycle
+    assert run.metric("albsg_state_persisted") == 0
+    run.close()
+
+
+def test_a_writable_state_location_is_persisted_with_no_warning(world, tmp_path, clock):
+    from structlog.testing import capture_logs
+
+    with capture_logs() as logged:
+        run = Run(world, clock, state_file=str(tmp_path / "state.json"))
+    assert [e for e in logged if e["event"] == "state_not_writable"] == []
+    assert run.metric("albsg_state_persisted") == 1
+    run.step(0)
+    assert (tmp_path / "state.json").exists()
+    assert run.metric("albsg_state_persisted") == 1 and run.metric("albsg_state_save_failures_total") == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]  # the start-up probe left nothing
+    run.close()
