@@ -59,7 +59,7 @@ class Decision:
 @dataclass(frozen=True)
 class Plan:
     decisions: tuple[Decision, ...]
-    findings: tuple[Finding, ...]  # REMEDIATION_FIGHT, REMEDIATION_FAILED
+    findings: tuple[Finding, ...]  # REMEDIATION_FIGHT, REMEDIATION_FAILED, FOREIGN_RESTORE
     history: History  # with this cycle's quarantines and orphan clocks; record() results into it
 
     @property
@@ -90,8 +90,11 @@ class _Need:
 
 
 def plan(memory: Memory, report: Report, observation: Observation, settings: Settings, now: float,
-         leader: bool, history: History) -> Plan:
-    history = history.pruned(now - max(_HOUR, settings.fight_window, settings.restore_backoff_max))
+         leader: bool, history: History, started: float | None = None) -> Plan:
+    """`started`: since when `history` holds every restore this monitor made (its first cycle);
+    None skips the check for rules another writer restored under our tag."""
+    kept_since = now - max(_HOUR, settings.fight_window, settings.restore_backoff_max)
+    history = history.pruned(kept_since)
     present = {RuleTuple.of(rule) for rule in observation.rules}
     if report.complete:
         # Lifted when someone else put the rule back (the fight is over), or when no remembered
@@ -145,7 +148,33 @@ def plan(memory: Memory, report: Report, observation: Observation, settings: Set
                 decisions.append(replace(base, action=RESTORE))
                 planned += 1
     cleanups, history = _cleanups(report, observation, settings, now, leader, history)
+    if started is not None and leader and settings.mode == "enforce":
+        findings += [_foreign(rule, settings) for rule in foreign_restores(
+            observation.rules, history, settings.cluster_name, max(started, kept_since))]
     return Plan(decisions=(*decisions, *cleanups), findings=tuple(findings), history=history)
+
+
+# Our restored-at tag has whole seconds; the history has the exact time of the same write.
+_TAG_SLACK = 2.0
+
+
+def foreign_restores(rules, history: History, cluster: str, since: float) -> list:
+    """Rules tagged as restored by alb-sg-monitor for this cluster, at or after `since`, that this
+    monitor did not create (no restore of that tuple at that time in its history): another enforce
+    replica writes too. Each replica counts only its own restores, so together they need twice
+    the revocations before the fight-loop detector stops them."""
+    foreign = []
+    for rule in sorted(rules, key=lambda r: r.rule_id or ""):
+        if not ownership.is_ours(rule, cluster):
+            continue
+        at = ownership.restored_at(rule)
+        if at is None or at < since - _TAG_SLACK:
+            continue
+        tuple_ = RuleTuple.of(rule)
+        if not any(a.rule == tuple_ and a.outcome == CREATED and abs(a.at - at) <= _TAG_SLACK
+                   for a in history.attempts):
+            foreign.append(rule)
+    return foreign
 
 
 def _needs(memory: Memory, report: Report) -> dict[RuleTuple, _Need]:
@@ -314,6 +343,24 @@ def _fight(quarantine: Quarantine, lbs: tuple[str, ...], settings: Settings) -> 
             f"{format_duration(settings.fight_window)} although alb-sg-monitor restored it: restoring it has "
             f"stopped. Find who revokes it (CloudTrail RevokeSecurityGroupIngress on {rule.group_id}; often a "
             "second controller or cluster managing the same group) and stop that, then add the rule back."
+        ),
+    )
+
+
+def _foreign(rule, settings: Settings) -> Finding:
+    tags = dict(rule.tags)
+    return Finding(
+        code="FOREIGN_RESTORE",
+        severity=Severity.WARNING,
+        load_balancer=ownership.restored_for(rule) or None,
+        security_group=rule.group_id,
+        rule=rule.rule_id,
+        message=(
+            f"Rule {rule.rule_id} ({RuleTuple.of(rule).text()}) carries alb-sg-monitor's owner tag for cluster "
+            f"{settings.cluster_name}, restored at {tags.get(ownership.RESTORED_AT_TAG, '?')}, but this monitor did "
+            "not create it: another alb-sg-monitor in enforce mode restores rules for this cluster. Run one enforce "
+            "replica per cluster, or several with Kubernetes leader election: each writer counts only its own "
+            "restores, so a fight takes twice as many revocations to be stopped."
         ),
     )
 

@@ -101,6 +101,8 @@ class Remediator:
         self._saved: State | None = None
         self._was_leader = False
         self._last: dict[tuple, tuple[str, str]] = {}  # per decision key: (action, reason) last cycle
+        self._started: float | None = None  # our first cycle: the history holds every restore since
+        self._foreign: frozenset[str] = frozenset()  # rule ids reported as another writer's last cycle
 
     @property
     def state(self) -> State:
@@ -134,8 +136,11 @@ class Remediator:
             leader = self._adopt_stored_state()
         self._was_leader = leader
         self._metrics.set_remediation_enabled(self._settings.mode == "enforce" and leader)
+        self._started = now if self._started is None else self._started
         self.memory = remember(self.memory, aws_report, observation.rules, now)
-        plan = policy.plan(self.memory, aws_report, observation, self._settings, now, leader, self.history)
+        plan = policy.plan(self.memory, aws_report, observation, self._settings, now, leader, self.history,
+                           started=self._started)
+        self._announce_foreign(plan)
         history = plan.history
         outcomes: list[Outcome] = []
         for decision in plan.decisions:
@@ -152,6 +157,16 @@ class Remediator:
         if plan.findings:
             report = report.with_findings(plan.findings, order=migration.order_key)
         return report, tuple(outcomes)
+
+    def _announce_foreign(self, plan: policy.Plan) -> None:
+        """One warning per rule another writer restored under our tag (the finding stays a while)."""
+        foreign = {f.rule: f for f in plan.findings if f.code == "FOREIGN_RESTORE" and f.rule}
+        for rule_id in sorted(set(foreign) - self._foreign):
+            f = foreign[rule_id]
+            log.warning("foreign_restore_seen", rule_id=rule_id, group=f.security_group, load_balancer=f.load_balancer,
+                        detail="a rule with this monitor's owner tag that it did not create: another enforce "
+                               "replica restores rules for this cluster")
+        self._foreign = frozenset(foreign)
 
     # -- writes -----------------------------------------------------------------------------------
     def _write(self, decision: Decision, aws_report: Report) -> tuple[Decision, WriteResult | None]:

@@ -312,3 +312,28 @@ def test_a_writable_state_location_is_persisted_with_no_warning(world, tmp_path,
     assert run.metric("albsg_state_persisted") == 1 and run.metric("albsg_state_save_failures_total") == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]  # the start-up probe left nothing
     run.close()
+
+
+def test_a_second_enforce_replica_without_kubernetes_is_seen_by_the_rules_it_writes(world, clock):
+    from structlog.testing import capture_logs
+
+    first, second = Run(world, clock), Run(world, clock)  # no Kubernetes: each is its own leader
+    first.step(0), second.step(0)
+    demo_world.revoke(world, "shop_v1")
+    summary, _ = first.until_written(T0 + 300)
+    (restored,) = writes(summary)
+    with capture_logs() as logged:
+        other = second.step(0)
+    (finding,) = [f for f in other.report.findings if f.code == "FOREIGN_RESTORE"]
+    assert (finding.severity.value, finding.rule, finding.security_group) == (
+        "warning", restored.result.rule_id, world.sg["cluster"])
+    assert finding.load_balancer == world.lb_name["shop"] and "did not create it" in finding.message
+    assert second.metric("albsg_findings", code="FOREIGN_RESTORE", severity="warning") == 1
+    (event,) = [e for e in logged if e["event"] == "foreign_restore_seen"]
+    assert event["log_level"] == "warning" and event["rule_id"] == restored.result.rule_id
+    with capture_logs() as logged:
+        second.step()
+    assert [e for e in logged if e["event"] == "foreign_restore_seen"] == []  # logged once, not every cycle
+    # The writer itself knows the rule as its own.
+    assert not [f for f in first.step(0).report.findings if f.code == "FOREIGN_RESTORE"]
+    first.close(), second.close()

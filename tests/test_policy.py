@@ -368,3 +368,47 @@ def test_a_cidr_rule_is_never_a_write_in_any_mode(name, now, settings, reason):
     assert decision.load_balancers == ("1a2b3c4d-shop-web-0f1e",) and decision.ingresses == (("shop", "web"),)
     assert decision.paths == 2  # both ports of the path depend on it
     assert plan.writes == () and plan.findings == ()
+
+
+# Another writer: a rule tagged as ours for this cluster that this monitor did not create.
+STARTED = T0  # when this monitor began keeping its history (its first cycle)
+
+
+def tagged(restored_at: float, cluster=CLUSTER, rule_id="sgr-0000000000000our9", rule=V1_RULE) -> Rule:
+    return replace(rule, rule_id=rule_id, description=ownership.description("1a2b3c4d-shop-web-0f1e", restored_at),
+                   tags=ownership.rule_tags(cluster, "1a2b3c4d-shop-web-0f1e", restored_at))
+
+
+OURS_AT = T1 + 75.4  # our restore, as recorded in the history (the tag has whole seconds)
+WROTE_IT = History(attempts=(Attempt(V1, OURS_AT, CREATED),))
+DUPLICATE_ONLY = History(attempts=(Attempt(V1, OURS_AT, "duplicate"),))
+
+
+@pytest.mark.parametrize("name, rule, history, kwargs, foreign", [
+    ("restored by someone else after we started", tagged(T1 + 75), History(), {}, True),
+    ("restored by us: in our history", tagged(OURS_AT), WROTE_IT, {}, False),
+    ("we only found it there (duplicate): the other one created it", tagged(OURS_AT), DUPLICATE_ONLY, {}, True),
+    ("our attempt was for another time", tagged(OURS_AT + 600), WROTE_IT, {}, True),
+    ("restored before we started: we cannot know", tagged(STARTED - 10), History(), {}, False),
+    ("older than the history we keep", tagged(AFTER_GRACE + 100), History(), {"now": AFTER_GRACE + 100 + 3700}, False),
+    ("within the history we keep", tagged(AFTER_GRACE + 100), History(), {"now": AFTER_GRACE + 100 + 3500}, True),
+    ("another cluster's monitor: not ours", tagged(T1 + 75, cluster="staging-eks"), History(), {}, False),
+    ("no owner tag", replace(tagged(T1 + 75), tags=()), History(), {}, False),
+    ("observe mode never writes, so cannot tell", tagged(T1 + 75), History(),
+     {"settings": Settings(cluster_name=CLUSTER)}, False),
+    ("a replica that is not the leader does not judge", tagged(T1 + 75), History(), {"leader": False}, False),
+])
+def test_a_rule_with_our_tag_that_we_did_not_write_is_another_writer(name, rule, history, kwargs, foreign):
+    rules = (rule, SSH_RULE)
+    report, observation = observe(rules)
+    now = kwargs.get("now", AFTER_GRACE + 30)
+    plan = policy.plan(Memory(), report, observation, kwargs.get("settings", ENFORCE), now,
+                       kwargs.get("leader", True), history, started=STARTED)
+    found = [f for f in plan.findings if f.code == "FOREIGN_RESTORE"]
+    assert bool(found) is foreign, name
+    if foreign:
+        (finding,) = found
+        assert (finding.severity, finding.security_group, finding.rule) == (Severity.WARNING, NODE_SG, rule.rule_id)
+        assert finding.load_balancer == "1a2b3c4d-shop-web-0f1e"
+        assert "did not create it" in finding.message and "leader election" in finding.message
+        assert policy.with_findings(report, plan).exit_code == 0  # a warning: no page by itself
