@@ -82,6 +82,7 @@ class Outcome:
     result: WriteResult | None
     label: str
     announced: bool
+    at: float = 0.0  # when the cycle carried it out (wall clock)
 
 
 class Remediator:
@@ -149,7 +150,7 @@ class Remediator:
                 decision, result = self._write(decision, aws_report)
                 if result is not None:
                     history = policy.record(history, decision, result, now)
-            outcomes.append(Outcome(decision, result, policy.result_label(decision, result), False))
+            outcomes.append(Outcome(decision, result, policy.result_label(decision, result), False, now))
         self.history = history
         outcomes = self._announce(outcomes, now, leader)
         if leader:
