@@ -21,6 +21,7 @@ from typing import Any, TextIO
 from monitor import render
 from monitor.daemon import CycleSummary
 from monitor.model import Finding, Report
+from monitor.policy import CIDR_NOT_RESTORED, RESTORE
 from monitor.remediation import Outcome
 from monitor.transitions import revoked_load_balancers
 
@@ -146,11 +147,19 @@ class LiveView:
                         "rule_id": restore.rule_id, "after_seconds": round(took, 2)})
         elif outcome.label == "failed":
             code = outcome.result.code if outcome.result else ""
-            self._line("FAILED", f"alb-sg-monitor could not restore {d.rule.text()} for {lbs}: {code}",
-                       {"type": "restore_failed", "load_balancer": lbs, "rule": d.rule.text(), "code": code})
-        elif outcome.label == "dry_run" and outcome.announced:
+            what = "restore" if d.kind == RESTORE else "remove its own rule"
+            self._line("FAILED", f"alb-sg-monitor could not {what} {d.rule.text()} for {lbs}: {code}",
+                       {"type": f"{d.kind}_failed", "load_balancer": lbs, "rule": d.rule.text(), "code": code})
+        elif outcome.label == "cleaned_up":
+            self._line("REMOVED", f"alb-sg-monitor removed its own rule {d.rule_id} ({d.rule.text()}): no live ALB "
+                       "uses its source any more", {"type": "cleaned_up", "rule": d.rule.text(), "rule_id": d.rule_id})
+        elif outcome.label == "dry_run" and outcome.announced and d.kind == RESTORE:
             self._line("DRY RUN", f"observe mode: alb-sg-monitor would restore {d.rule.text()} for {lbs}",
                        {"type": "dry_run", "load_balancer": lbs, "rule": d.rule.text()})
+        elif d.reason == CIDR_NOT_RESTORED and outcome.announced:
+            self._line("HELD", f"alb-sg-monitor does not restore {d.rule.text()} for {lbs}: its source is an "
+                       "address range; a human decides", {"type": "not_restored", "load_balancer": lbs,
+                                                          "rule": d.rule.text(), "reason": d.reason})
 
     def _restored(self) -> list[str]:
         return [f"  restored by alb-sg-monitor: {r.text()} at t+{r.t:05.1f}s" for r in self.seen.restores]
