@@ -104,9 +104,9 @@ def test_demo_stops_on_ctrl_c_before_the_story_ends(tmp_path):
 
 
 # Enforce mode: the story's revocation is restored by the monitor well before the engineer's step
-# (at speed 4 the revocation is at t+1.25s and the engineer at t+6.25s; grace 1s).
+# (at speed 2 the revocation is at t+2.5s and the engineer at t+12.5s; grace 1s), even on a busy machine.
 ENFORCE = ["--mode", "enforce", "--grace", "1s", "--interval", "250ms"]
-QUICK = {"ALBSG_DEMO_SPEED": "4"}
+QUICK = {"ALBSG_DEMO_SPEED": "2"}
 
 
 def test_demo_in_enforce_mode_shows_the_restore_and_credits_it_in_the_summary_as_json(tmp_path):
@@ -119,7 +119,7 @@ def test_demo_in_enforce_mode_shows_the_restore_and_credits_it_in_the_summary_as
     (restored,) = [r for r in records if r["type"] == "restored"]
     assert restored["load_balancer"] == SHOP and restored["ingress"] == "shop/frontend"
     assert re.fullmatch(r"tcp 0-65535 from sg-\w+ on sg-\w+", restored["rule"]) and restored["rule_id"].startswith("sgr-")
-    assert 1.0 <= restored["after_seconds"] < 6.0  # past the grace, before the engineer's step
+    assert 1.0 <= restored["after_seconds"] < 10.0  # past the grace, before the engineer's step
     # The restored rule is in the view: the next cycles' report has the shop ALB reachable again.
     later = [r for r in records if r["type"] == "cycle" and r["t"] > restored["t"]]
     shop = [lb for lb in later[-1]["report"]["load_balancers"] if lb["name"] == SHOP]
