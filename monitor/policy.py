@@ -2,20 +2,20 @@
 
 Pure (DESIGN.md): no I/O, no clock, no logging. Every decision, taken or not, is in the plan, so the
 edges can log, count and announce each one. A restore never widens anything: it re-adds exactly a
-tuple that was seen covering a path and then disappeared, on the SG it was on. Only rules whose
-source is one of the ALB's own SGs come back, and only the fewest that re-cover the path: a lost
-CIDR, IPv6 CIDR or prefix-list rule may have been removed on purpose (a world-open port closed by a
-security team) and is reported for a human instead.
+tuple that was seen covering a path and then disappeared, on the SG it was on. Which lost rules
+qualify (only from the ALB's own SGs, the fewest that re-cover the path, never an address range)
+is monitor.restores; this module applies the rails to them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from monitor import ownership
 from monitor.history import CREATED, DUPLICATE, FAILED, Attempt, History, Quarantine
-from monitor.memory import Memory, PathKey, RuleTuple
+from monitor.memory import Memory, RuleTuple
 from monitor.model import Finding, Observation, PeerKind, Report, Severity
+from monitor.restores import CIDR_NOT_RESTORED, SOURCE_DETACHED, needs
 from monitor.settings import Settings, format_duration
 
 RESTORE, CLEANUP = "restore", "cleanup"  # Decision.kind
@@ -30,8 +30,6 @@ CAP_PER_HOUR = "cap_per_hour"
 BACKOFF = "backoff"
 RULE_LIMIT = "rule_limit"
 QUARANTINED = "quarantined"
-SOURCE_DETACHED = "source_detached"  # the lost rule's source SG is no longer on the ALB
-CIDR_NOT_RESTORED = "cidr_not_restored"  # the lost rule's source is an address range: never restored
 
 RULE_LIMIT_CODE = "RulesPerSecurityGroupLimitExceeded"
 _HOUR = 3600.0
@@ -81,14 +79,6 @@ class WriteResult:
         return self.outcome in ("restored", "duplicate", "cleaned_up", "gone")
 
 
-@dataclass
-class _Need:
-    since: float
-    reason: str = ""  # "": restorable; CIDR_NOT_RESTORED or SOURCE_DETACHED: never written
-    paths: int = 0  # path ports where the rule, put back, would cover the port again (or that lost it)
-    lbs: dict[str, tuple[str, str]] = field(default_factory=dict)
-
-
 def plan(memory: Memory, report: Report, observation: Observation, settings: Settings, now: float,
          leader: bool, history: History, started: float | None = None) -> Plan:
     """`started`: since when `history` holds every restore this monitor made (its first cycle);
@@ -106,7 +96,7 @@ def plan(memory: Memory, report: Report, observation: Observation, settings: Set
     findings: list[Finding] = []
     planned = 0
     hour_writes = history.writes_since(now - _HOUR)
-    for rule, need in sorted(_needs(memory, report).items(), key=lambda kv: (kv[1].since, kv[0].sort_key())):
+    for rule, need in sorted(needs(memory, report).items(), key=lambda kv: (kv[1].since, kv[0].sort_key())):
         last = history.last_success(rule)
         since = max(need.since, last) if last is not None else need.since  # grace restarts after a restore
         lbs = tuple(sorted(need.lbs))
@@ -175,79 +165,6 @@ def foreign_restores(rules, history: History, cluster: str, since: float) -> lis
                    for a in history.attempts):
             foreign.append(rule)
     return foreign
-
-
-def _needs(memory: Memory, report: Report) -> dict[RuleTuple, _Need]:
-    """Lost rules behind uncovered ports: the fewest restorable ones that re-cover them, and, for
-    each port none of those re-covers, the lost rules that will not be put back and why."""
-    remembered = memory.as_dict()
-    ports: dict[PathKey, tuple[float, tuple[str, str, str], tuple[RuleTuple, ...]]] = {}
-    candidates: dict[RuleTuple, set[PathKey]] = {}
-    for lb in report.load_balancers:
-        for path in lb.paths:
-            if path.covered is not False:
-                continue
-            for port in path.missing_ports:
-                key = PathKey(lb.arn, path.target_group_arn, path.target, port)
-                entry = remembered.get(key)
-                if entry is None or not entry.lost:
-                    continue
-                since = entry.uncovered_since if entry.uncovered_since is not None else 0.0
-                ports[key] = (since, (lb.name, lb.ingress_namespace, lb.ingress), entry.lost)
-                for rule in entry.lost:
-                    if _restorable(rule, lb.security_groups, path.security_groups):
-                        candidates.setdefault(rule, set()).add(key)
-    chosen = _fewest(candidates)
-    needs = {rule: _need_for(keys, ports) for rule, keys in chosen.items()}
-    recovered = {key for keys in chosen.values() for key in keys}
-    left: dict[RuleTuple, set[PathKey]] = {}
-    for key, (_, _, lost) in ports.items():
-        if key not in recovered:
-            for rule in lost:
-                left.setdefault(rule, set()).add(key)
-    for rule, keys in left.items():
-        if rule not in needs:
-            reason = SOURCE_DETACHED if rule.peer_kind == PeerKind.SECURITY_GROUP.value else CIDR_NOT_RESTORED
-            needs[rule] = _need_for(keys, ports, reason)
-    return needs
-
-
-def _restorable(rule: RuleTuple, lb_groups: tuple[str, ...], target_groups: tuple[str, ...]) -> bool:
-    """Only a rule from one of the ALB's own SGs (its managed SG, or the backend SG v2 attaches to
-    it), on an SG the target still has: anything else would open something without restoring the
-    path, or re-open an address range someone may have closed on purpose."""
-    return (rule.peer_kind == PeerKind.SECURITY_GROUP.value and rule.peer in lb_groups
-            and rule.group_id in target_groups)
-
-
-def _fewest(candidates: dict[RuleTuple, set[PathKey]]) -> dict[RuleTuple, set[PathKey]]:
-    """A smallest set of rules that re-covers every port any of them covers (greedy set cover:
-    the rule re-covering most of what is left first; ties go to the narrower rule, then to a
-    stable order, so the same outage always picks the same rules)."""
-    left = set().union(*candidates.values()) if candidates else set()
-    chosen: dict[RuleTuple, set[PathKey]] = {}
-    while left:
-        rule = min(candidates, key=lambda r: (-len(candidates[r] & left), _width(r), r.sort_key()))
-        gain = candidates[rule] & left
-        if not gain:
-            break
-        chosen[rule] = candidates[rule]
-        left -= gain
-    return chosen
-
-
-def _width(rule: RuleTuple) -> int:
-    if rule.protocol == "-1" or rule.from_port is None or rule.to_port is None:
-        return 1 << 20  # every protocol and port: wider than any port range
-    return rule.to_port - rule.from_port
-
-
-def _need_for(keys: set[PathKey], ports, reason: str = "") -> _Need:
-    need = _Need(since=min(ports[k][0] for k in keys), reason=reason, paths=len(keys))
-    for key in keys:
-        name, namespace, ingress = ports[key][1]
-        need.lbs[name] = (namespace, ingress)
-    return need
 
 
 def _rail(settings: Settings, leader: bool, streak: tuple[Attempt, ...], now: float, hour_writes: int,
