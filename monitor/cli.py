@@ -85,7 +85,9 @@ OPTIONS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
     "--kubernetes": (_choice("auto", "on", "off"), "auto", "use the Kubernetes API: auto, on, off"),
     "--interval": (_duration, "15s", "how often rules are checked, e.g. 500ms, 15s, 5m"),
     "--topology-interval": (_duration, "5m", "how often ALBs, targets and ENIs are re-discovered"),
-    "--mode": (_choice("observe", "enforce"), "observe", "observe never writes to AWS; enforce restores rules"),
+    "--mode": (_choice("observe", "enforce"), "observe",
+               "observe never writes to AWS; enforce restores lost rules from the ALB's own security groups "
+               "(never CIDR or prefix-list rules)"),
     "--grace": (_duration, "60s", "how long a path stays uncovered before it is restored"),
     "--listen": (_listen, "0.0.0.0:9917", "address of the HTTP server (/metrics, /healthz, /readyz)"),
     "--state-file": (str, None, "where remembered rules survive restarts (without it, with Kubernetes: a ConfigMap)"),

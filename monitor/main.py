@@ -144,6 +144,7 @@ def assemble_daemon(settings: Settings, clients: aws.AwsClients | None = None, *
     remediator = Remediator(clients, settings, metrics, store, leadership=leadership, events=events,
                             shared_store=shared)
     remediator.load()
+    remediator.check_store(describe_store(store))
     daemon = Daemon(clients, settings.cluster_name, metrics, settings.interval, settings.topology_interval,
                     **clocks, kube=source, remediator=remediator)
     server = HttpServer(settings.listen, Endpoints(metrics=metrics.exposition, health=daemon.health,
@@ -162,7 +163,7 @@ def run(settings: Settings) -> int:
     if isinstance(parts.store, InMemoryStateStore) and settings.mode == "enforce":
         log.warning("state_not_persisted", detail="no --state-file and no Kubernetes: remembered rules are "
                     "lost on restart, so a restart during an outage cannot restore them")
-    log.info("remediation_configured", mode=settings.mode, state=_describe(parts.store),
+    log.info("remediation_configured", mode=settings.mode, state=describe_store(parts.store),
              leader_election=not isinstance(parts.leadership, SoleLeader))
     parts.leadership.start()
     try:
@@ -171,7 +172,7 @@ def run(settings: Settings) -> int:
         parts.leadership.stop()
 
 
-def _describe(store: StateStore | None) -> str:
+def describe_store(store: StateStore | None) -> str:
     if isinstance(store, FileStateStore):
         return f"file {store.path}"
     if isinstance(store, InMemoryStateStore):

@@ -90,6 +90,23 @@ class _StateCollector:
         yield findings
 
 
+class _PersistenceCollector:
+    """albsg_state_persisted: rendered only where the state is meant to outlive the process (a
+    --state-file or the ConfigMap); kept in memory only, there is nothing to claim."""
+
+    def __init__(self, metrics: "Metrics") -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        persisted = self._metrics.state_persisted()
+        if persisted is not None:
+            yield GaugeMetricFamily(
+                "albsg_state_persisted",
+                "1 while the remembered rules and remediation history are saved where they survive a restart; "
+                "0 when the last save failed or the location was found not writable at start.",
+                value=1 if persisted else 0)
+
+
 def finding_counts(report: Report) -> dict[tuple[str, str], int]:
     counts = {(code, severity): 0 for code, severity in KNOWN_FINDINGS.items()}
     for finding in report.findings:
@@ -140,6 +157,12 @@ class Metrics:
         # ProcessCollector reads /proc and is silent where there is none.
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
+        self._state_persisted: bool | None = None
+        self.registry.register(_PersistenceCollector(self))
+        self.state_save_failures = Counter(
+            "albsg_state_save_failures_total",
+            "Saves of the remembered rules and remediation history that failed (retried every cycle).",
+            registry=self.registry)
 
     # -- state --------------------------------------------------------------------------------
     def publish(self, report: Report, now: float) -> None:
@@ -177,6 +200,18 @@ class Metrics:
         if result not in REMEDIATION_RESULTS:
             raise ValueError(f"unknown remediation result {result!r}")
         self.remediations.labels(result).inc()
+
+    def set_state_persisted(self, persisted: bool) -> None:
+        with self._lock:
+            self._state_persisted = persisted
+
+    def state_persisted(self) -> bool | None:
+        with self._lock:
+            return self._state_persisted
+
+    def count_state_save_failure(self) -> None:
+        self.state_save_failures.inc()
+        self.set_state_persisted(False)
 
     def observe_cycle(self, seconds: float) -> None:
         self.cycle_duration.observe(seconds)

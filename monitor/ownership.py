@@ -7,6 +7,7 @@ never revokes our copy, because it only revokes labelled rules (docs/controllers
 
 from __future__ import annotations
 
+import calendar
 import re
 import time
 
@@ -53,3 +54,12 @@ def is_ours_tags(tags: tuple[tuple[str, str], ...]) -> bool:
 
 def restored_for(rule: Rule) -> str | None:
     return dict(rule.tags).get(RESTORED_FOR_TAG)
+
+
+def restored_at(rule: Rule) -> float | None:
+    """When the rule was restored, from its tag (whole seconds, UTC); None when absent or unreadable."""
+    text = dict(rule.tags).get(RESTORED_AT_TAG)
+    try:
+        return float(calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ"))) if text else None
+    except ValueError:
+        return None

@@ -2,17 +2,20 @@
 
 Pure: no I/O, no clock, no logging. Every decision, taken or not, is in the plan, so the
 edges can log, count and announce each one. A restore never widens anything: it re-adds exactly a
-tuple that was seen covering a path and then disappeared, on the SG it was on.
+tuple that was seen covering a path and then disappeared, on the SG it was on. Which lost rules
+qualify (only from the ALB's own SGs, the fewest that re-cover the path, never an address range)
+is monitor.restores; this module applies the rails to them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from monitor import ownership
 from monitor.history import CREATED, DUPLICATE, FAILED, Attempt, History, Quarantine
-from monitor.memory import Memory, PathKey, RuleTuple
+from monitor.memory import Memory, RuleTuple
 from monitor.model import Finding, Observation, PeerKind, Report, Severity
+from monitor.restores import CIDR_NOT_RESTORED, SOURCE_DETACHED, needs
 from monitor.settings import Settings, format_duration
 
 RESTORE, CLEANUP = "restore", "cleanup"  # Decision.kind
@@ -27,7 +30,6 @@ CAP_PER_HOUR = "cap_per_hour"
 BACKOFF = "backoff"
 RULE_LIMIT = "rule_limit"
 QUARANTINED = "quarantined"
-SOURCE_DETACHED = "source_detached"  # the lost rule's source SG is no longer on the ALB
 
 RULE_LIMIT_CODE = "RulesPerSecurityGroupLimitExceeded"
 _HOUR = 3600.0
@@ -55,7 +57,7 @@ class Decision:
 @dataclass(frozen=True)
 class Plan:
     decisions: tuple[Decision, ...]
-    findings: tuple[Finding, ...]  # REMEDIATION_FIGHT, REMEDIATION_FAILED
+    findings: tuple[Finding, ...]  # REMEDIATION_FIGHT, REMEDIATION_FAILED, FOREIGN_RESTORE
     history: History  # with this cycle's quarantines and orphan clocks; record() results into it
 
     @property
@@ -77,17 +79,12 @@ class WriteResult:
         return self.outcome in ("restored", "duplicate", "cleaned_up", "gone")
 
 
-@dataclass
-class _Need:
-    since: float
-    valid: int = 0  # path ports where the rule, put back, would cover the port again
-    detached: int = 0
-    lbs: dict[str, tuple[str, str]] = field(default_factory=dict)
-
-
 def plan(memory: Memory, report: Report, observation: Observation, settings: Settings, now: float,
-         leader: bool, history: History) -> Plan:
-    history = history.pruned(now - max(_HOUR, settings.fight_window, settings.restore_backoff_max))
+         leader: bool, history: History, started: float | None = None) -> Plan:
+    """`started`: since when `history` holds every restore this monitor made (its first cycle);
+    None skips the check for rules another writer restored under our tag."""
+    kept_since = now - max(_HOUR, settings.fight_window, settings.restore_backoff_max)
+    history = history.pruned(kept_since)
     present = {RuleTuple.of(rule) for rule in observation.rules}
     if report.complete:
         # Lifted when someone else put the rule back (the fight is over), or when no remembered
@@ -99,12 +96,17 @@ def plan(memory: Memory, report: Report, observation: Observation, settings: Set
     findings: list[Finding] = []
     planned = 0
     hour_writes = history.writes_since(now - _HOUR)
-    for rule, need in sorted(_needs(memory, report).items(), key=lambda kv: (kv[1].since, kv[0].sort_key())):
+    for rule, need in sorted(needs(memory, report).items(), key=lambda kv: (kv[1].since, kv[0].sort_key())):
         last = history.last_success(rule)
         since = max(need.since, last) if last is not None else need.since  # grace restarts after a restore
         lbs = tuple(sorted(need.lbs))
         base = Decision(kind=RESTORE, action=SUPPRESSED, rule=rule, load_balancers=lbs,
-                        ingresses=tuple(sorted({i for i in need.lbs.values() if i[1]})), paths=need.valid, since=since)
+                        ingresses=tuple(sorted({i for i in need.lbs.values() if i[1]})), paths=need.paths, since=since)
+        if need.reason == CIDR_NOT_RESTORED:
+            # Never written, in any mode: after the grace (a revoke-then-grant blip is no news) the
+            # decision is announced once and the ACCESS_REVOKED finding stays for a human.
+            decisions.append(replace(base, reason=GRACE if now - need.since < settings.grace else CIDR_NOT_RESTORED))
+            continue
         quarantine = history.quarantine_of(rule)
         if quarantine is None and report.complete:
             revocations = history.created_since(rule, now - settings.fight_window) + 1
@@ -117,8 +119,8 @@ def plan(memory: Memory, report: Report, observation: Observation, settings: Set
         if quarantine is not None:
             findings.append(_fight(quarantine, lbs, settings))
             decisions.append(replace(base, reason=QUARANTINED))
-        elif need.valid == 0:
-            decisions.append(replace(base, reason=SOURCE_DETACHED, paths=need.detached))
+        elif need.reason == SOURCE_DETACHED:
+            decisions.append(replace(base, reason=SOURCE_DETACHED))
         elif now - since < settings.grace:
             decisions.append(replace(base, reason=GRACE))
         elif not report.complete:
@@ -136,35 +138,33 @@ def plan(memory: Memory, report: Report, observation: Observation, settings: Set
                 decisions.append(replace(base, action=RESTORE))
                 planned += 1
     cleanups, history = _cleanups(report, observation, settings, now, leader, history)
+    if started is not None and leader and settings.mode == "enforce":
+        findings += [_foreign(rule, settings) for rule in foreign_restores(
+            observation.rules, history, settings.cluster_name, max(started, kept_since))]
     return Plan(decisions=(*decisions, *cleanups), findings=tuple(findings), history=history)
 
 
-def _needs(memory: Memory, report: Report) -> dict[RuleTuple, _Need]:
-    """Lost rules behind uncovered ports, with what they would give back."""
-    remembered = memory.as_dict()
-    needs: dict[RuleTuple, _Need] = {}
-    for lb in report.load_balancers:
-        for path in lb.paths:
-            if path.covered is not False:
-                continue
-            for port in path.missing_ports:
-                entry = remembered.get(PathKey(lb.arn, path.target_group_arn, path.target, port))
-                if entry is None or not entry.lost:
-                    continue
-                since = entry.uncovered_since if entry.uncovered_since is not None else 0.0
-                for rule in entry.lost:
-                    need = needs.setdefault(rule, _Need(since=since))
-                    need.since = min(need.since, since)
-                    # Putting back a rule whose source the ALB no longer uses, or on an SG the target
-                    # no longer has, would open something without restoring anything.
-                    if rule.group_id in path.security_groups and (
-                            rule.peer_kind != PeerKind.SECURITY_GROUP.value or rule.peer in lb.security_groups):
-                        need.valid += 1
-                        need.lbs[lb.name] = (lb.ingress_namespace, lb.ingress)
-                    else:
-                        need.detached += 1
-                        need.lbs.setdefault(lb.name, (lb.ingress_namespace, lb.ingress))
-    return needs
+# Our restored-at tag has whole seconds; the history has the exact time of the same write.
+_TAG_SLACK = 2.0
+
+
+def foreign_restores(rules, history: History, cluster: str, since: float) -> list:
+    """Rules tagged as restored by alb-sg-monitor for this cluster, at or after `since`, that this
+    monitor did not create (no restore of that tuple at that time in its history): another enforce
+    replica writes too. Each replica counts only its own restores, so together they need twice
+    the revocations before the fight-loop detector stops them."""
+    foreign = []
+    for rule in sorted(rules, key=lambda r: r.rule_id or ""):
+        if not ownership.is_ours(rule, cluster):
+            continue
+        at = ownership.restored_at(rule)
+        if at is None or at < since - _TAG_SLACK:
+            continue
+        tuple_ = RuleTuple.of(rule)
+        if not any(a.rule == tuple_ and a.outcome == CREATED and abs(a.at - at) <= _TAG_SLACK
+                   for a in history.attempts):
+            foreign.append(rule)
+    return foreign
 
 
 def _rail(settings: Settings, leader: bool, streak: tuple[Attempt, ...], now: float, hour_writes: int,
@@ -260,6 +260,24 @@ def _fight(quarantine: Quarantine, lbs: tuple[str, ...], settings: Settings) -> 
             f"{format_duration(settings.fight_window)} although alb-sg-monitor restored it: restoring it has "
             f"stopped. Find who revokes it (CloudTrail RevokeSecurityGroupIngress on {rule.group_id}; often a "
             "second controller or cluster managing the same group) and stop that, then add the rule back."
+        ),
+    )
+
+
+def _foreign(rule, settings: Settings) -> Finding:
+    tags = dict(rule.tags)
+    return Finding(
+        code="FOREIGN_RESTORE",
+        severity=Severity.WARNING,
+        load_balancer=ownership.restored_for(rule) or None,
+        security_group=rule.group_id,
+        rule=rule.rule_id,
+        message=(
+            f"Rule {rule.rule_id} ({RuleTuple.of(rule).text()}) carries alb-sg-monitor's owner tag for cluster "
+            f"{settings.cluster_name}, restored at {tags.get(ownership.RESTORED_AT_TAG, '?')}, but this monitor did "
+            "not create it: another alb-sg-monitor in enforce mode restores rules for this cluster. Run one enforce "
+            "replica per cluster, or several with Kubernetes leader election: each writer counts only its own "
+            "restores, so a fight takes twice as many revocations to be stopped."
         ),
     )
 

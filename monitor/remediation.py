@@ -21,7 +21,9 @@ from monitor.history import History
 from monitor.memory import Memory, remember
 from monitor.metrics import Metrics
 from monitor.model import Observation, Report
-from monitor.policy import CLEANUP, INCOMPLETE, NOT_LEADER, RESTORE, SUPPRESSED, Decision, WriteResult
+from monitor.policy import (
+    CIDR_NOT_RESTORED, CLEANUP, INCOMPLETE, NOT_LEADER, RESTORE, SUPPRESSED, Decision, WriteResult,
+)
 from monitor.settings import Settings
 from monitor.state import State, StateStore
 
@@ -80,6 +82,7 @@ class Outcome:
     result: WriteResult | None
     label: str
     announced: bool
+    at: float = 0.0  # when the cycle carried it out (wall clock)
 
 
 class Remediator:
@@ -99,6 +102,8 @@ class Remediator:
         self._saved: State | None = None
         self._was_leader = False
         self._last: dict[tuple, tuple[str, str]] = {}  # per decision key: (action, reason) last cycle
+        self._started: float | None = None  # our first cycle: the history holds every restore since
+        self._foreign: frozenset[str] = frozenset()  # rule ids reported as another writer's last cycle
 
     @property
     def state(self) -> State:
@@ -113,6 +118,17 @@ class Remediator:
             log.info("state_loaded", paths=len(stored.memory.paths), attempts=len(stored.history.attempts),
                      quarantined=len(stored.history.quarantined))
 
+    def check_store(self, where: str) -> None:
+        """At start: say at once, in the log and on /metrics, when the state cannot be saved, rather
+        than at the first save of an outage; `where` names the store in the log."""
+        if not self._store.durable:
+            return
+        problem = self._store.probe()
+        if problem is not None:
+            log.warning("state_not_writable", state=where, error=problem,
+                        detail="remembered rules will not survive a restart until this is fixed")
+        self._metrics.set_state_persisted(problem is None)
+
     def act(self, aws_report: Report, report: Report, observation: Observation, now: float) -> tuple[Report, tuple[Outcome, ...]]:
         """`aws_report` is the verdict on the AWS reads alone (its completeness gates every write);
         `report` is what gets published, to which the plan's findings are added."""
@@ -121,8 +137,11 @@ class Remediator:
             leader = self._adopt_stored_state()
         self._was_leader = leader
         self._metrics.set_remediation_enabled(self._settings.mode == "enforce" and leader)
+        self._started = now if self._started is None else self._started
         self.memory = remember(self.memory, aws_report, observation.rules, now)
-        plan = policy.plan(self.memory, aws_report, observation, self._settings, now, leader, self.history)
+        plan = policy.plan(self.memory, aws_report, observation, self._settings, now, leader, self.history,
+                           started=self._started)
+        self._announce_foreign(plan)
         history = plan.history
         outcomes: list[Outcome] = []
         for decision in plan.decisions:
@@ -131,7 +150,7 @@ class Remediator:
                 decision, result = self._write(decision, aws_report)
                 if result is not None:
                     history = policy.record(history, decision, result, now)
-            outcomes.append(Outcome(decision, result, policy.result_label(decision, result), False))
+            outcomes.append(Outcome(decision, result, policy.result_label(decision, result), False, now))
         self.history = history
         outcomes = self._announce(outcomes, now, leader)
         if leader:
@@ -139,6 +158,16 @@ class Remediator:
         if plan.findings:
             report = report.with_findings(plan.findings, order=migration.order_key)
         return report, tuple(outcomes)
+
+    def _announce_foreign(self, plan: policy.Plan) -> None:
+        """One warning per rule another writer restored under our tag (the finding stays a while)."""
+        foreign = {f.rule: f for f in plan.findings if f.code == "FOREIGN_RESTORE" and f.rule}
+        for rule_id in sorted(set(foreign) - self._foreign):
+            f = foreign[rule_id]
+            log.warning("foreign_restore_seen", rule_id=rule_id, group=f.security_group, load_balancer=f.load_balancer,
+                        detail="a rule with this monitor's owner tag that it did not create: another enforce "
+                               "replica restores rules for this cluster")
+        self._foreign = frozenset(foreign)
 
     # -- writes -----------------------------------------------------------------------------------
     def _write(self, decision: Decision, aws_report: Report) -> tuple[Decision, WriteResult | None]:
@@ -183,7 +212,9 @@ class Remediator:
         if result is not None:
             fields.update(outcome=result.outcome, code=result.code, message=result.message,
                           created_rule_id=result.rule_id if d.kind == RESTORE else None)
-        level = "error" if label == "failed" else "warning" if label in ("restored", "cleaned_up", "dry_run") else "info"
+        # A path left to a human (its only lost rule was an address range) is as loud as a restore.
+        loud = label in ("restored", "cleaned_up", "dry_run") or d.reason == CIDR_NOT_RESTORED
+        level = "error" if label == "failed" else "warning" if loud else "info"
         getattr(log, level)("remediation_decision", **fields)
         if self._events is not None and leader:
             self._post_events(d, label, result, now)
@@ -221,8 +252,10 @@ class Remediator:
             self._store.save(state)
         except StateError as exc:  # kept dirty: saved again next cycle
             log.error("state_save_failed", error=str(exc))
+            self._metrics.count_state_save_failure()
             return
         self._saved = state
+        self._metrics.set_state_persisted(True)
 
 
 def _ingresses(pairs: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:
@@ -249,6 +282,10 @@ def _event_message(d: Decision, label: str, result: WriteResult | None) -> str:
     if label == "dry_run":
         what = "restore" if d.kind == RESTORE else "remove its own"
         return f"Observe mode: alb-sg-monitor would {what} rule {d.rule.text()} for {lbs}; nothing was written."
+    if d.reason == CIDR_NOT_RESTORED:
+        return (f"alb-sg-monitor does not restore the lost rule {d.rule.text()} that {lbs} needs: its source is an "
+                "address range, which may have been removed on purpose. Put it back by hand, or admit the ALB's "
+                "security group instead, if the removal was a mistake.")
     what = "Restoring" if d.kind == RESTORE else "Removing"
     return f"{what} rule {d.rule.text()} for {lbs} is held back: {d.reason}."
 

@@ -32,11 +32,17 @@ class State:
 
 
 class StateStore(Protocol):
+    durable: bool
+    """True when the state outlives the process (a file, a ConfigMap)."""
+
     def load(self) -> State | None:
         """The stored state; None when nothing was stored yet. Raises StateError otherwise."""
 
     def save(self, state: State) -> None:
         """Replaces the stored state atomically. Raises StateError when it cannot."""
+
+    def probe(self) -> str | None:
+        """Why a save would fail now (checked at start, without writing the state), or None."""
 
 
 def dumps(state: State) -> str:
@@ -73,6 +79,8 @@ class FileStateStore:
     """`--state-file`: written to a temporary file in the same directory, fsynced, then renamed over
     the old one, so a crash leaves either the old document or the new one, never half of one."""
 
+    durable = True
+
     def __init__(self, path: str, cluster: str) -> None:
         self.path = path
         self.cluster = cluster
@@ -108,9 +116,25 @@ class FileStateStore:
         except OSError as exc:
             raise StateError(f"state {self.path}: cannot be written ({exc})") from None
 
+    def probe(self) -> str | None:
+        """Creates and removes a temporary file where save() would: permission bits alone do not
+        tell (root ignores them; a read-only mount or an immutable directory does not)."""
+        directory = os.path.dirname(os.path.abspath(self.path))
+        try:
+            if os.path.isdir(self.path):
+                return f"state {self.path}: is a directory"
+            fd, tmp = tempfile.mkstemp(prefix=".albsg-probe-", dir=directory)
+            os.close(fd)
+            os.unlink(tmp)
+        except OSError as exc:
+            return f"state {self.path}: cannot be written ({exc})"
+        return None
+
 
 class InMemoryStateStore:
     """No --state-file and no Kubernetes: remembered for the life of the process only."""
+
+    durable = False
 
     def __init__(self) -> None:
         self.state: State | None = None
@@ -120,6 +144,9 @@ class InMemoryStateStore:
 
     def save(self, state: State) -> None:
         self.state = state
+
+    def probe(self) -> str | None:
+        return None
 
 
 def _remove(path: str) -> None:

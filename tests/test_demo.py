@@ -101,3 +101,58 @@ def test_demo_stops_on_ctrl_c_before_the_story_ends(tmp_path):
     output = demo.log.read_text()
     assert "Stopped before the end of the story." in output
     assert "Traceback" not in output
+
+
+# Enforce mode: the story's revocation is restored by the monitor well before the engineer's step
+# (at speed 2 the revocation is at t+2.5s and the engineer at t+12.5s; grace 1s), even on a busy machine.
+ENFORCE = ["--mode", "enforce", "--grace", "1s", "--interval", "250ms"]
+QUICK = {"ALBSG_DEMO_SPEED": "2"}
+
+
+def test_demo_in_enforce_mode_shows_the_restore_and_credits_it_in_the_summary_as_json(tmp_path):
+    port = free_port()
+    with contextlib.ExitStack() as stack:
+        demo = procs.start(stack, "demo", [procs.EXE, "demo", "--listen", f"127.0.0.1:{port}", *ENFORCE,
+                                           "--output", "json"], tmp_path, demo_env(**QUICK), merge_stderr=False)
+        assert demo.process.wait(timeout=90) == 0, demo.tail()
+    records = [json.loads(line) for line in demo.log.read_text().splitlines()]
+    (restored,) = [r for r in records if r["type"] == "restored"]
+    assert restored["load_balancer"] == SHOP and restored["ingress"] == "shop/frontend"
+    assert re.fullmatch(r"tcp 0-65535 from sg-\w+ on sg-\w+", restored["rule"]) and restored["rule_id"].startswith("sgr-")
+    assert 1.0 <= restored["after_seconds"] < 10.0  # past the grace, before the engineer's step
+    # The restored rule is in the view: the next cycles' report has the shop ALB reachable again.
+    later = [r for r in records if r["type"] == "cycle" and r["t"] > restored["t"]]
+    shop = [lb for lb in later[-1]["report"]["load_balancers"] if lb["name"] == SHOP]
+    assert shop[0]["reachable"] is True
+    assert any(restored["rule_id"] in p["covered_by"] for p in shop[0]["paths"])
+    summary = records[-1]
+    assert summary["type"] == "summary"
+    assert all(s["after_seconds"] is not None for s in summary["story"]), summary["story"]
+    cleared = [s for s in summary["story"] if s["code"] == "ACCESS_REVOKED" and s["expected"] == "cleared"]
+    assert cleared[0]["by"] == "alb-sg-monitor"
+    assert [(r["load_balancer"], r["rule_id"]) for r in summary["restores"]] == [(SHOP, restored["rule_id"])]
+
+
+def test_demo_in_enforce_mode_says_what_it_restored_in_the_table_output(tmp_path):
+    port = free_port()
+    with contextlib.ExitStack() as stack:
+        demo = procs.start(stack, "demo", [procs.EXE, "demo", "--listen", f"127.0.0.1:{port}", *ENFORCE],
+                           tmp_path, demo_env(**QUICK))
+        assert demo.process.wait(timeout=90) == 0, demo.tail()
+        output = demo.log.read_text()
+    line = re.search(rf"^t\+\S+s  RESTORED  alb-sg-monitor restored tcp 0-65535 from (sg-\w+) on (sg-\w+) \((sgr-\w+)\) "
+                     rf"for {SHOP} \(Ingress shop/frontend\), (\d+\.\d)s after the path was lost$", output, re.M)
+    assert line, output
+    # Then the table shows the ALB whole again, with the restored rule under it.
+    after = output[line.end():]
+    assert re.search(rf"^{SHOP}\s+shop/frontend\s+v1\s+3/3\s+1\s+ok$", after, re.M)
+    assert f"  restored by alb-sg-monitor: tcp 0-65535 from {line.group(1)} on {line.group(2)} ({line.group(3)}) " \
+           f"for {SHOP}" in after
+    # The engineer finds nothing to do, and the summary credits the monitor: nothing is "NOT cleared".
+    assert "STORY     An engineer comes to put the shop rule back by hand" in after
+    assert "It is already back: alb-sg-monitor restored it" in after
+    summary = output[output.index("What the monitor saw:"):]
+    assert "NOT " not in summary
+    assert re.search(r"ACCESS_REVOKED cleared by alb-sg-monitor's restore at t\+\S+s, \d+\.\ds after it happened", summary)
+    assert f"alb-sg-monitor restored 1 rule(s): tcp 0-65535 from {line.group(1)} on {line.group(2)} for {SHOP}" in summary
+    assert "Traceback" not in output

@@ -248,3 +248,92 @@ def test_a_simulated_v2_garbage_collection_never_removes_a_restored_rule(world, 
     assert after[restored.result.rule_id][6] == restored.decision.description
     assert reachable(run.step(), world, "shop") is True
     run.close()
+
+
+def test_a_world_open_rule_removed_with_the_albs_rule_never_comes_back(world, proxy, clock):
+    ec2 = world.clients()["ec2"]
+    node_sg, alb_sg = world.sg["cluster"], world.sg["shop_alb"]
+    world_open = demo_world._authorize(ec2, node_sg, "tcp", 30080, 30080, cidr="0.0.0.0/0")
+    run = Run(world, clock)
+    assert reachable(run.step(0), world, "shop") is True
+    # A security team closes the world-open port; the same afternoon v2 revokes the v1 rule.
+    ec2.revoke_security_group_ingress(GroupId=node_sg, SecurityGroupRuleIds=[world_open])
+    demo_world.revoke(world, "shop_v1")
+    before = snapshot(world)
+    summary, _ = run.until_written(T0 + 300)
+    ((outcome,),) = [writes(summary)]
+    assert outcome.label == "restored"
+    for _ in range(8):  # long past the grace: nothing else is ever written
+        assert writes(run.step()) == []
+    assert proxy.count(service="ec2", action="AuthorizeSecurityGroupIngress") == 1
+    after = snapshot(world)
+    (new_id,) = set(after) - set(before)
+    assert set(before) <= set(after)
+    assert after[new_id][:6] == (False, node_sg, "tcp", 0, 65535, alb_sg)  # the ALB's SG as source
+    assert not any(rule[5] == "0.0.0.0/0" and rule[1] == node_sg and not rule[0] for rule in after.values())
+    assert reachable(run.step(), world, "shop") is True
+    run.close()
+
+
+# A state location the monitor cannot write to, even as root: a temporary file cannot be created
+# directly under /proc. Reading it finds nothing, as a fresh empty directory would.
+UNWRITABLE = "/proc/alb-sg-monitor-state.json"
+
+
+def test_a_state_location_that_cannot_be_written_is_said_at_start_counted_and_on_metrics(world, clock):
+    from structlog.testing import capture_logs
+
+    with capture_logs() as logged:
+        run = Run(world, clock, state_file=UNWRITABLE)
+    (warning,) = [e for e in logged if e["event"] == "state_not_writable"]
+    assert warning["log_level"] == "warning" and warning["state"] == f"file {UNWRITABLE}"
+    assert run.metric("albsg_state_persisted") == 0
+    run.step(0)
+    demo_world.revoke(world, "shop_v1")
+    before = run.metric("albsg_state_save_failures_total")
+    with capture_logs() as logged:
+        for _ in range(3):
+            run.step()
+    failures = run.metric("albsg_state_save_failures_total") - before
+    assert failures == len([e for e in logged if e["event"] == "state_save_failed"]) == 3  # retried every cycle
+    assert run.metric("albsg_state_persisted") == 0
+    run.close()
+
+
+def test_a_writable_state_location_is_persisted_with_no_warning(world, tmp_path, clock):
+    from structlog.testing import capture_logs
+
+    with capture_logs() as logged:
+        run = Run(world, clock, state_file=str(tmp_path / "state.json"))
+    assert [e for e in logged if e["event"] == "state_not_writable"] == []
+    assert run.metric("albsg_state_persisted") == 1
+    run.step(0)
+    assert (tmp_path / "state.json").exists()
+    assert run.metric("albsg_state_persisted") == 1 and run.metric("albsg_state_save_failures_total") == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]  # the start-up probe left nothing
+    run.close()
+
+
+def test_a_second_enforce_replica_without_kubernetes_is_seen_by_the_rules_it_writes(world, clock):
+    from structlog.testing import capture_logs
+
+    first, second = Run(world, clock), Run(world, clock)  # no Kubernetes: each is its own leader
+    first.step(0), second.step(0)
+    demo_world.revoke(world, "shop_v1")
+    summary, _ = first.until_written(T0 + 300)
+    (restored,) = writes(summary)
+    with capture_logs() as logged:
+        other = second.step(0)
+    (finding,) = [f for f in other.report.findings if f.code == "FOREIGN_RESTORE"]
+    assert (finding.severity.value, finding.rule, finding.security_group) == (
+        "warning", restored.result.rule_id, world.sg["cluster"])
+    assert finding.load_balancer == world.lb_name["shop"] and "did not create it" in finding.message
+    assert second.metric("albsg_findings", code="FOREIGN_RESTORE", severity="warning") == 1
+    (event,) = [e for e in logged if e["event"] == "foreign_restore_seen"]
+    assert event["log_level"] == "warning" and event["rule_id"] == restored.result.rule_id
+    with capture_logs() as logged:
+        second.step()
+    assert [e for e in logged if e["event"] == "foreign_restore_seen"] == []  # logged once, not every cycle
+    # The writer itself knows the rule as its own.
+    assert not [f for f in first.step(0).report.findings if f.code == "FOREIGN_RESTORE"]
+    first.close(), second.close()

@@ -235,3 +235,41 @@ def test_every_kubernetes_request_is_in_the_access_lists():
     allowed = kube.NAMESPACED_ACCESS | kube.CLUSTER_ACCESS
     assert set(SEEN) <= allowed, set(SEEN) - allowed
     assert {v for g, r, v in SEEN if r == "leases"} == {"get", "create", "update"}
+
+
+def test_a_path_only_an_address_range_covered_is_reported_and_left_to_a_human(world, cluster_api, proxy):
+    from structlog.testing import capture_logs
+
+    clock = Clock()
+    ec2 = world.clients()["ec2"]
+    node_sg = world.sg["cluster"]
+    # The shop nodes admit the ALB's subnets by CIDR; the v1 rule from the ALB's SG goes first,
+    # the path stays covered, then someone removes the CIDR rule too.
+    subnets = demo_world._authorize(ec2, node_sg, "tcp", 30080, 30081, cidr="10.20.0.0/16")
+    parts = replica(world, cluster_api, clock, "pod-a")
+    parts.daemon.run_once()
+    demo_world.revoke(world, "shop_v1")
+    tick(clock, (parts,))
+    assert reachable(parts.daemon.run_once(), world, "shop") is True
+    ec2.revoke_security_group_ingress(GroupId=node_sg, SecurityGroupRuleIds=[subnets])
+    before = snapshot(world)
+    decisions = []
+    with capture_logs() as logged:
+        for _ in range(10):  # well past the grace
+            tick(clock, (parts,))
+            summary = parts.daemon.run_once()
+            assert writes(summary) == []
+            decisions += [(o.decision.action, o.decision.reason, o.decision.rule.text()) for o in summary.remediations]
+    assert snapshot(world) == before
+    assert proxy.count(service="ec2", action="AuthorizeSecurityGroupIngress") == 0
+    assert ("suppressed", "cidr_not_restored", f"tcp 30080-30081 from 10.20.0.0/16 on {node_sg}") in decisions
+    assert {d[2] for d in decisions} == {f"tcp 30080-30081 from 10.20.0.0/16 on {node_sg}"}
+    assert "ACCESS_REVOKED" in {f.code for f in summary.report.findings}
+    assert reachable(summary, world, "shop") is False
+    # Announced once: counted, logged as a warning, and an Event on the Ingress.
+    assert metric(parts, "albsg_remediations_total", result="suppressed") == 2  # grace, then left to a human
+    (left,) = [e for e in logged if e["event"] == "remediation_decision" and e["reason"] == "cidr_not_restored"]
+    assert left["log_level"] == "warning" and left["load_balancer"] == world.lb_name["shop"]
+    events = [e for e in stored(cluster_api, "Event") if e["involvedObject"]["name"] == "frontend"]
+    (event,) = [e for e in events if "address range" in e["message"]]
+    assert event["type"] == "Warning" and "10.20.0.0/16" in event["message"]

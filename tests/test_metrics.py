@@ -125,3 +125,16 @@ def test_promtool_accepts_the_exposition_with_every_metric_present():
     result = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True, timeout=30)
     assert result.returncode == 0, result.stdout + result.stderr
     assert not result.stdout.strip() and not result.stderr.strip()
+
+
+def test_state_persistence_is_a_counter_from_zero_and_a_gauge_only_where_state_is_kept():
+    m = Metrics()
+    assert value(m, "albsg_state_save_failures_total") == 0
+    assert value(m, "albsg_state_persisted") is None  # kept in memory only: nothing to claim
+    m.set_state_persisted(True)
+    assert value(m, "albsg_state_persisted") == 1
+    m.count_state_save_failure()
+    assert value(m, "albsg_state_persisted") == 0 and value(m, "albsg_state_save_failures_total") == 1
+    body, _ = m.exposition()
+    result = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True, timeout=30)
+    assert result.returncode == 0 and not result.stdout.strip() and not result.stderr.strip(), result

@@ -275,3 +275,140 @@ def test_plan_findings_join_the_report():
     assert joined.exit_code == 1
 
 
+
+
+# Which lost rules come back: only the ALB's own SGs as source, and only the fewest that re-cover the path.
+BACKEND_SG = "sg-0b4c00000000000b4"  # a controller-owned SG on the ALB besides its own (v2's backend SG)
+HEALTH = 30081  # the target group's own health-check port: a path needs 30080 and 30081
+ALL_FROM_ALB = RuleTuple(NODE_SG, "tcp", 0, 65535, "sg", ALB_SG)
+ALL_FROM_BACKEND = RuleTuple(NODE_SG, "tcp", 30000, 32767, "sg", BACKEND_SG)
+ANY_FROM_BACKEND = RuleTuple(NODE_SG, "-1", None, None, "sg", BACKEND_SG)
+TRAFFIC_FROM_ALB = RuleTuple(NODE_SG, "tcp", 30080, 30080, "sg", ALB_SG)
+HEALTH_FROM_ALB = RuleTuple(NODE_SG, "tcp", HEALTH, HEALTH, "sg", ALB_SG)
+WORLD_OPEN = RuleTuple(NODE_SG, "tcp", 30080, 30080, "cidr", "0.0.0.0/0")
+WORLD_OPEN_BOTH = RuleTuple(NODE_SG, "tcp", 30080, HEALTH, "cidr", "0.0.0.0/0")
+SUBNET = RuleTuple(NODE_SG, "tcp", 30080, HEALTH, "cidr", "10.0.1.0/24")
+SUBNET6 = RuleTuple(NODE_SG, "tcp", 30080, HEALTH, "cidr6", "::/0")
+PREFIX_LIST = RuleTuple(NODE_SG, "tcp", 30080, HEALTH, "prefix_list", "pl-0a1b2c3d4e5f60718")
+HEALTH_FROM_CIDR = RuleTuple(NODE_SG, "tcp", HEALTH, HEALTH, "cidr", "10.0.0.0/8")
+GONE_SOURCE = RuleTuple(NODE_SG, "tcp", 0, 65535, "sg", "sg-0dead0000000000d2")
+
+
+def lost_memory(lost_by_port: dict[int, tuple[RuleTuple, ...]], since: float = T1) -> Memory:
+    """The memory after an outage began at `since`: for each port of the path, the rules that covered
+    it and are gone (a literal memory: what was learnt, not how)."""
+    from monitor.memory import PathKey, PathMemory
+    from tests.pure_world import LB_ARN, TG_ARN
+
+    return Memory(paths=tuple(sorted(
+        (PathKey(LB_ARN, TG_ARN, "i-0aaa", port), PathMemory(covering=lost, uncovered_since=since, lost=lost))
+        for port, lost in lost_by_port.items())))
+
+
+def restore_plan(lost_by_port, now=AFTER_GRACE, settings=ENFORCE, groups=(ALB_SG,)):
+    topo = topology(lbs=(load_balancer(groups=groups),), health_port=str(HEALTH))
+    report, observation = observe((SSH_RULE,), topo=topo)
+    assert {p for lb in report.load_balancers for path in lb.paths for p in path.missing_ports} == {30080, HEALTH}
+    return policy.plan(lost_memory(lost_by_port), report, observation, settings, now, True, History())
+
+
+@pytest.mark.parametrize("name, lost, groups, expected", [
+    ("the world-open rule and the ALB's rule were removed: only the ALB's comes back",
+     {30080: (ALL_FROM_ALB, WORLD_OPEN), HEALTH: (ALL_FROM_ALB,)}, (ALB_SG,),
+     [(ALL_FROM_ALB, "restore", "")]),
+    ("a path only an address range covered is left to a human",
+     {30080: (WORLD_OPEN_BOTH,), HEALTH: (WORLD_OPEN_BOTH,)}, (ALB_SG,),
+     [(WORLD_OPEN_BOTH, "suppressed", "cidr_not_restored")]),
+    ("a subnet CIDR is never restored either", {30080: (SUBNET,), HEALTH: (SUBNET,)}, (ALB_SG,),
+     [(SUBNET, "suppressed", "cidr_not_restored")]),
+    ("nor an IPv6 CIDR", {30080: (SUBNET6,), HEALTH: (SUBNET6,)}, (ALB_SG,),
+     [(SUBNET6, "suppressed", "cidr_not_restored")]),
+    ("nor a prefix list", {30080: (PREFIX_LIST,), HEALTH: (PREFIX_LIST,)}, (ALB_SG,),
+     [(PREFIX_LIST, "suppressed", "cidr_not_restored")]),
+    ("one SG rule re-covers every port: a second one is not restored",
+     {30080: (ALL_FROM_ALB, TRAFFIC_FROM_ALB), HEALTH: (ALL_FROM_ALB,)}, (ALB_SG,),
+     [(ALL_FROM_ALB, "restore", "")]),
+    ("two SG rules that each cover everything: the narrower one",
+     {30080: (ALL_FROM_BACKEND, ANY_FROM_BACKEND), HEALTH: (ALL_FROM_BACKEND, ANY_FROM_BACKEND)},
+     (ALB_SG, BACKEND_SG), [(ALL_FROM_BACKEND, "restore", "")]),
+    ("one SG rule per port: both are needed",
+     {30080: (TRAFFIC_FROM_ALB,), HEALTH: (HEALTH_FROM_ALB,)}, (ALB_SG,),
+     [(TRAFFIC_FROM_ALB, "restore", ""), (HEALTH_FROM_ALB, "restore", "")]),
+    ("the backend SG the ALB uses is the ALB's own source", {30080: (ALL_FROM_BACKEND,), HEALTH: (ALL_FROM_BACKEND,)},
+     (ALB_SG, BACKEND_SG), [(ALL_FROM_BACKEND, "restore", "")]),
+    ("an SG rule for one port, only a CIDR for the other: the SG rule back, the CIDR reported",
+     {30080: (TRAFFIC_FROM_ALB, WORLD_OPEN), HEALTH: (HEALTH_FROM_CIDR,)}, (ALB_SG,),
+     [(TRAFFIC_FROM_ALB, "restore", ""), (HEALTH_FROM_CIDR, "suppressed", "cidr_not_restored")]),
+    ("a source the ALB no longer uses is not restored; the CIDR next to it neither",
+     {30080: (GONE_SOURCE, WORLD_OPEN_BOTH), HEALTH: (GONE_SOURCE, WORLD_OPEN_BOTH)}, (ALB_SG,),
+     [(GONE_SOURCE, "suppressed", "source_detached"), (WORLD_OPEN_BOTH, "suppressed", "cidr_not_restored")]),
+    ("a source the ALB no longer uses does not matter when the ALB's own rule covers the path",
+     {30080: (GONE_SOURCE, ALL_FROM_ALB), HEALTH: (GONE_SOURCE, ALL_FROM_ALB)}, (ALB_SG,),
+     [(ALL_FROM_ALB, "restore", "")]),
+])
+def test_only_the_fewest_rules_from_the_albs_own_groups_come_back(name, lost, groups, expected):
+    plan = restore_plan(lost, groups=groups)
+    got = [(d.rule, d.action, d.reason) for d in restores(plan)]
+    assert sorted(got, key=lambda x: x[0].sort_key()) == sorted(expected, key=lambda x: x[0].sort_key()), name
+    remembered = {t for ts in lost.values() for t in ts}
+    for write in plan.writes:  # never wider than what was there: exactly a lost tuple, from an SG
+        assert write.rule in remembered and write.rule.peer_kind == "sg"
+
+
+@pytest.mark.parametrize("name, now, settings, reason", [
+    ("within grace it waits like any other decision", T1 + 30, ENFORCE, "grace"),
+    ("after grace it is left to a human", AFTER_GRACE, ENFORCE, "cidr_not_restored"),
+    ("observe mode says the same: this is never a dry run", AFTER_GRACE, Settings(cluster_name=CLUSTER),
+     "cidr_not_restored"),
+])
+def test_a_cidr_rule_is_never_a_write_in_any_mode(name, now, settings, reason):
+    plan = restore_plan({30080: (WORLD_OPEN_BOTH,), HEALTH: (WORLD_OPEN_BOTH,)}, now=now, settings=settings)
+    (decision,) = restores(plan)
+    assert (decision.action, decision.reason) == ("suppressed", reason), name
+    assert decision.load_balancers == ("1a2b3c4d-shop-web-0f1e",) and decision.ingresses == (("shop", "web"),)
+    assert decision.paths == 2  # both ports of the path depend on it
+    assert plan.writes == () and plan.findings == ()
+
+
+# Another writer: a rule tagged as ours for this cluster that this monitor did not create.
+STARTED = T0  # when this monitor began keeping its history (its first cycle)
+
+
+def tagged(restored_at: float, cluster=CLUSTER, rule_id="sgr-0000000000000our9", rule=V1_RULE) -> Rule:
+    return replace(rule, rule_id=rule_id, description=ownership.description("1a2b3c4d-shop-web-0f1e", restored_at),
+                   tags=ownership.rule_tags(cluster, "1a2b3c4d-shop-web-0f1e", restored_at))
+
+
+OURS_AT = T1 + 75.4  # our restore, as recorded in the history (the tag has whole seconds)
+WROTE_IT = History(attempts=(Attempt(V1, OURS_AT, CREATED),))
+DUPLICATE_ONLY = History(attempts=(Attempt(V1, OURS_AT, "duplicate"),))
+
+
+@pytest.mark.parametrize("name, rule, history, kwargs, foreign", [
+    ("restored by someone else after we started", tagged(T1 + 75), History(), {}, True),
+    ("restored by us: in our history", tagged(OURS_AT), WROTE_IT, {}, False),
+    ("we only found it there (duplicate): the other one created it", tagged(OURS_AT), DUPLICATE_ONLY, {}, True),
+    ("our attempt was for another time", tagged(OURS_AT + 600), WROTE_IT, {}, True),
+    ("restored before we started: we cannot know", tagged(STARTED - 10), History(), {}, False),
+    ("older than the history we keep", tagged(AFTER_GRACE + 100), History(), {"now": AFTER_GRACE + 100 + 3700}, False),
+    ("within the history we keep", tagged(AFTER_GRACE + 100), History(), {"now": AFTER_GRACE + 100 + 3500}, True),
+    ("another cluster's monitor: not ours", tagged(T1 + 75, cluster="staging-eks"), History(), {}, False),
+    ("no owner tag", replace(tagged(T1 + 75), tags=()), History(), {}, False),
+    ("observe mode never writes, so cannot tell", tagged(T1 + 75), History(),
+     {"settings": Settings(cluster_name=CLUSTER)}, False),
+    ("a replica that is not the leader does not judge", tagged(T1 + 75), History(), {"leader": False}, False),
+])
+def test_a_rule_with_our_tag_that_we_did_not_write_is_another_writer(name, rule, history, kwargs, foreign):
+    rules = (rule, SSH_RULE)
+    report, observation = observe(rules)
+    now = kwargs.get("now", AFTER_GRACE + 30)
+    plan = policy.plan(Memory(), report, observation, kwargs.get("settings", ENFORCE), now,
+                       kwargs.get("leader", True), history, started=STARTED)
+    found = [f for f in plan.findings if f.code == "FOREIGN_RESTORE"]
+    assert bool(found) is foreign, name
+    if foreign:
+        (finding,) = found
+        assert (finding.severity, finding.security_group, finding.rule) == (Severity.WARNING, NODE_SG, rule.rule_id)
+        assert finding.load_balancer == "1a2b3c4d-shop-web-0f1e"
+        assert "did not create it" in finding.message and "leader election" in finding.message
+        assert policy.with_findings(report, plan).exit_code == 0  # a warning: no page by itself

@@ -5,7 +5,9 @@ daemon runs exactly as `alb-sg-monitor run` does (scheduler, /metrics, /healthz,
 story thread changes the world on a timeline: the v2 controller revokes a v1 rule, someone puts
 the v2 label on a rule v2 does not own, both are repaired. The live view (monitor.demo.view)
 shows each detection as it happens. The story takes about 40 seconds (--demo-speed plays it
-faster); then the demo exits 0, or with --demo-after serve keeps serving until Ctrl-C.
+faster); then the demo exits 0, or with --demo-after serve keeps serving until Ctrl-C. With
+--mode enforce the monitor puts the revoked rule back itself; the view says so, the engineer of
+the story then finds nothing to do, and the summary credits the monitor.
 """
 
 from __future__ import annotations
@@ -27,19 +29,26 @@ STORY_SECONDS = 40.0
 
 @dataclass(frozen=True)
 class Beat:
-    """One event of the story: at `at` seconds, `act` changes the world; `expect` is the finding
-    code whose appearance (True) or disappearance (False) the monitor should report."""
+    """One event of the story: at `at` seconds, `act` changes the world (and may return a line to
+    show about what it found); `expect` is the finding code whose appearance (True) or
+    disappearance (False) the monitor should report."""
 
     at: float
     text: str
-    act: Callable[[object], None]
+    act: Callable[[object], str | None]
     expect: tuple[str, bool]
 
 
-def story(world) -> tuple[Beat, ...]:
+def story(world, enforce: bool = False) -> tuple[Beat, ...]:
     from monitor.demo import world as w
 
     shop = world.lb_name["shop"]
+    if enforce:
+        repair = Beat(25, "An engineer comes to put the shop rule back by hand (tcp 0-65535 from the ALB's "
+                          "security group).", lambda wd: _engineer_repairs(wd, "shop_v1"), ("ACCESS_REVOKED", False))
+    else:
+        repair = Beat(25, "An engineer puts the shop rule back by hand (tcp 0-65535 from the ALB's security group).",
+                      lambda wd: w.restore(wd, "shop_v1"), ("ACCESS_REVOKED", False))
     return (
         Beat(5, f"The v2 controller starts without the migration IAM policy and revokes the v1 node rule "
                 f"of {shop} (Ingress shop/frontend).", lambda wd: w.revoke(wd, "shop_v1"), ("ACCESS_REVOKED", True)),
@@ -48,12 +57,34 @@ def story(world) -> tuple[Beat, ...]:
                  "ALB security group (v2 will revoke it at its next reconcile).",
              lambda wd: [w.label_with_shared(wd, key) for key in ("blog_v1", "marketing_user")],
              ("SHARED_LABEL_ON_FOREIGN_SOURCE", True)),
-        Beat(25, "An engineer puts the shop rule back by hand (tcp 0-65535 from the ALB's security group).",
-             lambda wd: w.restore(wd, "shop_v1"), ("ACCESS_REVOKED", False)),
+        repair,
         Beat(32, "The marketing team takes the label off their rule's description.",
              lambda wd: w.describe_rule(wd, "marketing_user", "marketing ALB to nodes"),
              ("SHARED_LABEL_ON_FOREIGN_SOURCE", False)),
     )
+
+
+def _engineer_repairs(world, rule_key: str) -> str | None:
+    """The engineer of an enforce-mode story: restores the rule by hand only if it is still gone."""
+    from monitor import ownership
+    from monitor.demo import world as w
+
+    lost = world.revoked[rule_key]
+    source = lost.get("ReferencedGroupInfo", {}).get("GroupId")
+    rules = world.clients()["ec2"].describe_security_group_rules(
+        Filters=[{"Name": "group-id", "Values": [lost["GroupId"]]}])["SecurityGroupRules"]
+    back = next((r for r in rules if not r["IsEgress"] and r["IpProtocol"] == lost["IpProtocol"]
+                 and (r.get("FromPort"), r.get("ToPort")) == (lost.get("FromPort"), lost.get("ToPort"))
+                 and r.get("ReferencedGroupInfo", {}).get("GroupId") == source), None)
+    if back is None:
+        w.restore(world, rule_key)
+        return "It is still gone: the engineer restores it by hand."
+    world.revoked.pop(rule_key)
+    world.rule[rule_key] = back["SecurityGroupRuleId"]
+    tags = {t["Key"]: t["Value"] for t in back.get("Tags", [])}
+    who = "alb-sg-monitor" if tags.get(ownership.OWNER_TAG) else "someone"
+    return (f"It is already back: {who} restored it ({back['SecurityGroupRuleId']}, tagged "
+            f"{ownership.OWNER_TAG}={tags.get(ownership.OWNER_TAG, '-')}); nothing to do.")
 
 
 def metrics_url(listen: str, port: int) -> str:
@@ -82,7 +113,9 @@ def _play(world, beats: tuple[Beat, ...], view, stop: threading.Event, speed: fl
             return
         view.note(beat.text)
         try:
-            beat.act(world)
+            found = beat.act(world)
+            if isinstance(found, str):
+                view.note(found)
         except Exception as exc:  # the world is a simulator: say so and go on with the story
             view.note(f"(the simulated AWS account refused: {exc})", kind="error")
     if stop.wait(max(0.0, STORY_SECONDS / speed - view.elapsed())):
@@ -105,21 +138,43 @@ def summarize(beats: tuple[Beat, ...], view, speed: float) -> None:
     seen = view.seen
     lines = ["", "What the monitor saw:"]
     records = []
+    detected_at: dict[str, float] = {}  # code -> when the beat that raised it happened
     for beat in beats:
         code, appears = beat.expect
-        at = seen.first("detected" if appears else "cleared", code, beat.at / speed)
+        when = beat.at / speed
         word = "detected" if appears else "cleared"
-        took = f"{word} {at - beat.at / speed:.1f}s after it happened" if at is not None else f"NOT {word}"
-        lines.append(f"  t+{beat.at / speed:05.1f}s  {code} {took}")
-        records.append({"at": beat.at / speed, "code": code, "expected": word,
-                        "after_seconds": None if at is None else round(at - beat.at / speed, 2)})
+        at = seen.first(word, code, when)
+        record = {"at": when, "code": code, "expected": word, "after_seconds": None, "by": None}
+        early = None if appears else seen.first("cleared", code, detected_at.get(code, when))
+        if early is not None and early < when:
+            # Cleared before this beat came: in enforce mode, by the monitor's own restore.
+            by = "alb-sg-monitor" if any(detected_at.get(code, 0.0) <= r.t <= early for r in seen.restores) else None
+            since = detected_at.get(code, when)
+            took = (f"cleared by alb-sg-monitor's restore at t+{early:05.1f}s, {early - since:.1f}s after it happened"
+                    if by else f"cleared at t+{early:05.1f}s, {early - since:.1f}s after it happened, before this step")
+            record.update(after_seconds=round(early - since, 2), by=by or "someone")
+        elif at is not None:
+            took = f"{word} {at - when:.1f}s after it happened"
+            record.update(after_seconds=round(at - when, 2))
+        else:
+            took = f"NOT {word}"
+        if appears:
+            detected_at[code] = when
+        lines.append(f"  t+{when:05.1f}s  {code} {took}")
+        records.append(record)
     total = sum(seen.revocations.values())
     lines.append(f"  {total} revocation(s) counted in albsg_rule_revocations_total"
                  + (f" ({', '.join(f'{lb}: {n}' for lb, n in seen.revocations.items())})" if total else ""))
+    if seen.restores:
+        lines.append(f"  alb-sg-monitor restored {len(seen.restores)} rule(s): " + "; ".join(
+            f"{r.rule} for {', '.join(r.load_balancers)} at t+{r.t:05.1f}s, {r.after_seconds:.1f}s after the path "
+            "was lost" for r in seen.restores))
     lines += ["", "On a real account: alb-sg-monitor check --cluster-name <yours>; as a daemon: "
               "alb-sg-monitor run (docs/daemon.md); alerts: docs/alerting.md; deploying: deploy/README.md."]
     view.write("\n".join(lines))
-    view.emit({"type": "summary", "cycles": seen.cycles, "revocations": dict(seen.revocations), "story": records})
+    view.emit({"type": "summary", "cycles": seen.cycles, "revocations": dict(seen.revocations), "story": records,
+               "restores": [{"t": round(r.t, 2), "load_balancer": ", ".join(r.load_balancers), "rule": r.rule,
+                             "rule_id": r.rule_id, "after_seconds": r.after_seconds} for r in seen.restores]})
 
 
 def run_demo(settings: Settings) -> int:
@@ -156,7 +211,8 @@ def run_demo(settings: Settings) -> int:
         view.emit({"type": "start", "cluster": cluster, "region": world.region, "metrics_url": url,
                    "interval_seconds": settings.interval, "story_seconds": STORY_SECONDS / speed})
         teller = threading.Thread(target=play, name="story", daemon=True,
-                                  args=(world, story(world), view, stop, speed, settings.demo_after))
+                                  args=(world, story(world, enforce=settings.mode == "enforce"), view, stop, speed,
+                                        settings.demo_after))
         teller.start()
         runner.run(parts.daemon, parts.server, settings.interval, settings.topology_interval, stop=stop)
         if not view.story_told.is_set():

@@ -21,6 +21,8 @@ from typing import Any, TextIO
 from monitor import render
 from monitor.daemon import CycleSummary
 from monitor.model import Finding, Report
+from monitor.policy import CIDR_NOT_RESTORED, RESTORE
+from monitor.remediation import Outcome
 from monitor.transitions import revoked_load_balancers
 
 _STATE = {True: "ok", False: "UNREACHABLE", None: "unknown"}
@@ -31,6 +33,22 @@ def _key(finding: Finding) -> tuple[str, str | None, str | None, str | None]:
     return finding.code, finding.load_balancer, finding.security_group, finding.rule
 
 
+@dataclass(frozen=True)
+class Restore:
+    """A rule the monitor put back (enforce mode), as the view showed it."""
+
+    t: float  # seconds since start
+    load_balancers: tuple[str, ...]
+    ingress: str  # "ns/name" of the first ALB's Ingress, or ""
+    rule: str  # e.g. "tcp 0-65535 from sg-… on sg-…"
+    rule_id: str
+    after_seconds: float  # how long the path had been uncovered
+
+    def text(self) -> str:
+        return f"{self.rule} ({self.rule_id}) for {', '.join(self.load_balancers)}" + (
+            f" (Ingress {self.ingress})" if self.ingress else "")
+
+
 @dataclass
 class Seen:
     """What the view has seen so far, for the story's closing summary."""
@@ -39,6 +57,7 @@ class Seen:
     revocations: Counter = field(default_factory=Counter)  # load balancer -> revocations counted
     # (seconds since start, "detected" | "cleared", finding code)
     changes: list[tuple[float, str, str]] = field(default_factory=list)
+    restores: list[Restore] = field(default_factory=list)
 
     def first(self, kind: str, code: str, after: float) -> float | None:
         return next((t for t, k, c in self.changes if k == kind and c == code and t >= after), None)
@@ -93,6 +112,8 @@ class LiveView:
             self._diff_findings(report)
             for name in revoked_load_balancers(summary.revocations):
                 self.seen.revocations[name] += 1
+            for outcome in summary.remediations:
+                self._remediation(outcome)
             for revocation in summary.revocations:
                 self._line("REVOKED", f"{revocation.load_balancer}: path to {revocation.target} lost port(s) "
                            f"{', '.join(map(str, revocation.missing_ports))}; counted in albsg_rule_revocations_total",
@@ -107,9 +128,41 @@ class LiveView:
                 self._redraw()
             else:
                 if changed:
-                    self._write("\n".join(self._table(report)))
+                    self._write("\n".join(self._table(report) + self._restored()))
                 self._write(f"t+{self.elapsed():05.1f}s  cycle {self.seen.cycles:<3} {self._one_line(report)}")
         self.first_cycle.set()
+
+    def _remediation(self, outcome: Outcome) -> None:
+        """Say what enforce mode wrote (or, in observe mode, would have written)."""
+        d = outcome.decision
+        lbs = ", ".join(d.load_balancers) or "its load balancer"
+        ingress = next((f"{ns}/{name}" for ns, name in d.ingresses), "")
+        took = max(0.0, outcome.at - d.since) if d.since is not None else 0.0
+        if outcome.label == "restored" and outcome.result is not None:
+            restore = Restore(self.elapsed(), d.load_balancers, ingress, d.rule.text(), outcome.result.rule_id or "?",
+                              round(took, 1))
+            self.seen.restores.append(restore)
+            self._line("RESTORED", f"alb-sg-monitor restored {restore.text()}, {took:.1f}s after the path was lost",
+                       {"type": "restored", "load_balancer": lbs, "ingress": ingress, "rule": restore.rule,
+                        "rule_id": restore.rule_id, "after_seconds": round(took, 2)})
+        elif outcome.label == "failed":
+            code = outcome.result.code if outcome.result else ""
+            what = "restore" if d.kind == RESTORE else "remove its own rule"
+            self._line("FAILED", f"alb-sg-monitor could not {what} {d.rule.text()} for {lbs}: {code}",
+                       {"type": f"{d.kind}_failed", "load_balancer": lbs, "rule": d.rule.text(), "code": code})
+        elif outcome.label == "cleaned_up":
+            self._line("REMOVED", f"alb-sg-monitor removed its own rule {d.rule_id} ({d.rule.text()}): no live ALB "
+                       "uses its source any more", {"type": "cleaned_up", "rule": d.rule.text(), "rule_id": d.rule_id})
+        elif outcome.label == "dry_run" and outcome.announced and d.kind == RESTORE:
+            self._line("DRY RUN", f"observe mode: alb-sg-monitor would restore {d.rule.text()} for {lbs}",
+                       {"type": "dry_run", "load_balancer": lbs, "rule": d.rule.text()})
+        elif d.reason == CIDR_NOT_RESTORED and outcome.announced:
+            self._line("HELD", f"alb-sg-monitor does not restore {d.rule.text()} for {lbs}: its source is an "
+                       "address range; a human decides", {"type": "not_restored", "load_balancer": lbs,
+                                                          "rule": d.rule.text(), "reason": d.reason})
+
+    def _restored(self) -> list[str]:
+        return [f"  restored by alb-sg-monitor: {r.text()} at t+{r.t:05.1f}s" for r in self.seen.restores]
 
     # -- rendering ----------------------------------------------------------------------------
     def _diff_findings(self, report: Report) -> None:
@@ -184,6 +237,8 @@ class LiveView:
             lines += self._table(self._report) + ["", "FINDINGS" if self._report.findings else "no findings"]
             counts = Counter((f.severity.value, f.code) for f in self._report.findings)
             lines += [f"  {sev.upper():8} {code}" + (f" x{n}" if n > 1 else "") for (sev, code), n in counts.items()]
+            if self.seen.restores:
+                lines += ["", "RESTORED BY alb-sg-monitor (enforce mode)"] + self._restored()
         lines += ["", "STORY"] + self._story[-14:]
         self._write(_CLEAR + "\n".join(line[:width] for line in lines))
 

@@ -28,6 +28,8 @@ class ConfigMapStateStore:
     based on a stale read is refused by the API server (409) rather than silently lost; one retry
     after re-reading, as only the leader writes and a conflict means a former leader's last save."""
 
+    durable = True
+
     def __init__(self, api: client.ApiClient, namespace: str, cluster: str, name: str = CONFIGMAP_NAME) -> None:
         self._core = client.CoreV1Api(api)
         self.namespace, self.cluster, self.name = namespace, cluster, name
@@ -59,6 +61,11 @@ class ConfigMapStateStore:
                 raise StateError(f"state {self.where}: cannot be written (HTTP {exc.status} {exc.reason})") from None
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 raise StateError(f"state {self.where}: cannot be written ({_first_line(exc)})") from None
+
+    def probe(self) -> str | None:
+        """Not probed at start (only the leader writes, and a dry-run write is one more RBAC verb):
+        the leader's first save, at its first cycle, tells (state_save_failed, albsg_state_persisted 0)."""
+        return None
 
     def _read(self) -> dict[str, Any] | None:
         try:

@@ -1,0 +1,57 @@
+"""The demo's live view, fed cycles directly: what it says about remediation decisions."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from monitor.daemon import CycleSummary
+from monitor.demo.view import LiveView
+from monitor.memory import RuleTuple
+from monitor.policy import Decision, WriteResult
+from monitor.remediation import Outcome
+from tests.pure_world import ALB_SG, NODE_SG, SSH_RULE, observe
+
+LB = "1a2b3c4d-shop-web-0f1e"
+RULE = RuleTuple(NODE_SG, "tcp", 0, 65535, "sg", ALB_SG)
+OPEN = RuleTuple(NODE_SG, "tcp", 30080, 30080, "cidr", "0.0.0.0/0")
+
+
+class Clock:
+    now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def feed(mode: str, *outcomes: Outcome) -> str:
+    out = io.StringIO()
+    view = LiveView(out, mode, "http://127.0.0.1:9917/metrics", clock=Clock())
+    report, _ = observe((SSH_RULE,))
+    view.cycle(CycleSummary(report=report))
+    view.cycle(CycleSummary(report=report, remediations=outcomes))
+    return out.getvalue()
+
+
+def decision(**kwargs) -> Decision:
+    return Decision(**{"kind": "restore", "action": "restore", "rule": RULE, "load_balancers": (LB,),
+                       "ingresses": (("shop", "web"),), "since": 1000.0, **kwargs})
+
+
+def test_a_restore_is_a_line_naming_the_rule_the_alb_and_how_long_the_path_was_cut():
+    restored = Outcome(decision(), WriteResult("restored", rule_id="sgr-0new"), "restored", True, at=1075.0)
+    text = feed("lines", restored)
+    assert (f"RESTORED  alb-sg-monitor restored tcp 0-65535 from {ALB_SG} on {NODE_SG} (sgr-0new) for {LB} "
+            "(Ingress shop/web), 75.0s after the path was lost") in text
+
+
+def test_a_path_left_to_a_human_and_a_dry_run_are_said_too():
+    held = Outcome(decision(rule=OPEN, action="suppressed", reason="cidr_not_restored"), None, "suppressed", True, 1075.0)
+    dry = Outcome(decision(action="dry_run"), None, "dry_run", True, 1075.0)
+    text = feed("lines", held, dry)
+    assert f"HELD      alb-sg-monitor does not restore tcp 30080 from 0.0.0.0/0 on {NODE_SG} for {LB}" in text
+    assert f"DRY RUN   observe mode: alb-sg-monitor would restore tcp 0-65535 from {ALB_SG} on {NODE_SG} for {LB}" in text
+    records = [json.loads(line) for line in feed("json", held, dry).splitlines()]
+    assert [r["type"] for r in records if r["type"] in ("not_restored", "dry_run")] == ["not_restored", "dry_run"]
+    # Repeats of a decision already announced are not said again.
+    assert "HELD" not in feed("lines", Outcome(held.decision, None, "suppressed", False, 1090.0))
