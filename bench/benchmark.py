@@ -51,14 +51,14 @@ class CountingProxy(AwsProxy):
     def between(self, start: float, end: float) -> int:
         return sum(1 for t, _, _ in self.log if start <= t <= end)
 
-    def peaks(self, start: float, end: float) -> dict[str, int]:
-        """The most requests any one second saw, per service (elbv2, ec2)."""
-        buckets: dict[tuple[str, int], int] = {}
+    def per_second(self, start: float, end: float) -> dict[str, list[int]]:
+        """Requests in each whole second from `start` to `end`, per service (elbv2, ec2)."""
+        seconds = int(end - start) + 1
+        counts = {"elbv2": [0] * seconds, "ec2": [0] * seconds}
         for t, service, _ in self.log:
-            if start <= t <= end:
-                key = (service, int(t - start))
-                buckets[key] = buckets.get(key, 0) + 1
-        return {s: max((n for (svc, _), n in buckets.items() if svc == s), default=0) for s in ("elbv2", "ec2")}
+            if start <= t <= end and service in counts:
+                counts[service][int(t - start)] += 1
+        return counts
 
 
 def _free_port() -> int:
@@ -166,7 +166,8 @@ def _measure(endpoint: str, proxy: CountingProxy, albs: int, cycles: int, interv
         except TimeoutError:
             row["new_alb_s"] = row["new_alb_requests"] = None
         end = time.monotonic()
-        row["peak_rps"] = proxy.peaks(mark, end)
+        row["per_second"] = proxy.per_second(mark, end)
+        row["peak_rps"] = {service: max(counts) for service, counts in row["per_second"].items()}
         row["rss_peak_mib"] = daemon.peak_rss() / 2**20
         row["rss_metrics_mib"] = daemon.max_metric_rss / 2**20
 

@@ -94,6 +94,21 @@ def budgets(rows: list[dict[str, Any]], interval: float) -> list[tuple[str, str,
     return out
 
 
+RATE_BUCKETS = ((0, 0), (1, 5), (6, 10), (11, 20), (21, 50), (51, None))
+
+
+def histogram(rows: list[dict[str, Any]]) -> list[str]:
+    """How many seconds of the observing daemon's run carried how many requests, per API family."""
+    names = ["0" if lo == hi == 0 else f"{lo}+" if hi is None else f"{lo}–{hi}" for lo, hi in RATE_BUCKETS]
+    lines = ["| ALBs | API | " + " | ".join(f"{n} req/s" for n in names) + " |", "|" + "---|" * (len(names) + 2)]
+    for row in rows:
+        for service, label in (("elbv2", "ELB"), ("ec2", "EC2")):
+            counts = row["per_second"][service]
+            cells = [sum(1 for c in counts if lo <= c and (hi is None or c <= hi)) for lo, hi in RATE_BUCKETS]
+            lines.append(f"| {row['albs']:,} | {label} | " + " | ".join(f"{c} s" for c in cells) + " |")
+    return lines
+
+
 def render(rows: list[dict[str, Any]], host: dict[str, str], interval: float, grace: float, cycles: int) -> str:
     lines = [
         "# Benchmark results",
@@ -112,6 +127,10 @@ def render(rows: list[dict[str, Any]], host: dict[str, str], interval: float, gr
         "## Latency, bursts, agreement",
         "",
         *table(rows, LATENCY_COLUMNS),
+        "",
+        "## Requests per second at the proxy (the observing daemon's whole run, discovery included)",
+        "",
+        *histogram(rows),
         "",
         "## Budgets",
         "",
