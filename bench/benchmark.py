@@ -220,18 +220,26 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
     host = machine()
-    rows = []
+    rows, failed = [], []
     with tempfile.TemporaryDirectory(prefix="albsg-bench-") as tmp:
         for albs in args.albs:
             started = time.monotonic()
-            row = measure(albs, args.cycles, args.interval, args.grace, Path(tmp))
+            try:
+                row = measure(albs, args.cycles, args.interval, args.grace, Path(tmp))
+            except Exception as exc:  # one size failing (e.g. a wait running out) keeps the others' figures
+                failed.append((albs, f"{type(exc).__name__}: {exc}"))
+                print(f"{albs} ALBs failed after {time.monotonic() - started:.0f} s: {exc}", file=sys.stderr, flush=True)
+                continue
             row["size_s"] = time.monotonic() - started
             print(f"{albs} ALBs measured in {row['size_s']:.0f} s", file=sys.stderr, flush=True)
             rows.append(row)
-    text = report.render(rows, host, args.interval, args.grace, args.cycles)
+    if not rows:
+        print("no size could be measured", file=sys.stderr)
+        return 1
+    text = report.render(rows, host, args.interval, args.grace, args.cycles, failed)
     args.output.write_text(text)
     print(text)
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

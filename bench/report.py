@@ -109,7 +109,8 @@ def histogram(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def render(rows: list[dict[str, Any]], host: dict[str, str], interval: float, grace: float, cycles: int) -> str:
+def render(rows: list[dict[str, Any]], host: dict[str, str], interval: float, grace: float, cycles: int,
+           failed: list[tuple[int, str]] = ()) -> str:
     lines = [
         "# Benchmark results",
         "",
@@ -139,4 +140,7 @@ def render(rows: list[dict[str, Any]], host: dict[str, str], interval: float, gr
         *[f"| {name} | {verdict} | {figure} |" for name, verdict, figure in budgets(rows, interval)],
         "",
     ]
+    if failed:
+        lines += ["## Sizes that could not be measured", "",
+                  *[f"- {albs:,} ALBs: {error}" for albs, error in failed], ""]
     return "\n".join(lines)
