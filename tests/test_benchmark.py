@@ -4,17 +4,29 @@ rule), and a tiny run of the whole bench writes a table with every figure and ev
 
 from __future__ import annotations
 
-import itertools
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bench import mix, naive, report
+from bench.benchmark import start_moto
 from monitor.demo import world as demo_world
 from tests.helpers import run_check
 
 ROOT = Path(__file__).resolve().parents[1]
-_clusters = itertools.count()
+
+
+@pytest.fixture
+def own_moto(aws_env, monkeypatch):
+    """A moto server of this test's own, in its own process: the per-ALB checker lists every load
+    balancer of the region, and the session's server holds every other test's worlds."""
+    server, endpoint = start_moto()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    yield endpoint
+    server.terminate()
+    server.wait(10)
 
 
 def monitor_verdicts(capsys, cluster: str) -> dict[str, bool | None]:
@@ -27,8 +39,8 @@ def checker_verdicts(world: demo_world.World) -> dict[str, bool]:
     return {v.name: v.reachable for v in naive.check_all(clients["ec2"], clients["elbv2"], world.cluster)}
 
 
-def test_the_per_alb_checker_agrees_with_the_monitor_healthy_and_after_revocations(aws_env, capsys):
-    world = mix.seed(aws_env, f"bench-test-{next(_clusters)}", 12)
+def test_the_per_alb_checker_agrees_with_the_monitor_healthy_and_after_revocations(own_moto, capsys):
+    world = mix.seed(own_moto, "bench-test", 12)
     healthy = checker_verdicts(world)
     assert len(healthy) == 12 and all(healthy.values())
     assert monitor_verdicts(capsys, world.cluster) == healthy
