@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--albs", type=int, nargs="+", default=[10, 100, 1000],
                         help="cluster sizes (ALBs of the cluster) to measure; `make bench-5000` adds 5000")
     parser.add_argument("--cycles", type=int, default=5, help="steady rule cycles measured per size")
-    parser.add_argument("--interval", type=float, default=2.0, help="the daemon's --interval, seconds")
+    parser.add_argument("--interval", type=float, default=2.0, help="the daemon's --interval, seconds (at least 1)")
     parser.add_argument("--grace", type=float, default=1.0, help="the enforce daemon's --grace, seconds")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results.md", help="where the table goes")
     args = parser.parse_args(argv)

@@ -48,7 +48,7 @@ class DaemonProcess:
         env.update(AWS_ENDPOINT_URL=endpoint, AWS_REGION="ap-northeast-1",
                    AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench")
         argv = [sys.executable, "-m", "monitor", "run", "--cluster-name", cluster, "--kubernetes", "off",
-                "--interval", f"{interval * 1000:.0f}ms", "--topology-interval", "1h",
+                "--interval", f"{interval:g}s", "--topology-interval", "1h",
                 "--listen", f"127.0.0.1:{self.port}", "--log-format", "json", *(extra or [])]
         self._log = log.open("w")
         self._lock = threading.Lock()

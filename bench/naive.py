@@ -8,6 +8,8 @@ check port, some rule on one of its groups admits TCP from one of the ALB's grou
 that holds all of the ALB's subnets); the ALB is reachable when all of its targets are. It asks
 no question twice for one ALB and never shares an answer between two ALBs: that is what makes it
 simple, and what the monitor's batched discovery and single rule listing are measured against.
+It judges inbound rules only: the benchmark's ALB security groups keep their default allow-all
+outbound rule, so outbound is never what cuts a path there.
 """
 
 from __future__ import annotations
