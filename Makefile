@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench image lint clean
+.PHONY: install demo test bench bench-5000 image lint clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,9 +23,15 @@ test: $(STAMP)
 	scripts/test-prerequisites
 	PATH="$(CURDIR)/.tools/bin:$$PATH" $(BIN)/pytest -q
 
-# Figures, not verdicts: AWS requests per cycle, cycle time, memory, detection latency.
+# The monitor at 10, 100 and 1,000 ALBs beside a per-ALB checker: requests, wall, CPU, peak RSS,
+# revocation and new-ALB latency; writes bench/results.md with the budgets held or not. On a shared
+# 2-CPU machine 10 ALBs took 47 s and 100 took 129 s; 1,000 should take about 15 minutes (the
+# per-ALB checker's pass alone about 8). bench-5000 adds 5,000 ALBs: about 1.5 to 2 hours more.
 bench: $(STAMP)
-	$(BIN)/python -m bench.benchmark --albs 50 200
+	$(BIN)/python -m bench.benchmark --albs 10 100 1000
+
+bench-5000: $(STAMP)
+	$(BIN)/python -m bench.benchmark --albs 10 100 1000 5000
 
 # Container image with buildah (root, no Docker engine) on a base scripts/base-image makes from the
 # machine's Debian mirror (or BASE_IMAGE); smoke-runs it as UID 65532, a `check` against a loopback

@@ -1,152 +1,246 @@
-"""Measures what the monitor costs and how fast it sees a revocation, on simulated clusters.
+"""Measures what the monitor costs at 10 to 5,000 ALBs, beside the straightforward per-ALB checker.
 
-Figures, not verdicts: AWS requests per discovery and per rule check (counted by a proxy in front of
-moto), their wall time, the memory a topology and a check take, and the time from a revoked rule to
-the first report that shows it. Run `make bench` (or `python -m bench.benchmark --albs 50 200`).
-Compare ratios within one run: these machines are shared and noisy.
+For each size: a moto server in its own process is seeded with that many ALBs (bench.mix: v1,
+adopted and v2 ALBs, instance and ip targets, some with two target groups); the per-ALB checker
+(bench.naive) makes one pass; then the real daemon (`alb-sg-monitor run --kubernetes off`) runs as
+a child process, talking to moto through a request-counting proxy. Figures come from the proxy
+(requests, per second and per API family), from the OS (the daemon's CPU time and peak RSS in
+/proc), from the daemon's /metrics and its JSON log: full discovery, steady rule cycle, time from a
+revoked rule to albsg_load_balancer_reachable 0, time for a new ALB to appear in /metrics and the
+requests spent meanwhile, and (a second daemon in enforce mode) time until a revoked rule is back.
+The results go to bench/results.md (and stdout) with the machine and the date, and each budget of
+the monitor at scale is marked held, not held or not measured. Compare within one run: the
+machines are shared and noisy.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
+import platform
 import socket
-import statistics
 import subprocess
 import sys
-import threading
+import tempfile
 import time
-import tracemalloc
-import urllib.request
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
 
-import structlog
-
-from monitor import aws
-from monitor.aws.discover import discover
-from monitor.aws.rules import RuleReader
-from monitor.daemon import Daemon
+from bench import mix, naive, report
+from bench.daemon import DaemonProcess, reachable_by_name
 from monitor.demo import world as demo_world
-from monitor.evaluate import evaluate
-from monitor.metrics import Metrics
 from tests.support.awsproxy import AwsProxy
 
-
-def measure(endpoint: str, albs: int, cycles: int, interval: float) -> dict[str, float]:
-    world = demo_world.seed(endpoint, cluster=f"bench-{albs}-{int(time.time() * 1000) % 100000}", extra_albs=albs)
-    with AwsProxy(endpoint) as proxy:
-        os.environ["AWS_ENDPOINT_URL"] = proxy.url
-        clients = aws.connect(world.region)
-        tracemalloc.start()
-        started = time.perf_counter()
-        topology = discover(clients, world.cluster)
-        discovery_seconds = time.perf_counter() - started
-        topology_bytes = tracemalloc.get_traced_memory()[0]
-        discovery_requests = proxy.count()
-        reader = RuleReader(clients)
-        reader.read(topology)  # the first read may look up rule sources once
-        proxy.reset_counts()
-        tracemalloc.reset_peak()
-        durations, evaluations = [], []
-        for _ in range(cycles):
-            started = time.perf_counter()
-            observation = reader.read(topology)
-            middle = time.perf_counter()
-            evaluate(topology, observation)
-            durations.append(time.perf_counter() - started)
-            evaluations.append(time.perf_counter() - middle)
-        check_peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-        check_requests = proxy.count() / cycles
-        latency = detection_latency(clients, world, interval)
-    return {
-        "albs": len(topology.load_balancers),
-        "discovery_requests": discovery_requests,
-        "discovery_seconds": discovery_seconds,
-        "check_requests": check_requests,
-        "check_seconds_median": statistics.median(durations),
-        "evaluate_seconds_median": statistics.median(evaluations),
-        "topology_kib": topology_bytes / 1024,
-        "check_peak_kib": check_peak / 1024,
-        "detection_seconds": latency,
-    }
+REGION = "ap-northeast-1"
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def detection_latency(clients: aws.AwsClients, world: demo_world.World, interval: float) -> float:
-    """Checks every `interval` seconds in a thread; revoke the shop ALB's rule; time until a report
-    shows that ALB unreachable."""
-    daemon = Daemon(clients, world.cluster, Metrics(), interval, 300.0)
-    daemon.run_once()
-    seen = threading.Event()
-    shop = world.lb["shop"]
+class CountingProxy(AwsProxy):
+    """The test proxy, also keeping the time of every request, for windows and per-second peaks."""
 
-    def listener(summary) -> None:
-        if summary.report and any(lb.arn == shop and lb.reachable is False for lb in summary.report.load_balancers):
-            seen.set()
+    def __init__(self, upstream: str) -> None:
+        super().__init__(upstream)
+        self.log: list[tuple[float, str, str]] = []
 
-    daemon.on_cycle.append(listener)
-    stop = threading.Event()
+    def _decide(self, service: str, action: str):
+        self.log.append((time.monotonic(), service, action))
+        return super()._decide(service, action)
 
-    def loop() -> None:
-        while not stop.wait(interval):
-            daemon.check()
+    def between(self, start: float, end: float) -> int:
+        return sum(1 for t, _, _ in self.log if start <= t <= end)
 
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    time.sleep(interval * 0.37)  # revoke at an arbitrary point of the cycle
-    revoked = time.perf_counter()
-    demo_world.revoke(world, "shop_v1")
-    seen.wait(60)
-    latency = time.perf_counter() - revoked
-    stop.set()
-    thread.join(10)
-    return latency
+    def per_second(self, start: float, end: float) -> dict[str, list[int]]:
+        """Requests in each whole second from `start` to `end`, per service (elbv2, ec2)."""
+        seconds = int(end - start) + 1
+        counts = {"elbv2": [0] * seconds, "ec2": [0] * seconds}
+        for t, service, _ in self.log:
+            if start <= t <= end and service in counts:
+                counts[service][int(t - start)] += 1
+        return counts
 
 
-def _wait_for(endpoint: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(endpoint + "/moto-api/", timeout=2)
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"moto did not start at {endpoint}")
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--albs", type=int, nargs="+", default=[50, 200], help="extra ALBs per simulated cluster")
-    parser.add_argument("--cycles", type=int, default=10, help="rule checks to time per size")
-    parser.add_argument("--interval", type=float, default=1.0, help="check interval for the detection latency")
-    args = parser.parse_args()
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
-    os.environ.setdefault("AWS_REGION", "ap-northeast-1")
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
-    # moto in its own process, so that time and memory measured here are the monitor's alone
+def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+        return s.getsockname()[1]
+
+
+def _wait(what: str, probe: Callable[[], Any], timeout: float, every: float = 0.05) -> tuple[Any, float]:
+    """Poll until `probe` is truthy; returns it and the monotonic time it was seen."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = probe()
+        if found:
+            return found, time.monotonic()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(every)
+
+
+def start_moto() -> tuple[subprocess.Popen, str]:
+    """moto in its own process, so that the daemon's CPU and memory are measured apart from it."""
+    port = _free_port()
     server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     endpoint = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return True
+        except OSError:
+            return False
+    _wait("moto to listen", up, 60, 0.2)
+    return server, endpoint
+
+
+def measure(albs: int, cycles: int, interval: float, grace: float, workdir: Path) -> dict[str, Any]:
+    server, endpoint = start_moto()
     try:
-        _wait_for(endpoint)
-        rows = [measure(endpoint, n, args.cycles, args.interval) for n in args.albs]
+        with CountingProxy(endpoint) as proxy:
+            return _measure(endpoint, proxy, albs, cycles, interval, grace, workdir)
     finally:
         server.terminate()
         server.wait(10)
-    columns = list(rows[0])
-    print("  ".join(f"{c:>22}" for c in columns))
-    for row in rows:
-        print("  ".join(f"{row[c]:>22.3f}" if isinstance(row[c], float) else f"{row[c]:>22}" for c in columns))
-    if len(rows) > 1:
-        first, last = rows[0], rows[-1]
-        print(f"\n{last['albs'] / first['albs']:.1f}x the ALBs: check requests x{last['check_requests'] / first['check_requests']:.2f}, "
-              f"check time x{last['check_seconds_median'] / first['check_seconds_median']:.2f}, "
-              f"discovery requests x{last['discovery_requests'] / first['discovery_requests']:.2f}")
+
+
+def _measure(endpoint: str, proxy: CountingProxy, albs: int, cycles: int, interval: float, grace: float,
+             workdir: Path) -> dict[str, Any]:
+    row: dict[str, Any] = {"albs": albs}
+    started = time.monotonic()
+    world = mix.seed(endpoint, f"bench-{albs}", albs, REGION)
+    row["seed_s"] = time.monotonic() - started
+    direct = world.clients()  # straight to moto: the bench's own writes and checks are not counted
+    counted = demo_world.aws_clients(proxy.url, REGION)
+
+    # The per-ALB checker, one pass, through the proxy.
+    mark = time.monotonic()
+    verdicts = naive.check_all(counted["ec2"], counted["elbv2"], world.cluster)
+    row["naive_s"] = time.monotonic() - mark
+    row["naive_requests"] = proxy.between(mark, time.monotonic())
+    row["target_groups"] = len(world.tg)
+
+    # The daemon in observe mode.
+    mark = time.monotonic()
+    with DaemonProcess(proxy.url, world.cluster, interval, workdir / f"observe-{albs}.log") as daemon:
+        refreshed, _ = _wait("the first discovery", lambda: daemon.event("topology_refreshed"), 600 + albs)
+        row["discovery_s"] = refreshed["duration_seconds"]
+        row["discovery_requests"] = proxy.between(mark, refreshed["_seen"])
+        _wait("the first check", lambda: daemon.events("check_cycle"), 120 + albs / 10)
+        _wait(f"{cycles} steady cycles", lambda: len(daemon.events("check_cycle")) > cycles, 60 + cycles * 10 * interval)
+        window = daemon.events("check_cycle")[: cycles + 1]
+        begin, end = window[0]["_seen"], window[-1]["_seen"]
+        row["cycle_requests"] = proxy.between(begin, end) / cycles
+        row["cycle_s"] = sorted(c["duration_seconds"] for c in window[1:])[cycles // 2]
+        row["cycle_cpu_s"] = (window[-1]["_cpu"] - window[0]["_cpu"]) / cycles
+
+        # Does the monitor agree with the per-ALB checker?
+        metrics = daemon.scrape()
+        monitor = reachable_by_name(metrics)
+        row["agree"] = sum(1 for v in verdicts if monitor.get(v.name) == (1.0 if v.reachable else 0.0))
+        row["compared"] = len(verdicts)
+
+        # Revocation -> metric.
+        shop = world.lb_name["shop"]
+        revoked_at = time.monotonic()
+        demo_world.revoke(world, "shop_v1")
+        _, seen = _wait("the revocation in /metrics", lambda: reachable_by_name(daemon.scrape()).get(shop) == 0.0,
+                        60 + 3 * row["cycle_s"] + 3 * interval)
+        row["revocation_s"] = seen - revoked_at
+        row["naive_after_revoke"] = naive.check_arn(direct["ec2"], direct["elbv2"], world.lb["shop"]).reachable
+        demo_world.restore(world, "shop_v1")
+        _wait("the repair in /metrics", lambda: reachable_by_name(daemon.scrape()).get(shop) == 1.0, 120)
+
+        # A new ALB while the daemon runs.
+        created = time.monotonic()
+        key = mix.add_alb(world, direct["ec2"], direct["elbv2"], albs + 1000, "instance")
+        row["new_alb_create_s"] = time.monotonic() - created
+        name = world.lb_name[key]
+        try:
+            _, seen = _wait("the new ALB in /metrics", lambda: name in reachable_by_name(daemon.scrape()),
+                            max(120, 20 * interval + 3 * row["discovery_s"]), 0.1)
+            row["new_alb_s"] = seen - created
+            row["new_alb_requests"] = proxy.between(created, seen)
+        except TimeoutError:
+            row["new_alb_s"] = row["new_alb_requests"] = None
+        end = time.monotonic()
+        row["per_second"] = proxy.per_second(mark, end)
+        row["peak_rps"] = {service: max(counts) for service, counts in row["per_second"].items()}
+        row["rss_peak_mib"] = daemon.peak_rss() / 2**20
+        row["rss_metrics_mib"] = daemon.max_metric_rss / 2**20
+
+    # A second daemon in enforce mode: revoke, then watch the rule come back (read straight from moto).
+    with DaemonProcess(proxy.url, world.cluster, interval, workdir / f"enforce-{albs}.log",
+                       ["--mode", "enforce", "--grace", f"{grace:g}s", "--state-file",
+                        str(workdir / f"state-{albs}.json")]) as daemon:
+        _wait("two enforce cycles", lambda: len(daemon.events("check_cycle")) >= 2, 600 + albs)
+        node_sg, alb_sg = world.sg["cluster"], world.sg["shop_alb"]
+        revoked_at = time.monotonic()
+        demo_world.revoke(world, "shop_v1")
+        try:
+            _, seen = _wait("the restored rule", lambda: _has_rule(direct["ec2"], node_sg, alb_sg),
+                            60 + grace + 6 * interval + 3 * row["cycle_s"], 0.2)
+            row["restore_s"] = seen - revoked_at
+        except TimeoutError:
+            row["restore_s"] = None
+    return row
+
+
+def _has_rule(ec2: Any, group: str, source: str) -> bool:
+    rules = ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [group]}])["SecurityGroupRules"]
+    return any(not r.get("IsEgress") and r.get("ReferencedGroupInfo", {}).get("GroupId") == source
+               and r.get("IpProtocol") == "tcp" and r.get("FromPort") == 0 and r.get("ToPort") == 65535 for r in rules)
+
+
+def machine() -> dict[str, str]:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    return {"cpus": str(os.cpu_count()), "model": model, "python": platform.python_version(),
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "load": load}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--albs", type=int, nargs="+", default=[10, 100, 1000],
+                        help="cluster sizes (ALBs of the cluster) to measure; `make bench-5000` adds 5000")
+    parser.add_argument("--cycles", type=int, default=5, help="steady rule cycles measured per size")
+    parser.add_argument("--interval", type=float, default=2.0, help="the daemon's --interval, seconds (at least 1)")
+    parser.add_argument("--grace", type=float, default=1.0, help="the enforce daemon's --grace, seconds")
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results.md", help="where the table goes")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+    host = machine()
+    rows, failed = [], []
+    with tempfile.TemporaryDirectory(prefix="albsg-bench-") as tmp:
+        for albs in args.albs:
+            started = time.monotonic()
+            try:
+                row = measure(albs, args.cycles, args.interval, args.grace, Path(tmp))
+            except Exception as exc:  # one size failing (e.g. a wait running out) keeps the others' figures
+                failed.append((albs, f"{type(exc).__name__}: {exc}"))
+                print(f"{albs} ALBs failed after {time.monotonic() - started:.0f} s: {exc}", file=sys.stderr, flush=True)
+                continue
+            row["size_s"] = time.monotonic() - started
+            print(f"{albs} ALBs measured in {row['size_s']:.0f} s", file=sys.stderr, flush=True)
+            rows.append(row)
+    if not rows:
+        print("no size could be measured", file=sys.stderr)
+        return 1
+    text = report.render(rows, host, args.interval, args.grace, args.cycles, failed)
+    args.output.write_text(text)
+    print(text)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

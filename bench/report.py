@@ -1,0 +1,146 @@
+"""Turns the benchmark's figures into the markdown results: the machine, two tables, the budgets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+MiB = 2**20
+
+# (heading, how to show it) for each column; the test checks every heading is in the output.
+COST_COLUMNS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
+    ("ALBs", lambda r: f"{r['albs']:,}"),
+    ("target groups", lambda r: f"{r['target_groups']:,}"),
+    ("per-ALB checker: requests", lambda r: f"{r['naive_requests']:,}"),
+    ("per-ALB checker: wall", lambda r: f"{r['naive_s']:.1f} s"),
+    ("full discovery: requests", lambda r: f"{r['discovery_requests']:,}"),
+    ("full discovery: wall", lambda r: f"{r['discovery_s']:.1f} s"),
+    ("steady cycle: requests", lambda r: f"{r['cycle_requests']:.1f}"),
+    ("steady cycle: wall", lambda r: f"{r['cycle_s']:.2f} s"),
+    ("steady cycle: CPU", lambda r: f"{r['cycle_cpu_s']:.2f} CPU-s"),
+    ("checker ÷ cycle: requests", lambda r: f"{ratio(r['naive_requests'], r['cycle_requests']):,.0f}×"),
+    ("checker ÷ cycle: wall", lambda r: f"{ratio(r['naive_s'], r['cycle_s']):,.0f}×"),
+    ("daemon peak RSS", lambda r: f"{r['rss_peak_mib']:.0f} MiB"),
+    ("RSS in /metrics (max)", lambda r: f"{r['rss_metrics_mib']:.0f} MiB"),
+]
+LATENCY_COLUMNS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
+    ("ALBs", lambda r: f"{r['albs']:,}"),
+    ("revoked → metric 0", lambda r: f"{r['revocation_s']:.1f} s"),
+    ("enforce: revoked → rule back", lambda r: seconds(r["restore_s"])),
+    ("new ALB → in /metrics", lambda r: seconds(r["new_alb_s"])),
+    ("new ALB: requests meanwhile", lambda r: "—" if r["new_alb_requests"] is None else f"{r['new_alb_requests']:,}"),
+    ("peak requests/s ELB", lambda r: str(r["peak_rps"]["elbv2"])),
+    ("peak requests/s EC2", lambda r: str(r["peak_rps"]["ec2"])),
+    ("verdicts agree with the checker", lambda r: agreement(r)),
+    ("seeding / whole size", lambda r: f"{r['seed_s']:.0f} s / {r.get('size_s', 0):.0f} s"),
+]
+
+
+def ratio(a: float, b: float) -> float:
+    return a / b if b else float("inf")
+
+
+def seconds(value: float | None) -> str:
+    return "not within the wait" if value is None else f"{value:.1f} s"
+
+
+def agreement(row: dict[str, Any]) -> str:
+    after = "yes" if row["naive_after_revoke"] is False else "NO"
+    return f"{row['agree']}/{row['compared']}; after a revocation: {after}"
+
+
+def table(rows: list[dict[str, Any]], columns) -> list[str]:
+    lines = ["| " + " | ".join(h for h, _ in columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(show(r) for _, show in columns) + " |" for r in rows]
+    return lines
+
+
+def budgets(rows: list[dict[str, Any]], interval: float) -> list[tuple[str, str, str]]:
+    """(budget, verdict, figure) for each budget the monitor holds itself to at scale."""
+    by_size = {r["albs"]: r for r in rows}
+    out = []
+
+    def at(size: int, name: str, check: Callable[[dict[str, Any]], tuple[bool, str]]) -> None:
+        row = by_size.get(size)
+        if row is None:
+            largest = max(by_size)
+            held, figure = check(by_size[largest])
+            out.append((name, "not measured", f"{size:,} ALBs not in this run (at {largest:,}: {figure})"))
+            return
+        held, figure = check(row)
+        out.append((name, "held" if held else "not held", figure))
+
+    def new_alb(r):
+        if r["new_alb_s"] is None:
+            return False, "not in /metrics within the wait"
+        return (r["new_alb_s"] <= 2 * interval and r["new_alb_requests"] < 20,
+                f"{r['new_alb_s']:.1f} s (2 intervals: {2 * interval:g} s), {r['new_alb_requests']} requests")
+
+    at(5000, "New ALB at 5,000 ALBs: monitored within 2 intervals, < 20 requests", new_alb)
+    at(5000, "Steady cycle at 5,000 ALBs: < 1 CPU-second",
+       lambda r: (r["cycle_cpu_s"] < 1, f"{r['cycle_cpu_s']:.2f} CPU-s"))
+    at(5000, "Revocation → metric at 5,000 ALBs: within interval + 2 s",
+       lambda r: (r["revocation_s"] <= interval + 2, f"{r['revocation_s']:.1f} s (interval + 2 s: {interval + 2:g} s)"))
+    at(1000, "Per check at 1,000 ALBs: ≥ 1,000× fewer requests and ≥ 20× less wall than the per-ALB checker",
+       lambda r: (ratio(r["naive_requests"], r["cycle_requests"]) >= 1000 and ratio(r["naive_s"], r["cycle_s"]) >= 20,
+                  f"{ratio(r['naive_requests'], r['cycle_requests']):,.0f}× fewer requests, "
+                  f"{ratio(r['naive_s'], r['cycle_s']):,.0f}× less wall"))
+    at(5000, "Daemon peak RSS at 5,000 ALBs: < 150 MiB",
+       lambda r: (r["rss_peak_mib"] < 150, f"{r['rss_peak_mib']:.0f} MiB"))
+    peak = max(rows, key=lambda r: r["albs"])["peak_rps"]
+    out.append(("No burst above the configured request rate", "not measured",
+                f"no rate limit yet; observed peak at {max(by_size):,} ALBs: "
+                f"{peak['elbv2']} ELB and {peak['ec2']} EC2 requests in one second"))
+    return out
+
+
+RATE_BUCKETS = ((0, 0), (1, 5), (6, 10), (11, 20), (21, 50), (51, None))
+
+
+def histogram(rows: list[dict[str, Any]]) -> list[str]:
+    """How many seconds of the observing daemon's run carried how many requests, per API family."""
+    names = ["0" if lo == hi == 0 else f"{lo}+" if hi is None else f"{lo}–{hi}" for lo, hi in RATE_BUCKETS]
+    lines = ["| ALBs | API | " + " | ".join(f"{n} req/s" for n in names) + " |", "|" + "---|" * (len(names) + 2)]
+    for row in rows:
+        for service, label in (("elbv2", "ELB"), ("ec2", "EC2")):
+            counts = row["per_second"][service]
+            cells = [sum(1 for c in counts if lo <= c and (hi is None or c <= hi)) for lo, hi in RATE_BUCKETS]
+            lines.append(f"| {row['albs']:,} | {label} | " + " | ".join(f"{c} s" for c in cells) + " |")
+    return lines
+
+
+def render(rows: list[dict[str, Any]], host: dict[str, str], interval: float, grace: float, cycles: int,
+           failed: list[tuple[int, str]] = ()) -> str:
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Machine: {host['cpus']} CPUs, {host['model']}; load average at the start {host['load']}; "
+        f"Python {host['python']}; {host['date']}. moto in its own process, the daemon "
+        f"(`alb-sg-monitor run --kubernetes off --interval {interval:g}s`) in another, requests counted "
+        f"by a proxy in front of moto. Steady cycle: the median of {cycles} cycles; its CPU is the daemon "
+        f"process's user + system time over those cycles, divided by their number. Enforce: "
+        f"`--grace {grace:g}s`.",
+        "",
+        "## Cost",
+        "",
+        *table(rows, COST_COLUMNS),
+        "",
+        "## Latency, bursts, agreement",
+        "",
+        *table(rows, LATENCY_COLUMNS),
+        "",
+        "## Requests per second at the proxy (the observing daemon's whole run, discovery included)",
+        "",
+        *histogram(rows),
+        "",
+        "## Budgets",
+        "",
+        "| budget | verdict | figure |",
+        "|---|---|---|",
+        *[f"| {name} | {verdict} | {figure} |" for name, verdict, figure in budgets(rows, interval)],
+        "",
+    ]
+    if failed:
+        lines += ["## Sizes that could not be measured", "",
+                  *[f"- {albs:,} ALBs: {error}" for albs, error in failed], ""]
+    return "\n".join(lines)
