@@ -93,6 +93,7 @@ def exposed() -> dict[str, tuple[str, set[str]]]:
     m.count_topology_refresh("start")
     m.api_call("ec2", "DescribeSecurityGroupRules")
     m.api_error("ec2", "DescribeSecurityGroupRules", "Throttling")
+    m.set_state_persisted(True)  # as with --state-file or the ConfigMap
     families = {}
     for family in text_string_to_metric_families(m.exposition()[0].decode()):
         labels = {name for s in family.samples for name in s.labels} - {"le"}
