@@ -1,4 +1,4 @@
-"""Runs the daemon until SIGTERM or SIGINT: the APScheduler jobs, the HTTP server, a clean stop.
+"""Runs the daemon until SIGTERM, SIGINT or SIGHUP: the APScheduler jobs, the HTTP server, a clean stop.
 
 Signal handlers are installed explicitly, because as PID 1 in a container the kernel gives no
 default action to SIGTERM: without a handler `docker stop` / pod deletion waits for SIGKILL.
@@ -24,6 +24,7 @@ log = structlog.get_logger("monitor.runner")
 # How long a stop waits for a running cycle to end before leaving anyway: well inside the
 # 30 s a Kubernetes pod gets between SIGTERM and SIGKILL.
 STOP_GRACE_SECONDS = 5.0
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 def build_scheduler(daemon: Daemon, interval: float, topology_interval: float) -> BackgroundScheduler:
@@ -56,8 +57,10 @@ def install_stop_handlers(stop: threading.Event, received: list[str]) -> None:
         received.append(signal.Signals(signum).name)
         stop.set()
 
-    signal.signal(signal.SIGTERM, handle)
-    signal.signal(signal.SIGINT, handle)
+    # SIGHUP too: a closed terminal or a supervisor's reload would otherwise end the process
+    # without the stop (no running cycle waited for, no stop event logged).
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, handle)
 
 
 def run(daemon: Daemon, server: HttpServer, interval: float, topology_interval: float,

@@ -63,7 +63,7 @@ def stop_and_time(process: subprocess.Popen, pid: int, signum: int) -> tuple[flo
     return time.monotonic() - began, out.decode() + err.decode()
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_a_signal_stops_the_daemon_cleanly_within_seconds(env, signum):
     port = free_port()
     process = start(env, port)
