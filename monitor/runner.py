@@ -6,6 +6,7 @@ default action to SIGTERM: without a handler `docker stop` / pod deletion waits 
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -13,6 +14,8 @@ import threading
 from datetime import datetime, timedelta, timezone
 
 import structlog
+from apscheduler.events import (EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED,
+                                JobEvent)
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -25,6 +28,44 @@ log = structlog.get_logger("monitor.runner")
 # 30 s a Kubernetes pod gets between SIGTERM and SIGKILL.
 STOP_GRACE_SECONDS = 5.0
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+# APScheduler warns once per skipped run of a job that is still running; OverrunLog says it once.
+_SKIPPED_RUN_MESSAGES = frozenset({
+    'Execution of job "%s" skipped: maximum number of running instances reached (%d)',
+    'Run time of job "%s" was missed by %s',
+})
+
+
+def _not_a_skipped_run(record: logging.LogRecord) -> bool:
+    return record.msg not in _SKIPPED_RUN_MESSAGES
+
+
+class OverrunLog:
+    """One `cycle_overrun` warning when a loop starts skipping runs (the last one still running at
+    the next one's time), one `cycle_overrun_ended` when a run ends within its interval again: an
+    overrun episode is two lines, however many runs it skipped."""
+
+    def __init__(self, intervals: dict[str, float]) -> None:
+        self._intervals = intervals
+        self._skipped: dict[str, int] = {}  # loop -> runs skipped in its current episode
+        self._lock = threading.Lock()
+
+    def __call__(self, event: JobEvent) -> None:
+        loop = event.job_id
+        with self._lock:
+            if event.code in (EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED):
+                skipped = self._skipped.get(loop, 0) + 1
+                self._skipped[loop] = skipped
+                if skipped == 1:
+                    log.warning("cycle_overrun", loop=loop, interval_seconds=self._intervals.get(loop))
+                return
+            if loop not in self._skipped:
+                return
+            scheduled = getattr(event, "scheduled_run_time", None)
+            took = (datetime.now(timezone.utc) - scheduled).total_seconds() if scheduled else 0.0
+            if took <= self._intervals.get(loop, 0.0):
+                log.info("cycle_overrun_ended", loop=loop, skipped_runs=self._skipped.pop(loop))
 
 
 def build_scheduler(daemon: Daemon, interval: float, topology_interval: float) -> BackgroundScheduler:
@@ -47,6 +88,12 @@ def build_scheduler(daemon: Daemon, interval: float, topology_interval: float) -
             scheduler.modify_job("topology", next_run_time=datetime.now(timezone.utc))
 
     daemon.on_refresh_wanted = wake_topology
+    scheduler.add_listener(OverrunLog({"check": interval, "topology": topology_interval}),
+                           EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED | EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
+    for name in ("apscheduler.scheduler", "apscheduler.executors.default"):
+        logger = logging.getLogger(name)
+        if _not_a_skipped_run not in logger.filters:
+            logger.addFilter(_not_a_skipped_run)
     return scheduler
 
 

@@ -187,11 +187,9 @@ class HttpServer:
         try:
             peer = connection.getpeername()
             self._handler(connection, peer, self)
-        except (ConnectionError, TimeoutError) as exc:
-            # The client went away (or stalled) mid-request or mid-answer: its loss, one line.
-            log.info("http_client_disconnected", error=type(exc).__name__)
         except OSError as exc:
-            log.info("http_client_disconnected", error=exc.strerror or type(exc).__name__)
+            # The client went away (or stalled) mid-request or mid-answer: its loss, one line.
+            log.info("http_client_disconnected", error=errno.errorcode.get(exc.errno or 0, type(exc).__name__))
         except Exception:
             log.exception("http_request_failed")
         finally:
