@@ -317,6 +317,9 @@ class Daemon:
         worker = threading.Thread(target=self._run_cycle, args=(cycle,), name="check-cycle", daemon=True)
         worker.start()
         while not cycle.done.is_set():
+            # The loop is alive while it waits: it will abandon the check at its deadline, so a
+            # long first discovery or a slow AWS is not a reason for a liveness restart.
+            self._heartbeat = self._monotonic()
             left = cycle.remaining()
             if left <= 0 and cycle.abandon():
                 self._abandoned.append(worker)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -44,9 +45,13 @@ def wait_for(what: Callable[[], object], timeout: float = 20.0) -> object:
 
 
 @contextlib.contextmanager
-def scheduled(world: World, monkeypatch, **settings: Any) -> Iterator[tuple[DaemonParts, AwsProxy]]:
-    """The daemon scheduled in this process, talking to moto through the fault-injecting proxy."""
+def scheduled(world: World, monkeypatch, slow: dict[str, float] | None = None,
+              **settings: Any) -> Iterator[tuple[DaemonParts, AwsProxy]]:
+    """The daemon scheduled in this process, talking to moto through the fault-injecting proxy
+    (answering the actions in `slow` that many seconds late from the start)."""
     with AwsProxy(world.endpoint) as proxy:
+        for action, seconds in (slow or {}).items():
+            proxy.delay([action], seconds=seconds)
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
         parts = assemble_daemon(Settings(cluster_name=CLUSTER, interval=0.5, topology_interval=300.0,
                                          listen="127.0.0.1:0", kubernetes="off", **settings))
@@ -130,6 +135,27 @@ def test_neither_job_ever_runs_twice_at_once_and_missed_runs_coalesce(tiny_world
     assert all(job.max_instances == 1 and job.coalesce for job in jobs.values())
     assert jobs["check"].trigger.interval.total_seconds() == 15.0
     assert jobs["topology"].trigger.interval.total_seconds() == 300.0
+
+
+def status(port: int, path: str) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as answer:
+            return answer.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_a_long_first_discovery_keeps_the_daemon_alive_but_not_ready(tiny_world, monkeypatch):
+    with scheduled(tiny_world, monkeypatch, slow={"DescribeTargetGroups": 5.0}, cycle_timeout=1.0) as (parts, proxy):
+        port, web = parts.server.port, tiny_world.albs["web"].name
+        until = time.monotonic() + 3.5  # seven intervals, three deadlines
+        while time.monotonic() < until:
+            assert (status(port, "/healthz"), status(port, "/readyz")) == (200, 503)
+            time.sleep(0.2)
+        wait_for(lambda: reachable(port).get(web) == 1)
+        assert status(port, "/readyz") == 200
+        # the checks that waited for it did not start discoveries of their own
+        assert scrape(port)[("albsg_topology_refreshes_total", (("reason", "start"),))] == 1
 
 
 def check_failures(port: int) -> float:
