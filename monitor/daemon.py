@@ -23,7 +23,8 @@ from monitor.cycle import ClusterSource, Snapshot, this_cluster, with_kubernetes
 from monitor.evaluate import evaluate
 from monitor.ingress_join import join_ingresses
 from monitor.metrics import Metrics
-from monitor.model import Finding, LoadBalancerResult, Observation, ReadFailure, Report, Severity, Topology
+from monitor.deadline import DEADLINE_CODE, Cycle, PastDeadline, abandoned_report
+from monitor.model import Observation, ReadFailure, Report, Severity, Topology
 from monitor.remediation import Outcome, Remediator
 from monitor.settings import default_cycle_timeout
 from monitor.transitions import Coverage, Revocation, advance, revoked_load_balancers
@@ -43,7 +44,6 @@ TIMEOUT_CODES = frozenset({"ReadTimeoutError", "ConnectTimeoutError", "EndpointC
 # 15 s read): past this many still running, a new check is abandoned at once instead of adding a
 # thread that would block in the same place.
 MAX_ABANDONED_IN_FLIGHT = 3
-DEADLINE_CODE = "CycleDeadlineExceeded"
 
 
 @dataclass(frozen=True)
@@ -112,67 +112,6 @@ def incomplete_retry_after(failures: tuple[ReadFailure, ...], interval: float, t
     interval."""
     intervals = 1 if any(f.code in TIMEOUT_CODES for f in failures) else INCOMPLETE_TOPOLOGY_RETRY_INTERVALS
     return min(topology_interval, intervals * interval)
-
-
-def abandoned_report(topology: Topology | None, cluster: str, region: str, why: str) -> Report:
-    """What an abandoned check publishes: every ALB known and unknown (no verdict), one
-    OBSERVATION_INCOMPLETE finding saying why, nothing else from a cycle that did not finish."""
-    failure = ReadFailure("monitor", "check cycle", DEADLINE_CODE, why)
-    lbs = topology.load_balancers if topology else ()
-    return Report(
-        cluster=cluster, region=topology.region if topology else region, complete=False,
-        load_balancers=tuple(LoadBalancerResult(lb.name, lb.arn, lb.adoption, lb.security_groups, None, (),
-                                                lb.ingress_namespace, lb.ingress) for lb in lbs),
-        findings=(Finding("OBSERVATION_INCOMPLETE", Severity.WARNING,
-                          f"{why}; every verdict of this cycle is unknown."),),
-        failures=(failure,))
-
-
-class _PastDeadline(Exception):
-    """Raised in a check's own thread when it finds its deadline passed: it stops there."""
-
-
-class _Cycle:
-    """One rule check racing its deadline: the check's commit (publishing) and the abandonment take
-    the same lock, so exactly one of them happens, and an abandoned check never publishes."""
-
-    def __init__(self, deadline: float, monotonic: Callable[[], float]) -> None:
-        self.deadline = deadline
-        self._monotonic = monotonic
-        self._lock = threading.Lock()
-        self._abandoned = False
-        self._settled = False
-        self.phase = "starting"  # what the check was doing, for the abandonment's log line
-        self.done = threading.Event()
-        self.summary: CycleSummary | None = None
-
-    def remaining(self) -> float:
-        return self.deadline - self._monotonic()
-
-    def in_time(self) -> bool:
-        return not self._abandoned and self.remaining() > 0
-
-    def check(self, phase: str) -> None:
-        self.phase = phase
-        if not self.in_time():
-            raise _PastDeadline(phase)
-
-    @contextmanager
-    def commit(self) -> Iterator[None]:
-        """Publish inside this block, or raise _PastDeadline when the cycle is abandoned or late."""
-        with self._lock:
-            if not self.in_time():
-                raise _PastDeadline("publishing")
-            self._settled = True
-            yield
-
-    def abandon(self) -> bool:
-        """True when the check had not committed: it is abandoned. False when it did (or is)."""
-        with self._lock:
-            if self._settled:
-                return False
-            self._abandoned = True
-            return True
 
 
 def refresh_reason(topology: Topology, observation: Observation) -> str | None:
@@ -280,7 +219,7 @@ class Daemon:
             started = self._monotonic()
             self._heartbeat = started
             calls_before = self._clients.counter.total()
-            summary = self._run_in_time(_Cycle(started + self._deadline, self._monotonic))
+            summary = self._run_in_time(Cycle(started + self._deadline, self._monotonic))
             duration = self._monotonic() - started
             summary = replace(summary, duration_seconds=duration,
                               api_calls=self._clients.counter.total() - calls_before)
@@ -307,7 +246,7 @@ class Daemon:
         return self.check()
 
     # -- the deadline ---------------------------------------------------------------------------
-    def _run_in_time(self, cycle: _Cycle) -> CycleSummary:
+    def _run_in_time(self, cycle: Cycle) -> CycleSummary:
         """Run the check in its own thread and wait for it until the deadline, then abandon it."""
         self._abandoned = [t for t in self._abandoned if t.is_alive()]
         if len(self._abandoned) >= MAX_ABANDONED_IN_FLIGHT:
@@ -329,11 +268,11 @@ class Daemon:
             return self._abandon(cycle)
         return cycle.summary or CycleSummary(report=None, error="the check ended without a result")
 
-    def _run_cycle(self, cycle: _Cycle) -> None:
+    def _run_cycle(self, cycle: Cycle) -> None:
         summary: CycleSummary | None = None
         try:
             summary = self._check(cycle)
-        except _PastDeadline:
+        except PastDeadline:
             pass  # abandoned: check() has published that the result is unknown
         except Exception as exc:  # one bad cycle must not end the loop
             try:
@@ -341,13 +280,13 @@ class Daemon:
                     log.exception("check_failed")
                     self._metrics.count_cycle_failure("check")
                     summary = CycleSummary(report=None, error=f"{type(exc).__name__}: {exc}")
-            except _PastDeadline:
+            except PastDeadline:
                 pass
         finally:
             cycle.summary = summary
             cycle.done.set()
 
-    def _abandon(self, cycle: _Cycle) -> CycleSummary:
+    def _abandon(self, cycle: Cycle) -> CycleSummary:
         why = f"the check did not finish within {self._deadline:g}s ({cycle.phase})"
         self._metrics.publish(abandoned_report(self._topology, self._cluster, self._clients.region, why), self._wall())
         self._metrics.count_cycle_failure("check")
@@ -355,13 +294,13 @@ class Daemon:
                     still_running=len(self._abandoned))
         return CycleSummary(report=None, error=f"{DEADLINE_CODE}: {why}", abandoned=True)
 
-    def _wait_for(self, lock: threading.Lock, cycle: _Cycle, phase: str) -> None:
+    def _wait_for(self, lock: threading.Lock, cycle: Cycle, phase: str) -> None:
         """Take `lock` within the cycle's deadline, or stop the cycle."""
         cycle.phase = phase
         if not lock.acquire(timeout=max(cycle.remaining(), 0.0)):
-            raise _PastDeadline(phase)
+            raise PastDeadline(phase)
 
-    def _check(self, cycle: _Cycle) -> CycleSummary:
+    def _check(self, cycle: Cycle) -> CycleSummary:
         if self._topology is None:
             # The first discovery, or wait for the one under way (a check abandoned during it
             # leaves it running): never a second one at once.
