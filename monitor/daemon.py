@@ -169,6 +169,11 @@ class Daemon:
     def topology(self) -> Topology | None:
         return self._topology
 
+    @property
+    def deadline(self) -> float:
+        """Seconds a rule check may run before it is abandoned."""
+        return self._deadline
+
     # -- the two jobs -------------------------------------------------------------------------
     def refresh_topology(self, reason: str | None = None) -> Topology | None:
         """Re-discover ALBs, target groups, targets and ENIs. Never raises."""

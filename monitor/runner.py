@@ -121,7 +121,7 @@ def run(daemon: Daemon, server: HttpServer, interval: float, topology_interval: 
     server.start()
     scheduler.start()
     log.info("daemon_started", port=server.port, interval_seconds=interval,
-             topology_interval_seconds=topology_interval)
+             topology_interval_seconds=topology_interval, cycle_timeout_seconds=daemon.deadline)
     try:
         while not stop.wait(1.0):
             pass
