@@ -90,10 +90,6 @@ def build_scheduler(daemon: Daemon, interval: float, topology_interval: float) -
     daemon.on_refresh_wanted = wake_topology
     scheduler.add_listener(OverrunLog({"check": interval, "topology": topology_interval}),
                            EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED | EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
-    for name in ("apscheduler.scheduler", "apscheduler.executors.default"):
-        logger = logging.getLogger(name)
-        if _not_a_skipped_run not in logger.filters:
-            logger.addFilter(_not_a_skipped_run)
     return scheduler
 
 
@@ -118,6 +114,9 @@ def run(daemon: Daemon, server: HttpServer, interval: float, topology_interval: 
     if handle_signals:
         install_stop_handlers(stop, received)
     scheduler = build_scheduler(daemon, interval, topology_interval)
+    quieted = [logging.getLogger(name) for name in ("apscheduler.scheduler", "apscheduler.executors.default")]
+    for logger in quieted:  # OverrunLog says it once per episode
+        logger.addFilter(_not_a_skipped_run)
     server.start()
     scheduler.start()
     log.info("daemon_started", port=server.port, interval_seconds=interval,
@@ -128,6 +127,8 @@ def run(daemon: Daemon, server: HttpServer, interval: float, topology_interval: 
         log.info("stop_requested", signal=received[0] if received else None)
     finally:
         scheduler.shutdown(wait=False)
+        for logger in quieted:
+            logger.removeFilter(_not_a_skipped_run)
         server.stop()
         idle = daemon.wait_idle(STOP_GRACE_SECONDS)
         log.info("daemon_stopped", cycles=daemon.cycles, cycle_interrupted=not idle)
