@@ -10,7 +10,7 @@ from typing import Any
 
 from monitor import __version__
 from monitor.errors import ConfigError
-from monitor.settings import Settings, parse_duration
+from monitor.settings import Settings, format_duration, parse_duration
 
 COMMANDS = {
     "check": "one full discovery and evaluation, printed; exit 0 ok, 1 critical, 3 incomplete",
@@ -41,6 +41,21 @@ def _duration(value: str) -> float:
     if seconds <= 0:
         raise ValueError(f"{value!r} must be longer than zero")
     return seconds
+
+
+def without_negative_values(argv: Sequence[str]) -> list[str]:
+    """`--interval -5s` as `--interval=-5s`: argparse takes a value that starts with '-' (and is not a
+    bare number) for a flag, and would say "expected one argument" instead of what is wrong with it."""
+    valued = {flag for flag, (convert, _, _) in OPTIONS.items() if convert is not _boolean}
+    out: list[str] = []
+    pending: str | None = None
+    for arg in argv:
+        if pending is not None and arg.startswith("-") and arg[1:2].isdigit():
+            out[-1] = f"{pending}={arg}"
+        else:
+            out.append(arg)
+        pending = arg if arg in valued else None
+    return out
 
 
 def _count(minimum: int) -> Callable[[str], int]:
@@ -85,6 +100,9 @@ OPTIONS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
     "--kubernetes": (_choice("auto", "on", "off"), "auto", "use the Kubernetes API: auto, on, off"),
     "--interval": (_duration, "15s", "how often rules are checked, e.g. 500ms, 15s, 5m"),
     "--topology-interval": (_duration, "5m", "how often ALBs, targets and ENIs are re-discovered"),
+    "--cycle-timeout": (_duration, None, "a rule check still running after this is abandoned: its result is "
+                                         "unknown and the next one starts on time (default: three intervals, "
+                                         "at least 10s)"),
     "--mode": (_choice("observe", "enforce"), "observe",
                "observe never writes to AWS; enforce restores lost rules from the ALB's own security groups "
                "(never CIDR or prefix-list rules)"),
@@ -109,7 +127,7 @@ OPTIONS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
 # Flags that only mean something to some commands; the others do not accept them (exit 2).
 _DAEMON = {"run", "demo"}
 ONLY: dict[str, set[str]] = {
-    "--interval": _DAEMON, "--topology-interval": _DAEMON, "--mode": _DAEMON, "--grace": _DAEMON,
+    "--interval": _DAEMON, "--topology-interval": _DAEMON, "--cycle-timeout": _DAEMON, "--mode": _DAEMON, "--grace": _DAEMON,
     "--listen": _DAEMON, "--state-file": {"run"}, "--log-format": _DAEMON,
     "--max-restores-per-cycle": {"run"}, "--max-restores-per-hour": {"run"}, "--fight-threshold": {"run"},
     "--fight-window": {"run"}, "--restore-backoff": {"run"}, "--restore-backoff-max": {"run"},
@@ -121,6 +139,15 @@ ONLY: dict[str, set[str]] = {
 # The demo checks every second so that its story (events 5-10 seconds apart) shows each detection.
 COMMAND_DEFAULTS: dict[str, dict[str, str]] = {
     "demo": {"--interval": "1s"},
+}
+
+
+# The shortest values a command accepts. The daemon against AWS: each check costs API calls shared
+# with the controllers (per account and region), and below a second cycles only overrun. The demo's
+# account is local and its story is played faster in tests.
+MINIMUMS: dict[str, dict[str, float]] = {
+    "run": {"--interval": 1.0, "--cycle-timeout": 1.0},
+    "demo": {"--interval": 0.1, "--cycle-timeout": 1.0},
 }
 
 
@@ -149,8 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from(args: argparse.Namespace, require_cluster: bool = True,
-                  defaults: dict[str, str] | None = None) -> Settings:
-    """Flags, then their ALBSG_* twins, then `defaults` (a command's own), then OPTIONS' defaults."""
+                  defaults: dict[str, str] | None = None, minimums: dict[str, float] | None = None) -> Settings:
+    """Flags, then their ALBSG_* twins, then `defaults` (a command's own), then OPTIONS' defaults;
+    a duration below its command's minimum (`minimums`, by flag) is refused."""
     values: dict[str, Any] = {}
     for flag, (convert, default, _) in OPTIONS.items():
         default = (defaults or {}).get(flag, default)
@@ -168,6 +196,10 @@ def settings_from(args: argparse.Namespace, require_cluster: bool = True,
             values[dest] = convert(raw)
         except ValueError as exc:
             raise ConfigError(f"{source}: {exc}") from None
+        least = (minimums or {}).get(flag)
+        if least is not None and values[dest] < least:
+            command = getattr(args, "command", None) or "this command"
+            raise ConfigError(f"{source}: {raw.strip()!r} is too short for {command}: at least {format_duration(least)}")
     if values.get("demo") and not values["cluster_name"]:
         values["cluster_name"] = "demo-eks"
     if not values["cluster_name"]:
@@ -179,7 +211,7 @@ def settings_from(args: argparse.Namespace, require_cluster: bool = True,
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(without_negative_values(sys.argv[1:] if argv is None else argv))
     if not args.command:
         parser.print_help(sys.stderr)
         return 2
@@ -187,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         settings = settings_from(args, require_cluster=args.command != "demo",
-                                 defaults=COMMAND_DEFAULTS.get(args.command))
+                                 defaults=COMMAND_DEFAULTS.get(args.command), minimums=MINIMUMS.get(args.command))
         return run_command(args.command, settings)
     except ConfigError as exc:
         print(f"alb-sg-monitor: error: {exc}", file=sys.stderr)

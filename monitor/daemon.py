@@ -2,7 +2,9 @@
 
 Scheduling, signals and the HTTP server live in monitor.runner; this module only knows how to run
 one cycle of each kind, what state to keep between them, and what to publish and log. A bad cycle
-is logged and counted, and the next one runs as usual.
+is logged and counted, and the next one runs as usual; so is a rule check still running at its
+deadline, whose result is then unknown (it may still be blocked in an AWS call: it finishes in its
+own thread, writes nothing more, and what it found is dropped).
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ from monitor.cycle import ClusterSource, Snapshot, this_cluster, with_kubernetes
 from monitor.evaluate import evaluate
 from monitor.ingress_join import join_ingresses
 from monitor.metrics import Metrics
-from monitor.model import Observation, Report, Severity, Topology
+from monitor.deadline import DEADLINE_CODE, Cycle, PastDeadline, abandoned_report
+from monitor.model import Observation, ReadFailure, Report, Severity, Topology
 from monitor.remediation import Outcome, Remediator
+from monitor.settings import default_cycle_timeout
 from monitor.transitions import Coverage, Revocation, advance, revoked_load_balancers
 
 log = structlog.get_logger("monitor.daemon")
@@ -31,6 +35,15 @@ log = structlog.get_logger("monitor.daemon")
 # or at the next scheduled refresh if that comes first.
 INCOMPLETE_TOPOLOGY_RETRY_INTERVALS = 4
 HEALTHY_WITHIN_INTERVALS = 3  # docs/reference.md: /healthz is 200 while the loop ran within three intervals
+# Errors that say AWS did not answer in time (botocore's exception names): a discovery that met one
+# is retried at the next check, not after INCOMPLETE_TOPOLOGY_RETRY_INTERVALS (a timeout is not
+# throttling, and retrying it soon costs little).
+TIMEOUT_CODES = frozenset({"ReadTimeoutError", "ConnectTimeoutError", "EndpointConnectionError",
+                           "ConnectionClosedError"})
+# Abandoned checks may stay blocked in botocore for a minute (3 attempts of up to 5 s connect and
+# 15 s read): past this many still running, a new check is abandoned at once instead of adding a
+# thread that would block in the same place.
+MAX_ABANDONED_IN_FLIGHT = 3
 
 
 @dataclass(frozen=True)
@@ -44,6 +57,7 @@ class CycleSummary:
     duration_seconds: float = 0.0
     api_calls: int = 0
     error: str | None = None
+    abandoned: bool = False  # still running at its deadline: its result is unknown (and dropped)
 
     @property
     def ok(self) -> bool:
@@ -85,6 +99,21 @@ def carry_topology(previous: Topology | None, fresh: Topology) -> Topology:
                    failures=fresh.failures)
 
 
+def lb_changes(topology: Topology, observation: Observation) -> frozenset[str]:
+    """The load balancers this observation has and the topology lacks, or the other way round."""
+    gone = frozenset() if observation.live_lb_arns is None else frozenset(
+        lb.arn for lb in topology.load_balancers if lb.arn not in observation.live_lb_arns)
+    return (observation.new_lb_arns - topology.known_lb_arns) | gone
+
+
+def incomplete_retry_after(failures: tuple[ReadFailure, ...], interval: float, topology_interval: float) -> float:
+    """How long after an incomplete discovery to try again: at the next check when a read timed out
+    or could not connect, else after a few intervals (throttling needs room), at most the topology
+    interval."""
+    intervals = 1 if any(f.code in TIMEOUT_CODES for f in failures) else INCOMPLETE_TOPOLOGY_RETRY_INTERVALS
+    return min(topology_interval, intervals * interval)
+
+
 def refresh_reason(topology: Topology, observation: Observation) -> str | None:
     """Why the rule check's observation calls for a re-discovery now, if it does."""
     if observation.new_lb_arns:
@@ -103,12 +132,13 @@ class Daemon:
     def __init__(self, clients: AwsClients, cluster: str, metrics: Metrics, interval: float,
                  topology_interval: float, monotonic: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time, *, kube: ClusterSource | None = None,
-                 remediator: Remediator | None = None) -> None:
+                 remediator: Remediator | None = None, cycle_timeout: float | None = None) -> None:
         self._clients = clients
         self._cluster = cluster
         self._metrics = metrics
         self._interval = interval
         self._topology_interval = topology_interval
+        self._deadline = cycle_timeout if cycle_timeout is not None else default_cycle_timeout(interval)
         self._monotonic = monotonic
         self._wall = wall
         self._reader = RuleReader(clients)
@@ -119,7 +149,11 @@ class Daemon:
         self._topology_at = 0.0
         self._coverage = Coverage()
         self._wanted: str | None = None
+        self._asked: frozenset[str] = frozenset()  # ALBs come or gone that a pending refresh will see
         self._refresh_lock = threading.Lock()
+        self._ask_lock = threading.Lock()
+        self._acting = threading.Lock()  # held while a check remediates: no two at once
+        self._abandoned: list[threading.Thread] = []
         self._busy = threading.Condition()
         self._running = 0
         self._heartbeat = monotonic()
@@ -135,10 +169,24 @@ class Daemon:
     def topology(self) -> Topology | None:
         return self._topology
 
+    @property
+    def deadline(self) -> float:
+        """Seconds a rule check may run before it is abandoned."""
+        return self._deadline
+
     # -- the two jobs -------------------------------------------------------------------------
     def refresh_topology(self, reason: str | None = None) -> Topology | None:
         """Re-discover ALBs, target groups, targets and ENIs. Never raises."""
-        with self._refresh_lock, self._working():
+        with self._refresh_lock:
+            asked = self._asked  # the ALBs come or gone this discovery will see; later asks stay
+            try:
+                return self._refresh(reason)
+            finally:
+                with self._ask_lock:
+                    self._asked -= asked
+
+    def _refresh(self, reason: str | None) -> Topology | None:
+        with self._working():
             reason = reason or self._wanted or "scheduled"
             self._wanted = None
             started = self._monotonic()
@@ -168,18 +216,15 @@ class Daemon:
             return self._topology
 
     def check(self) -> CycleSummary:
-        """One rule check against the current topology (discovering it first if there is none).
-        Publishes the report to the metrics and logs a `check_cycle` event. Never raises."""
+        """One rule check against the current topology (discovering it first if there is none), in
+        a thread of its own that must finish by the cycle's deadline. Publishes the report to the
+        metrics and logs a `check_cycle` event; past the deadline, publishes that the result is
+        unknown and logs `check_abandoned` instead. Never raises."""
         with self._working():
             started = self._monotonic()
             self._heartbeat = started
             calls_before = self._clients.counter.total()
-            try:
-                summary = self._check()
-            except Exception as exc:  # one bad cycle must not end the loop
-                log.exception("check_failed")
-                self._metrics.count_cycle_failure("check")
-                summary = CycleSummary(report=None, error=f"{type(exc).__name__}: {exc}")
+            summary = self._run_in_time(Cycle(started + self._deadline, self._monotonic))
             duration = self._monotonic() - started
             summary = replace(summary, duration_seconds=duration,
                               api_calls=self._clients.counter.total() - calls_before)
@@ -205,31 +250,120 @@ class Daemon:
             self.refresh_topology()
         return self.check()
 
-    def _check(self) -> CycleSummary:
+    # -- the deadline ---------------------------------------------------------------------------
+    def _run_in_time(self, cycle: Cycle) -> CycleSummary:
+        """Run the check in its own thread and wait for it until the deadline, then abandon it."""
+        self._abandoned = [t for t in self._abandoned if t.is_alive()]
+        if len(self._abandoned) >= MAX_ABANDONED_IN_FLIGHT:
+            cycle.phase = "not started: earlier abandoned checks are still blocked"
+            cycle.abandon()
+            return self._abandon(cycle)
+        worker = threading.Thread(target=self._run_cycle, args=(cycle,), name="check-cycle", daemon=True)
+        worker.start()
+        while not cycle.done.is_set():
+            # The loop is alive while it waits: it will abandon the check at its deadline, so a
+            # long first discovery or a slow AWS is not a reason for a liveness restart.
+            self._heartbeat = self._monotonic()
+            left = cycle.remaining()
+            if left <= 0 and cycle.abandon():
+                self._abandoned.append(worker)
+                return self._abandon(cycle)
+            cycle.done.wait(min(left, 0.25) if left > 0 else 0.01)
+        if cycle.summary is None and cycle.abandon():  # it stopped itself, past its deadline
+            return self._abandon(cycle)
+        return cycle.summary or CycleSummary(report=None, error="the check ended without a result")
+
+    def _run_cycle(self, cycle: Cycle) -> None:
+        summary: CycleSummary | None = None
+        try:
+            summary = self._check(cycle)
+        except PastDeadline:
+            pass  # abandoned: check() has published that the result is unknown
+        except Exception as exc:  # one bad cycle must not end the loop
+            try:
+                with cycle.commit():
+                    log.exception("check_failed")
+                    self._metrics.count_cycle_failure("check")
+                    summary = CycleSummary(report=None, error=f"{type(exc).__name__}: {exc}")
+            except PastDeadline:
+                pass
+        finally:
+            cycle.summary = summary
+            cycle.done.set()
+
+    def _abandon(self, cycle: Cycle) -> CycleSummary:
+        why = f"the check did not finish within {self._deadline:g}s ({cycle.phase})"
+        self._metrics.publish(abandoned_report(self._topology, self._cluster, self._clients.region, why), self._wall())
+        self._metrics.count_cycle_failure("check")
+        log.warning("check_abandoned", deadline_seconds=self._deadline, phase=cycle.phase,
+                    still_running=len(self._abandoned))
+        return CycleSummary(report=None, error=f"{DEADLINE_CODE}: {why}", abandoned=True)
+
+    def _wait_for(self, lock: threading.Lock, cycle: Cycle, phase: str) -> None:
+        """Take `lock` within the cycle's deadline, or stop the cycle."""
+        cycle.phase = phase
+        if not lock.acquire(timeout=max(cycle.remaining(), 0.0)):
+            raise PastDeadline(phase)
+
+    def _check(self, cycle: Cycle) -> CycleSummary:
         if self._topology is None:
-            self.refresh_topology("start")
+            # The first discovery, or wait for the one under way (a check abandoned during it
+            # leaves it running): never a second one at once.
+            self._wait_for(self._refresh_lock, cycle, "first discovery")
+            try:
+                if self._topology is None:
+                    self._refresh("start")
+            finally:
+                self._refresh_lock.release()
         topology = self._topology
         if topology is None:
             raise RuntimeError("no topology: the first discovery failed")
+        # An abandoned check may still be writing: read the rules after its writes, not before.
+        self._wait_for(self._acting, cycle, "waiting for an abandoned check's writes")
+        self._acting.release()
+        cycle.check("reading rules")
         observation = self._reader.read(topology)
+        cycle.check("evaluating")
         aws_report = evaluate(topology, observation)
         report = with_kubernetes(aws_report, Snapshot(topology, observation, self._cluster_state))
         outcomes: tuple[Outcome, ...] = ()
         if self._remediator is not None:
-            report, outcomes = self._remediator.act(aws_report, report, observation, self._wall())
-        self._coverage, revocations = advance(self._coverage, report)
-        self._metrics.publish(report, self._wall())
-        self._metrics.count_revocations(revoked_load_balancers(revocations))
-        self._reported = True
-        for r in revocations:
-            log.warning("path_revoked", load_balancer=r.load_balancer, target_group=r.target_group_arn,
-                        target=r.target, ports=list(r.ports), missing_ports=list(r.missing_ports),
-                        security_groups=list(r.security_groups))
-        wanted = refresh_reason(topology, observation)
-        if wanted is None and topology.failures and self._monotonic() - self._topology_at >= min(
-                self._topology_interval, INCOMPLETE_TOPOLOGY_RETRY_INTERVALS * self._interval):
+            self._wait_for(self._acting, cycle, "remediating")
+            try:
+                cycle.check("remediating")
+                report, outcomes = self._remediator.act(aws_report, report, observation, self._wall(),
+                                                        in_time=cycle.in_time)
+            finally:
+                self._acting.release()
+        with cycle.commit():
+            self._coverage, revocations = advance(self._coverage, report)
+            self._metrics.publish(report, self._wall())
+            self._metrics.count_revocations(revoked_load_balancers(revocations))
+            self._reported = True
+            for r in revocations:
+                log.warning("path_revoked", load_balancer=r.load_balancer, target_group=r.target_group_arn,
+                            target=r.target, ports=list(r.ports), missing_ports=list(r.missing_ports),
+                            security_groups=list(r.security_groups))
+        wanted = self._refresh_for(observation)
+        if wanted is None and topology.failures and not self._refresh_lock.locked() and (
+                self._monotonic() - self._topology_at
+                >= incomplete_retry_after(topology.failures, self._interval, self._topology_interval)):
             wanted = "incomplete_topology"
         return CycleSummary(report=report, revocations=revocations, refresh_wanted=wanted, remediations=outcomes)
+
+    def _refresh_for(self, observation: Observation) -> str | None:
+        """Why to re-discover now, once per ALB come or gone: the checks that see it again before
+        the discovery asked for has finished (or that read against the topology before it) do not
+        ask again."""
+        with self._ask_lock:
+            current = self._topology
+            if current is None:
+                return None
+            changes = lb_changes(current, observation) - self._asked
+            if not changes:
+                return None
+            self._asked |= changes
+            return "new_load_balancer" if changes & observation.new_lb_arns else "load_balancer_gone"
 
     def _read_kubernetes(self) -> ClusterState | None:
         """The slow-changing Kubernetes state, read with the topology. The reader turns an API that

@@ -146,7 +146,7 @@ def assemble_daemon(settings: Settings, clients: aws.AwsClients | None = None, *
     remediator.load()
     remediator.check_store(describe_store(store))
     daemon = Daemon(clients, settings.cluster_name, metrics, settings.interval, settings.topology_interval,
-                    **clocks, kube=source, remediator=remediator)
+                    **clocks, kube=source, remediator=remediator, cycle_timeout=settings.check_deadline)
     server = HttpServer(settings.listen, Endpoints(metrics=metrics.exposition, health=daemon.health,
                                                    ready=daemon.ready))
     return DaemonParts(clients=clients, metrics=metrics, daemon=daemon, server=server, remediator=remediator,
@@ -154,7 +154,7 @@ def assemble_daemon(settings: Settings, clients: aws.AwsClients | None = None, *
 
 
 def run(settings: Settings) -> int:
-    """The daemon, until SIGTERM or SIGINT."""
+    """The daemon, until SIGTERM, SIGINT or SIGHUP."""
     logs.configure(settings.log_format)
     parts = assemble_daemon(settings)
     log = structlog.get_logger("monitor.main")

@@ -8,6 +8,7 @@ write; it saves the state (memory and history) after every cycle that changed it
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -28,6 +29,9 @@ from monitor.settings import Settings
 from monitor.state import State, StateStore
 
 log = structlog.get_logger("monitor.remediation")
+
+# The reason a planned write was not sent: its check passed its deadline (the daemon abandons it).
+PAST_DEADLINE = "past_deadline"
 
 # Event reasons on the Ingress, by (decision kind, metric result).
 EVENT_REASONS = {
@@ -129,9 +133,11 @@ class Remediator:
                         detail="remembered rules will not survive a restart until this is fixed")
         self._metrics.set_state_persisted(problem is None)
 
-    def act(self, aws_report: Report, report: Report, observation: Observation, now: float) -> tuple[Report, tuple[Outcome, ...]]:
+    def act(self, aws_report: Report, report: Report, observation: Observation, now: float,
+            in_time: Callable[[], bool] | None = None) -> tuple[Report, tuple[Outcome, ...]]:
         """`aws_report` is the verdict on the AWS reads alone (its completeness gates every write);
-        `report` is what gets published, to which the plan's findings are added."""
+        `report` is what gets published, to which the plan's findings are added. `in_time` says
+        whether the cycle is still within its deadline; it is asked right before each write."""
         leader = self._leadership.is_leader()
         if leader and not self._was_leader and self._shared:
             leader = self._adopt_stored_state()
@@ -147,7 +153,7 @@ class Remediator:
         for decision in plan.decisions:
             result = None
             if decision.is_write:
-                decision, result = self._write(decision, aws_report)
+                decision, result = self._write(decision, aws_report, in_time)
                 if result is not None:
                     history = policy.record(history, decision, result, now)
             outcomes.append(Outcome(decision, result, policy.result_label(decision, result), False, now))
@@ -170,10 +176,13 @@ class Remediator:
         self._foreign = frozenset(foreign)
 
     # -- writes -----------------------------------------------------------------------------------
-    def _write(self, decision: Decision, aws_report: Report) -> tuple[Decision, WriteResult | None]:
+    def _write(self, decision: Decision, aws_report: Report,
+               in_time: Callable[[], bool] | None = None) -> tuple[Decision, WriteResult | None]:
         if not aws_report.complete:  # the policy never plans this; refuse it here as well
             log.error("write_refused", reason=INCOMPLETE, rule=decision.rule.text())
             return replace(decision, action=SUPPRESSED, reason=INCOMPLETE), None
+        if in_time is not None and not in_time():  # what the cycle read may be stale by now
+            return replace(decision, action=SUPPRESSED, reason=PAST_DEADLINE), None
         if not self._leadership.confirm():
             return replace(decision, action=SUPPRESSED, reason=NOT_LEADER), None
         if decision.kind == RESTORE:

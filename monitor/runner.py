@@ -1,4 +1,4 @@
-"""Runs the daemon until SIGTERM or SIGINT: the APScheduler jobs, the HTTP server, a clean stop.
+"""Runs the daemon until SIGTERM, SIGINT or SIGHUP: the APScheduler jobs, the HTTP server, a clean stop.
 
 Signal handlers are installed explicitly, because as PID 1 in a container the kernel gives no
 default action to SIGTERM: without a handler `docker stop` / pod deletion waits for SIGKILL.
@@ -6,6 +6,7 @@ default action to SIGTERM: without a handler `docker stop` / pod deletion waits 
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -13,6 +14,8 @@ import threading
 from datetime import datetime, timedelta, timezone
 
 import structlog
+from apscheduler.events import (EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED,
+                                JobEvent)
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -24,6 +27,45 @@ log = structlog.get_logger("monitor.runner")
 # How long a stop waits for a running cycle to end before leaving anyway: well inside the
 # 30 s a Kubernetes pod gets between SIGTERM and SIGKILL.
 STOP_GRACE_SECONDS = 5.0
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+# APScheduler warns once per skipped run of a job that is still running; OverrunLog says it once.
+_SKIPPED_RUN_MESSAGES = frozenset({
+    'Execution of job "%s" skipped: maximum number of running instances reached (%d)',
+    'Run time of job "%s" was missed by %s',
+})
+
+
+def _not_a_skipped_run(record: logging.LogRecord) -> bool:
+    return record.msg not in _SKIPPED_RUN_MESSAGES
+
+
+class OverrunLog:
+    """One `cycle_overrun` warning when a loop starts skipping runs (the last one still running at
+    the next one's time), one `cycle_overrun_ended` when a run ends within its interval again: an
+    overrun episode is two lines, however many runs it skipped."""
+
+    def __init__(self, intervals: dict[str, float]) -> None:
+        self._intervals = intervals
+        self._skipped: dict[str, int] = {}  # loop -> runs skipped in its current episode
+        self._lock = threading.Lock()
+
+    def __call__(self, event: JobEvent) -> None:
+        loop = event.job_id
+        with self._lock:
+            if event.code in (EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED):
+                skipped = self._skipped.get(loop, 0) + 1
+                self._skipped[loop] = skipped
+                if skipped == 1:
+                    log.warning("cycle_overrun", loop=loop, interval_seconds=self._intervals.get(loop))
+                return
+            if loop not in self._skipped:
+                return
+            scheduled = getattr(event, "scheduled_run_time", None)
+            took = (datetime.now(timezone.utc) - scheduled).total_seconds() if scheduled else 0.0
+            if took <= self._intervals.get(loop, 0.0):
+                log.info("cycle_overrun_ended", loop=loop, skipped_runs=self._skipped.pop(loop))
 
 
 def build_scheduler(daemon: Daemon, interval: float, topology_interval: float) -> BackgroundScheduler:
@@ -46,6 +88,8 @@ def build_scheduler(daemon: Daemon, interval: float, topology_interval: float) -
             scheduler.modify_job("topology", next_run_time=datetime.now(timezone.utc))
 
     daemon.on_refresh_wanted = wake_topology
+    scheduler.add_listener(OverrunLog({"check": interval, "topology": topology_interval}),
+                           EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED | EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
     return scheduler
 
 
@@ -56,8 +100,10 @@ def install_stop_handlers(stop: threading.Event, received: list[str]) -> None:
         received.append(signal.Signals(signum).name)
         stop.set()
 
-    signal.signal(signal.SIGTERM, handle)
-    signal.signal(signal.SIGINT, handle)
+    # SIGHUP too: a closed terminal or a supervisor's reload would otherwise end the process
+    # without the stop (no running cycle waited for, no stop event logged).
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, handle)
 
 
 def run(daemon: Daemon, server: HttpServer, interval: float, topology_interval: float,
@@ -68,16 +114,21 @@ def run(daemon: Daemon, server: HttpServer, interval: float, topology_interval: 
     if handle_signals:
         install_stop_handlers(stop, received)
     scheduler = build_scheduler(daemon, interval, topology_interval)
+    quieted = [logging.getLogger(name) for name in ("apscheduler.scheduler", "apscheduler.executors.default")]
+    for logger in quieted:  # OverrunLog says it once per episode
+        logger.addFilter(_not_a_skipped_run)
     server.start()
     scheduler.start()
     log.info("daemon_started", port=server.port, interval_seconds=interval,
-             topology_interval_seconds=topology_interval)
+             topology_interval_seconds=topology_interval, cycle_timeout_seconds=daemon.deadline)
     try:
         while not stop.wait(1.0):
             pass
         log.info("stop_requested", signal=received[0] if received else None)
     finally:
         scheduler.shutdown(wait=False)
+        for logger in quieted:
+            logger.removeFilter(_not_a_skipped_run)
         server.stop()
         idle = daemon.wait_idle(STOP_GRACE_SECONDS)
         log.info("daemon_stopped", cycles=daemon.cycles, cycle_interrupted=not idle)

@@ -12,6 +12,8 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 def parse_duration(text: str) -> float:
     """'500ms', '15s', '5m', '1h' or combinations such as '1m30s' -> seconds. Raises ValueError."""
     text = text.strip()
+    if text.startswith("-"):
+        raise ValueError(f"{text!r} is negative: durations must be positive, e.g. 500ms, 15s, 5m, 1h")
     pos, total = 0, 0.0
     for match in _DURATION_PART.finditer(text):
         if match.start() != pos:
@@ -33,6 +35,16 @@ def format_duration(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
+# A default deadline shorter than this would abandon cycles that AWS answers slowly but well
+# (botocore alone allows seconds per call), for a demo-like short --interval.
+CYCLE_TIMEOUT_FLOOR = 10.0
+CYCLE_TIMEOUT_INTERVALS = 3
+
+
+def default_cycle_timeout(interval: float) -> float:
+    return max(CYCLE_TIMEOUT_FLOOR, CYCLE_TIMEOUT_INTERVALS * interval)
+
+
 @dataclass(frozen=True)
 class Settings:
     cluster_name: str
@@ -45,6 +57,9 @@ class Settings:
     """Seconds between rule checks."""
     topology_interval: float = 300.0
     """Seconds between full re-discoveries of ALBs, target groups, targets and ENIs."""
+    cycle_timeout: float | None = None
+    """Seconds a rule check may run before it is abandoned and its result is unknown; None: three
+    intervals, at least CYCLE_TIMEOUT_FLOOR."""
     mode: str = "observe"
     """observe never writes to AWS; enforce restores revoked rules."""
     grace: float = 60.0
@@ -79,3 +94,8 @@ class Settings:
     """demo only: how many times faster than real time the story's timeline plays."""
     demo: bool | None = None
     """check, preflight, run: against the embedded demo account instead of AWS (and its Kubernetes API)."""
+
+    @property
+    def check_deadline(self) -> float:
+        """Seconds a rule check may run: --cycle-timeout, or by default three intervals (at least 10 s)."""
+        return self.cycle_timeout if self.cycle_timeout is not None else default_cycle_timeout(self.interval)

@@ -3,6 +3,8 @@ it would to real throttling and outages."""
 
 from __future__ import annotations
 
+import time
+
 import boto3
 import botocore.config
 import pytest
@@ -67,3 +69,16 @@ def test_botocore_retries_the_injected_throttling_as_throttling(proxy):
     assert error_code(client(proxy, "ec2", attempts=2).describe_vpcs)[0] == "RequestLimitExceeded"
     assert proxy.count("ec2", "DescribeVpcs") == 2  # one retry: botocore took it for a transient error
     client(proxy, "elbv2").describe_load_balancers()  # another service is not affected
+
+
+def test_delays_chosen_actions_until_healed(proxy):
+    ec2 = client(proxy, "ec2")
+    proxy.delay(["DescribeVpcs"], seconds=1.0)
+    began = time.monotonic()
+    ec2.describe_vpcs()
+    assert time.monotonic() - began >= 1.0
+    began = time.monotonic()
+    ec2.describe_security_groups()  # not chosen: at once
+    assert time.monotonic() - began < 1.0
+    with pytest.raises(ValueError):
+        proxy.delay(seconds=3600)

@@ -37,6 +37,30 @@ def test_bad_input_is_one_line_exit_2(args, env, names):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("args, env, says", [
+    (["run", "--cluster-name", "c", "--interval", "1ms"], {}, "--interval: '1ms' is too short for run: at least 1s"),
+    (["run", "--cluster-name", "c"], {"ALBSG_INTERVAL": "10ms"},
+     "--interval (from ALBSG_INTERVAL): '10ms' is too short for run: at least 1s"),
+    (["run", "--cluster-name", "c", "--cycle-timeout", "100ms"], {}, "--cycle-timeout: '100ms' is too short"),
+    (["run", "--cluster-name", "c", "--interval", "-5s"], {}, "--interval: '-5s' is negative: durations must be positive"),
+    (["run", "--cluster-name", "c", "--interval=-5s"], {}, "--interval: '-5s' is negative: durations must be positive"),
+    (["run", "--cluster-name", "c", "--grace", "-1m"], {}, "--grace: '-1m' is negative: durations must be positive"),
+    (["run", "--cluster-name", "c"], {"ALBSG_TOPOLOGY_INTERVAL": "-5m"},
+     "--topology-interval (from ALBSG_TOPOLOGY_INTERVAL): '-5m' is negative: durations must be positive"),
+])
+def test_durations_out_of_bounds_are_refused_on_one_line(args, env, says):
+    result = run(*args, env=env)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"alb-sg-monitor: error: {says}"), line
+
+
+def test_a_negative_duration_is_not_taken_for_a_flag():
+    """`--interval -5s` reaches the duration parser: it never becomes `--interval` with no value."""
+    result = run("run", "--cluster-name", "c", "--interval", "-5s")
+    assert "expected one argument" not in result.stderr
+
+
 def test_unknown_region_is_one_clear_line():
     result = run("check", "--cluster-name", "c", "--region", "mars-north-1",
                  env={"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b"})

@@ -127,6 +127,27 @@ def test_a_new_alb_is_discovered_at_once(parts, tiny_world):
     assert tiny_world.albs["admin"].name in reachable(parts)
 
 
+def test_one_new_alb_asks_for_one_refresh_however_many_checks_see_it_first(parts, tiny_world):
+    """Checks that run before the asked-for discovery lands see the new ALB too; one ALB is one ask."""
+    asked: list[str] = []
+    parts.daemon.on_refresh_wanted = asked.append
+    parts.daemon.run_once()
+    tiny_world.albs["admin"] = add_alb(tiny_world, "shop", "admin")
+    parts.daemon.check()
+    parts.daemon.check()  # the refresh has not run yet
+    assert asked == ["new_load_balancer"]
+    parts.daemon.refresh_topology()
+    parts.daemon.check()
+    parts.daemon.check()
+    assert asked == ["new_load_balancer"]
+    assert metric(parts, "albsg_topology_refreshes_total", reason="new_load_balancer") == 1
+    assert tiny_world.albs["admin"].name in reachable(parts)
+    tiny_world.delete_alb("admin")  # a later change asks again
+    parts.daemon.check()
+    parts.daemon.check()
+    assert asked == ["new_load_balancer", "load_balancer_gone"]
+
+
 def test_probes_follow_the_check_loop(tiny_world):
     clock = FakeClock()
     clients = aws.connect(None)
@@ -209,3 +230,42 @@ def test_each_cycle_logs_one_json_summary_event(tiny_world):
     revoked = [e for e in events if e["event"] == "path_revoked"]
     assert [(e["load_balancer"], e["target"]) for e in revoked] == [(tiny_world.albs["web"].name, tiny_world.instance_id)]
     assert [e["reason"] for e in events if e["event"] == "topology_refreshed"] == ["start"]
+
+
+def test_a_check_past_its_deadline_sends_no_further_write(tiny_world):
+    """The deadline passes while the first restore is on its way: the second is not sent."""
+    sent = []
+    clients = aws.connect(None)
+    clients.ec2.meta.events.register("before-send.ec2.AuthorizeSecurityGroupIngress", lambda **_: sent.append(1))
+    clock = FakeClock()
+
+    def monotonic() -> float:  # time runs out with the first write
+        return clock.now + (100.0 if sent else 0.0)
+
+    settings = Settings(cluster_name=CLUSTER, mode="enforce", grace=1.0, kubernetes="off", listen="127.0.0.1:0",
+                        cycle_timeout=10.0)
+    built = assemble_daemon(settings, clients, kube=None, wall=clock, monotonic=monotonic)
+    built.server.stop()
+    daemon = built.daemon
+    assert daemon.run_once().ok
+    tiny_world.revoke_node_rule("web")
+    tiny_world.revoke_node_rule("api")
+    clock.now += 15.0
+    daemon.run_once()  # both paths lost: grace starts
+    clock.now += 15.0
+    summary = daemon.run_once()
+    assert summary.abandoned and not summary.ok
+    assert wait_until(lambda: built.metrics.remediations.labels("suppressed")._value.get() >= 1)
+    assert len(sent) == 1
+    body = built.metrics.exposition()[0].decode()
+    assert "albsg_load_balancer_reachable{" not in body and "albsg_observation_complete 0.0" in body
+
+
+def wait_until(what, timeout: float = 20.0) -> bool:
+    import time
+    deadline = time.monotonic() + timeout
+    while not what():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True

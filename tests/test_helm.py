@@ -227,7 +227,7 @@ def test_two_replicas_spread_over_zones_with_probes_on_the_metrics_port(rendered
     assert c["ports"] == [{"name": "metrics", "containerPort": 9917, "protocol": "TCP"}]
     assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
     assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
-    assert c["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert c["startupProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
     startup = c["startupProbe"]["periodSeconds"] * c["startupProbe"]["failureThreshold"]
     assert startup >= 600, "a first discovery of a large account must not be killed"
     assert {"cpu", "memory"} <= c["resources"]["requests"].keys() and "memory" in c["resources"]["limits"]

@@ -126,6 +126,10 @@ def test_two_replicas_probe_health_and_readiness_on_the_metrics_port(base):
     assert re.search(rf"^EXPOSE {listen_port}$", (ROOT / "Dockerfile").read_text(), re.M)
     assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
     assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    # A first discovery of minutes is not cut short: liveness waits for a first report, 10 minutes at most.
+    startup = c["startupProbe"]
+    assert startup["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 600
     (service_port,) = one(base, "Service")["spec"]["ports"]
     assert (service_port["name"], service_port["port"], service_port["targetPort"]) == ("metrics", 9917, "metrics")
     selector = one(base, "Service")["spec"]["selector"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.daemon import carry_topology, refresh_reason
+from monitor.daemon import carry_topology, incomplete_retry_after, lb_changes, refresh_reason
 from monitor.model import LoadBalancer, Observation, ReadFailure, Topology
 
 
@@ -55,3 +55,26 @@ def test_nothing_to_carry_on_the_first_discovery():
 ])
 def test_a_check_asks_for_discovery_when_albs_come_or_go(observation, reason):
     assert refresh_reason(topology("a", "b", known=("x",)), observation) == reason
+
+
+TIMED_OUT_HEALTH = ReadFailure("elbv2", "DescribeTargetHealth", "ReadTimeoutError",
+                               'Read timeout on endpoint URL: "https://elasticloadbalancing.eu-west-1.amazonaws.com/"')
+NO_CONNECTION = ReadFailure("ec2", "DescribeNetworkInterfaces", "EndpointConnectionError",
+                            'Could not connect to the endpoint URL: "https://ec2.eu-west-1.amazonaws.com/"')
+
+
+@pytest.mark.parametrize(("failures", "after"), [
+    ((TIMED_OUT_HEALTH,), 15.0),  # AWS did not answer in time: at the next check
+    ((THROTTLED_HEALTH, NO_CONNECTION), 15.0),
+    ((THROTTLED_HEALTH,), 60.0),  # throttled: leave it room, four intervals
+])
+def test_a_timed_out_discovery_is_retried_at_the_next_check(failures, after):
+    assert incomplete_retry_after(failures, interval=15.0, topology_interval=300.0) == after
+    assert incomplete_retry_after(failures, interval=15.0, topology_interval=10.0) == 10.0
+
+
+def test_changes_already_discovered_are_not_changes():
+    seen = topology("a", "b", known=("new",))
+    observation = Observation(rules=(), read_groups=frozenset(), live_lb_arns=frozenset({"a", "new"}),
+                              new_lb_arns=frozenset({"new"}))  # read against a topology without "new"
+    assert lb_changes(seen, observation) == {"b"}

@@ -3,11 +3,14 @@ refuses bad settings or a busy port with one line and exit status 2 before anyth
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -17,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import procs
+from tests.support.awsproxy import AwsProxy
 from tests.support.fixtures import tiny_moto, reset_moto  # noqa: F401 (fixture)
 from tests.support.tinyworld import CLUSTER, env_for, build_world, free_port
 
@@ -63,7 +68,7 @@ def stop_and_time(process: subprocess.Popen, pid: int, signum: int) -> tuple[flo
     return time.monotonic() - began, out.decode() + err.decode()
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_a_signal_stops_the_daemon_cleanly_within_seconds(env, signum):
     port = free_port()
     process = start(env, port)
@@ -133,3 +138,46 @@ def test_a_missing_cluster_name_exits_2(env):
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         "alb-sg-monitor: error: --cluster-name: required; give the EKS cluster name (or set ALBSG_CLUSTER_NAME)"]
+
+
+def _disconnect_mid_answer(port: int) -> None:
+    """A scraper that asks and resets the connection without reading the answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+
+
+def test_the_log_is_one_json_stream_through_a_slow_aws_and_rude_clients(env, tmp_path):
+    """Every line the process writes, stdout and stderr, is a JSON event with a snake_case name:
+    the scheduler's overruns are one line per episode, a client that hangs up is one line."""
+    port = free_port()
+    with AwsProxy(env["AWS_ENDPOINT_URL"]) as proxy, contextlib.ExitStack() as stack:
+        daemon = procs.start(stack, "run", [EXE, "run", "--cluster-name", CLUSTER, "--listen", f"127.0.0.1:{port}",
+                                            "--interval", "1s", "--cycle-timeout", "2s", "--log-format", "json"],
+                             tmp_path, env | {"AWS_ENDPOINT_URL": proxy.url})
+        procs.wait_ready(f"http://127.0.0.1:{port}/readyz", daemon)
+        proxy.delay(["DescribeSecurityGroupRules"], seconds=4.0)
+        procs.wait_until("three abandoned checks", lambda: daemon.log.read_text().count('"check_abandoned"') >= 3,
+                         40, (daemon,))
+        for _ in range(20):
+            _disconnect_mid_answer(port)
+        proxy.heal()
+        procs.wait_until("a complete check after the slow spell", lambda: '"cycle_overrun_ended"' in daemon.log.read_text(),
+                         40, (daemon,))
+        daemon.process.send_signal(signal.SIGTERM)
+        assert daemon.process.wait(timeout=STOP_WITHIN_SECONDS + 5) == 0
+    lines = [line for line in daemon.log.read_text().splitlines() if line.strip()]
+    events = []
+    for line in lines:
+        assert line.startswith("{"), line
+        event = json.loads(line)
+        assert re.fullmatch(r"[a-z][a-z0-9_]*", event["event"]), line
+        events.append(event)
+    names = [e["event"] for e in events]
+    overruns = [e for e in events if e["event"] == "cycle_overrun"]
+    ended = [e for e in events if e["event"] == "cycle_overrun_ended"]
+    assert overruns and {e["loop"] for e in overruns} == {"check"}
+    assert len(ended) in (len(overruns), len(overruns) - 1)
+    assert sum(e["skipped_runs"] for e in ended) > len(overruns)  # fewer lines than skipped runs
+    assert "job_run_skipped" not in names
+    assert names[-1] == "daemon_stopped"

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor import runner
-from monitor.main import assemble_daemon
+from monitor.main import DaemonParts, assemble_daemon
 from monitor.settings import Settings
 from tests.support.awsproxy import UNAVAILABLE, AwsProxy
 from tests.support.fixtures import tiny_aws_env, tiny_moto, tiny_world  # noqa: F401 (fixtures)
@@ -41,21 +44,34 @@ def wait_for(what: Callable[[], object], timeout: float = 20.0) -> object:
         time.sleep(0.1)
 
 
-@pytest.fixture
-def proxied_daemon(tiny_world, monkeypatch):
-    """The daemon scheduled in this process, talking to moto through the fault-injecting proxy."""
-    with AwsProxy(tiny_world.endpoint) as proxy:
+@contextlib.contextmanager
+def scheduled(world: World, monkeypatch, slow: dict[str, float] | None = None,
+              **settings: Any) -> Iterator[tuple[DaemonParts, AwsProxy]]:
+    """The daemon scheduled in this process, talking to moto through the fault-injecting proxy
+    (answering the actions in `slow` that many seconds late from the start)."""
+    with AwsProxy(world.endpoint) as proxy:
+        for action, seconds in (slow or {}).items():
+            proxy.delay([action], seconds=seconds)
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
         parts = assemble_daemon(Settings(cluster_name=CLUSTER, interval=0.5, topology_interval=300.0,
-                                         listen="127.0.0.1:0"))
+                                         listen="127.0.0.1:0", kubernetes="off", **settings))
         stop = threading.Event()
         thread = threading.Thread(target=runner.run, args=(parts.daemon, parts.server, 0.5, 300.0),
                                   kwargs={"stop": stop, "handle_signals": False}, daemon=True)
         thread.start()
-        yield parts, proxy
-        stop.set()
-        thread.join(15)
+        try:
+            yield parts, proxy
+        finally:
+            proxy.heal()
+            stop.set()
+            thread.join(15)
         assert not thread.is_alive()
+
+
+@pytest.fixture
+def proxied_daemon(tiny_world, monkeypatch):
+    with scheduled(tiny_world, monkeypatch) as running:
+        yield running
 
 
 def test_throttling_and_outage_leave_the_daemon_running_and_it_recovers(proxied_daemon, tiny_world: World):
@@ -97,6 +113,9 @@ def test_a_new_alb_appears_without_waiting_for_the_topology_interval(proxied_dae
     admin = add_alb(tiny_world, "shop", "admin")
     wait_for(lambda: reachable(port).get(admin.name) == 1, timeout=10)
     assert scrape(port)[("albsg_topology_refreshes_total", (("reason", "new_load_balancer"),))] == 1
+    cycles = parts.daemon.cycles
+    wait_for(lambda: parts.daemon.cycles >= cycles + 3)  # later checks do not ask again
+    assert scrape(port)[("albsg_topology_refreshes_total", (("reason", "new_load_balancer"),))] == 1
     # the steady state costs two calls a cycle: the rule check reads nothing else
     proxy.reset_counts()
     cycles = parts.daemon.cycles
@@ -116,3 +135,76 @@ def test_neither_job_ever_runs_twice_at_once_and_missed_runs_coalesce(tiny_world
     assert all(job.max_instances == 1 and job.coalesce for job in jobs.values())
     assert jobs["check"].trigger.interval.total_seconds() == 15.0
     assert jobs["topology"].trigger.interval.total_seconds() == 300.0
+
+
+def status(port: int, path: str) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as answer:
+            return answer.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_a_long_first_discovery_keeps_the_daemon_alive_but_not_ready(tiny_world, monkeypatch):
+    with scheduled(tiny_world, monkeypatch, slow={"DescribeTargetGroups": 5.0}, cycle_timeout=1.0) as (parts, proxy):
+        port, web = parts.server.port, tiny_world.albs["web"].name
+        until = time.monotonic() + 3.5  # seven intervals, three deadlines
+        while time.monotonic() < until:
+            assert (status(port, "/healthz"), status(port, "/readyz")) == (200, 503)
+            time.sleep(0.2)
+        wait_for(lambda: reachable(port).get(web) == 1)
+        assert status(port, "/readyz") == 200
+        # the checks that waited for it did not start discoveries of their own
+        assert scrape(port)[("albsg_topology_refreshes_total", (("reason", "start"),))] == 1
+
+
+def check_failures(port: int) -> float:
+    """Failed (raised or abandoned) rule checks, whatever the loop label is called."""
+    return sum(v for (name, labels), v in scrape(port).items()
+               if name == "albsg_cycle_failures_total" and ("check" in dict(labels).values()))
+
+
+def test_a_slow_aws_makes_the_verdict_unknown_and_the_checks_go_on_on_time(tiny_world, monkeypatch):
+    with scheduled(tiny_world, monkeypatch, cycle_timeout=1.5) as (parts, proxy):
+        port, web = parts.server.port, tiny_world.albs["web"].name
+        wait_for(lambda: reachable(port).get(web) == 1)
+        assert scrape(port)[("albsg_observation_complete", ())] == 1
+        proxy.delay(["DescribeSecurityGroupRules"], seconds=6.0)  # every answer 6 s late (read timeout: 15 s)
+
+        def unknown() -> bool:
+            got = scrape(port)
+            return got.get(("albsg_observation_complete", ())) == 0 and not reachable(port)
+
+        wait_for(unknown, timeout=15)
+        got = scrape(port)
+        assert got[("albsg_findings", (("code", "OBSERVATION_INCOMPLETE"), ("severity", "warning")))] == 1
+        abandoned = check_failures(port)
+        assert abandoned >= 1
+        # Longer than one slow answer: the abandoned checks' late results never show, and new
+        # checks keep starting (each abandoned in turn) rather than waiting for the slow one.
+        until = time.monotonic() + 8.0
+        while time.monotonic() < until:
+            assert unknown(), scrape(port)
+            time.sleep(0.2)
+        assert check_failures(port) >= abandoned + 3
+        proxy.heal()
+        wait_for(lambda: reachable(port).get(web) == 1)
+        assert scrape(port)[("albsg_observation_complete", ())] == 1
+
+
+def test_an_abandoned_check_never_writes(tiny_world, monkeypatch):
+    with scheduled(tiny_world, monkeypatch, cycle_timeout=1.5, mode="enforce", grace=0.5) as (parts, proxy):
+        port, web = parts.server.port, tiny_world.albs["web"].name
+        wait_for(lambda: reachable(port).get(web) == 1)
+        cycles = parts.daemon.cycles
+        wait_for(lambda: parts.daemon.cycles >= cycles + 2)  # the rule is remembered as covering
+        proxy.delay(["DescribeSecurityGroupRules"], seconds=5.0)
+        wait_for(lambda: check_failures(port) >= 1, timeout=15)
+        tiny_world.revoke_node_rule("web")  # the slow reads will see it gone, past their deadline
+        until = time.monotonic() + 8.0
+        while time.monotonic() < until:
+            assert proxy.count(action="AuthorizeSecurityGroupIngress") == 0
+            time.sleep(0.2)
+        proxy.heal()  # in time again: now the restore goes out
+        wait_for(lambda: proxy.count(action="AuthorizeSecurityGroupIngress") >= 1)
+        wait_for(lambda: reachable(port).get(web) == 1)

@@ -1,5 +1,6 @@
 """A loopback HTTP proxy between boto3 and moto that counts requests per (service, Action) and
-can answer chosen actions with the errors real AWS gives under throttling or an outage.
+can answer chosen actions with the errors real AWS gives under throttling or an outage, or answer
+them late (a slow endpoint).
 
 ELBv2, EC2 and IAM use the AWS query protocol: the action is the `Action` field of the form body
 (or the query string), and the service is the SigV4 credential scope of the Authorization header.
@@ -24,6 +25,7 @@ _HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encodin
 THROTTLE = "throttle"
 UNAVAILABLE = "unavailable"
 ERROR = "error"  # a given error code and status, e.g. UnauthorizedOperation 403
+MAX_DELAY_SECONDS = 60.0  # a delay never holds a request (or a test) longer than this
 
 
 @dataclass
@@ -34,6 +36,16 @@ class _Fault:
     code: str | None = None  # for ERROR
     status: int = 400  # for ERROR
     remaining: int | None = None  # answers left; None: until heal()
+
+    def applies(self, service: str, action: str) -> bool:
+        return (self.service is None or self.service == service) and (self.actions is None or action in self.actions)
+
+
+@dataclass
+class _Delay:
+    seconds: float
+    service: str | None  # None: every service
+    actions: frozenset[str] | None  # None: every action
 
     def applies(self, service: str, action: str) -> bool:
         return (self.service is None or self.service == service) and (self.actions is None or action in self.actions)
@@ -69,6 +81,8 @@ class AwsProxy:
         self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self._lock = threading.Lock()
         self._faults: list[_Fault] = []
+        self._delays: list[_Delay] = []
+        self._healed = threading.Event()  # set by heal() and stop(): delayed requests go on at once
         self.requests: Counter[tuple[str, str]] = Counter()  # forwarded or failed, per (service, action)
         self.injected: Counter[tuple[str, str]] = Counter()  # answered with a fault
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
@@ -84,6 +98,7 @@ class AwsProxy:
         return self
 
     def stop(self) -> None:
+        self._healed.set()
         self._server.shutdown()
         self._server.server_close()
 
@@ -107,10 +122,32 @@ class AwsProxy:
             self._faults.append(_Fault(kind, service, None if actions is None else frozenset(actions),
                                        code, status, times))
 
+    def delay(self, actions: Iterable[str] | None = None, seconds: float = 5.0, service: str | None = None) -> None:
+        """From now on hold these actions (all when None) of this service (all when None) `seconds`
+        (at most MAX_DELAY_SECONDS) before forwarding them, until heal(): a slow AWS endpoint.
+        heal() also releases the requests being held."""
+        if not 0 < seconds <= MAX_DELAY_SECONDS:
+            raise ValueError(f"a delay is between 0 and {MAX_DELAY_SECONDS:g} seconds")
+        if isinstance(actions, str):
+            actions = [actions]
+        with self._lock:
+            if self._healed.is_set():
+                self._healed = threading.Event()
+            self._delays.append(_Delay(seconds, service, None if actions is None else frozenset(actions)))
+
     def heal(self) -> None:
-        """Stop injecting faults: every request is forwarded again."""
+        """Stop injecting faults and delays: every request is forwarded again, at once."""
         with self._lock:
             self._faults.clear()
+            self._delays.clear()
+            self._healed.set()
+
+    def _hold(self, service: str, action: str) -> None:
+        with self._lock:
+            seconds = max((d.seconds for d in self._delays if d.applies(service, action)), default=0.0)
+            healed = self._healed
+        if seconds:
+            healed.wait(seconds)
 
     def count(self, service: str | None = None, action: str | None = None) -> int:
         with self._lock:
@@ -169,6 +206,7 @@ def _handler_for(proxy: AwsProxy) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(length) if length else b""
             lowered = {k.lower(): v for k, v in self.headers.items()}
             service, action = identify(lowered, self.path, body)
+            proxy._hold(service, action)
             fault = proxy._decide(service, action)
             if fault is not None:
                 status, payload = error_response(fault.kind, service, fault.code, fault.status)

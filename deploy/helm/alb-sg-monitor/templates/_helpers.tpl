@@ -62,6 +62,9 @@ ALBSG_REGION: {{ . | quote }}
 ALBSG_KUBERNETES: {{ .Values.kubernetes | quote }}
 ALBSG_INTERVAL: {{ .Values.interval | quote }}
 ALBSG_TOPOLOGY_INTERVAL: {{ .Values.topologyInterval | quote }}
+{{- with .Values.cycleTimeout }}
+ALBSG_CYCLE_TIMEOUT: {{ . | quote }}
+{{- end }}
 ALBSG_GRACE: {{ .Values.grace | quote }}
 ALBSG_LISTEN: {{ .Values.listen | quote }}
 {{- with .Values.stateFile }}
