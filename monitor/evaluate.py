@@ -220,12 +220,15 @@ def _ambiguous_node_groups(topology: Topology, groups: dict[str, SecurityGroup])
             sgs = target.security_groups or ()
             if len(sgs) < 2 or sgs in seen:
                 continue
+            tagged = controllers.tagged_groups(sgs, groups, topology.cluster)
+            if len(tagged) < 2 and any(g not in groups for g in sgs):
+                continue  # an unread group's tags might make it exactly one: unknown, not ambiguous
             if controllers.node_security_group(sgs, groups, topology.cluster) is None:
                 lb_name = next((lbs[a] for a in tg.load_balancer_arns if a in lbs), "")
                 seen[sgs] = (target.eni_id or target.target_id, lb_name)
     tag = controllers.cluster_tag(topology.cluster)
     for sgs, (eni, lb_name) in seen.items():
-        tagged = [g for g in sgs if g in groups and tag in dict(groups[g].tags)]
+        tagged = controllers.tagged_groups(sgs, groups, topology.cluster)
         yield Finding(
             code="AMBIGUOUS_NODE_SECURITY_GROUP",
             severity=Severity.CRITICAL,

@@ -1,0 +1,54 @@
+"""A finding is raised only on what was read: tags that were not read decide nothing."""
+
+from __future__ import annotations
+
+from monitor.evaluate import evaluate
+from monitor.model import (
+    LoadBalancer, Observation, PeerKind, ReadFailure, Rule, SecurityGroup, Target, TargetGroup, Topology,
+)
+from tests.helpers import codes, run_check
+
+LB = "arn:aws:elasticloadbalancing:r:1:loadbalancer/app/a/1"
+TG = "arn:aws:elasticloadbalancing:r:1:targetgroup/t/1"
+TAGGED = (("kubernetes.io/cluster/c", "owned"),)
+FAILED = ReadFailure("ec2", "DescribeSecurityGroups", "RequestLimitExceeded", "Request limit exceeded.", "sg-b")
+
+
+def _report(groups, failures=(FAILED,)):
+    topology = Topology(
+        cluster="c", region="r",
+        load_balancers=(LoadBalancer(LB, "a", "application", "vpc", ("sg-alb",), ("10.0.0.0/24",), adoption="v2"),),
+        target_groups=(TargetGroup(TG, "t", "instance", "HTTP", 30080, "vpc", "traffic-port", (LB,),
+                                   (Target("i-1", 30080, "eni-1", ("sg-a", "sg-b")),)),),
+        security_groups=tuple(groups), failures=tuple(failures))
+    rule = Rule("sg-a", "tcp", 30080, 30080, PeerKind.SECURITY_GROUP, "sg-alb", rule_id="sgr-1")
+    return evaluate(topology, Observation(rules=(rule,), read_groups=frozenset({"sg-a", "sg-b"})))
+
+
+def _ambiguous(report):
+    return [f for f in report.findings if f.code == "AMBIGUOUS_NODE_SECURITY_GROUP"]
+
+
+def test_an_eni_whose_groups_were_not_read_is_not_ambiguous():
+    # sg-b's tags were not read: it might be the one tagged group. Unknown, not "0 tagged".
+    assert _ambiguous(_report([SecurityGroup("sg-a", "a", "", "vpc")])) == []
+    # sg-a is tagged, sg-b unread: exactly one or two tagged, nobody can tell.
+    report = _report([SecurityGroup("sg-a", "a", "", "vpc", TAGGED)])
+    assert _ambiguous(report) == [] and report.exit_code == 3
+
+
+def test_what_was_read_still_decides():
+    both_read_none_tagged = _report([SecurityGroup("sg-a", "a", "", "vpc"), SecurityGroup("sg-b", "b", "", "vpc")],
+                                    failures=())
+    assert len(_ambiguous(both_read_none_tagged)) == 1 and both_read_none_tagged.exit_code == 1
+    # Two of them read and tagged: ambiguous whatever the third says.
+    topology_groups = [SecurityGroup("sg-a", "a", "", "vpc", TAGGED), SecurityGroup("sg-b", "b", "", "vpc", TAGGED)]
+    assert len(_ambiguous(_report(topology_groups))) == 1
+
+
+def test_check_with_security_groups_throttled_exits_3_without_a_critical_finding(world, proxy, capsys):
+    proxy.fail(["DescribeSecurityGroups"])
+    code, report = run_check(capsys, world.cluster)
+    assert "AMBIGUOUS_NODE_SECURITY_GROUP" not in codes(report)
+    assert [f for f in report["findings"] if f["severity"] == "critical"] == []
+    assert code == 3 and report["complete"] is False
