@@ -10,7 +10,7 @@ from dataclasses import replace
 from collections import defaultdict
 from collections.abc import Iterable
 
-from monitor import controllers
+from monitor import controllers, ownership
 from monitor.model import (
     Finding,
     LoadBalancer,
@@ -265,6 +265,11 @@ def _rule_findings(rules, groups, topology: Topology, fresh_lb_sgs) -> Iterable[
                     "remove the label from the rule's description now."
                 ),
             )
+        elif ownership.is_ours_tags(rule.tags):
+            # A rule the monitor restored: v2 sees its tuple as present and never collects it, and
+            # the monitor removes it itself once no live ALB uses its source. Labelling it would
+            # hand it to v2's garbage collection, the outage the restore undid.
+            continue
         elif not labelled and source is not None and controllers.is_v1_managed(source):
             yield Finding(
                 code="UNLABELLED_V1_RULE",
