@@ -21,7 +21,8 @@ from monitor.cycle import ClusterSource, Snapshot, this_cluster, with_kubernetes
 from monitor.evaluate import evaluate
 from monitor.ingress_join import join_ingresses
 from monitor.metrics import Metrics
-from monitor.model import Observation, Report, Severity, Topology
+from monitor import failures as failures_words
+from monitor.model import Observation, ReadFailure, Report, Severity, Topology
 from monitor.remediation import Outcome, Remediator
 from monitor.transitions import Coverage, Revocation, advance, revoked_load_balancers
 
@@ -95,6 +96,14 @@ def refresh_reason(topology: Topology, observation: Observation) -> str | None:
     return None
 
 
+def log_failed_reads(job: str, failures: tuple[ReadFailure, ...]) -> None:
+    """One warning per distinct (operation, error code) a cycle met, however many calls failed."""
+    for d in failures_words.distinct(failures):
+        log.warning("aws_read_failed", job=job, service=d.service, operation=d.operation, code=d.code,
+                    error_class=d.kind, calls=d.count, scope=d.scopes[0] if d.scopes else None,
+                    message=d.first.message[:300])
+
+
 class Daemon:
     """State carried from cycle to cycle: the topology (with the Kubernetes state read alongside
     it, when Kubernetes is on), the rule reader (it caches rule sources), the last known coverage of
@@ -149,6 +158,7 @@ class Daemon:
                 log.exception("topology_failed", reason=reason)
                 self._metrics.count_cycle_failure("topology")
                 return self._topology
+            log_failed_reads("topology", fresh.failures)
             topology = carry_topology(self._topology, fresh)
             if state is not None:
                 state = this_cluster(state, fresh, self._cluster)
@@ -212,6 +222,7 @@ class Daemon:
         if topology is None:
             raise RuntimeError("no topology: the first discovery failed")
         observation = self._reader.read(topology)
+        log_failed_reads("check", observation.failures)
         aws_report = evaluate(topology, observation)
         report = with_kubernetes(aws_report, Snapshot(topology, observation, self._cluster_state))
         outcomes: tuple[Outcome, ...] = ()

@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from monitor import controllers, ownership
+from monitor import failures as failures_words
 from monitor.model import (
     Finding,
     LoadBalancer,
@@ -71,7 +72,7 @@ def evaluate(topology: Topology, observation: Observation) -> Report:
     findings.extend(_ambiguous_node_groups(topology, groups))
     findings.extend(_rule_findings(observation.rules, groups, topology, fresh_lb_sgs))
     failures = (*topology.failures, *observation.failures)
-    findings.extend(_incomplete(f) for f in failures)
+    findings.extend(_incomplete(failures))
     findings.sort(key=lambda f: (_SEVERITY_ORDER[f.severity], f.code, f.load_balancer or "", f.rule or ""))
     return Report(
         cluster=topology.cluster,
@@ -286,13 +287,6 @@ def _rule_findings(rules, groups, topology: Topology, fresh_lb_sgs) -> Iterable[
             )
 
 
-def _incomplete(failure: ReadFailure) -> Finding:
-    about = f" for {failure.scope}" if failure.scope else ""
-    return Finding(
-        code="OBSERVATION_INCOMPLETE",
-        severity=Severity.WARNING,
-        message=(
-            f"{failure.service} {failure.operation}{about} failed ({failure.code}): what depends on it "
-            "is unknown; check the monitor's IAM permissions and AWS API throttling."
-        ),
-    )
+def _incomplete(failures: tuple[ReadFailure, ...]) -> tuple[Finding, ...]:
+    """One OBSERVATION_INCOMPLETE per distinct (operation, error code), with advice for its class."""
+    return failures_words.incomplete_findings(failures)
