@@ -28,9 +28,12 @@ from monitor.transitions import Coverage, Revocation, advance, revoked_load_bala
 
 log = structlog.get_logger("monitor.daemon")
 
-# An incomplete topology (some discovery read failed) is retried after this many check intervals,
-# or at the next scheduled refresh if that comes first.
-INCOMPLETE_TOPOLOGY_RETRY_INTERVALS = 4
+# An incomplete topology (some discovery read failed) is retried by the next check cycle, so the
+# verdict is whole again one cycle after a short fault ends; while refreshes keep failing the
+# retries back off (1, 2, 4 intervals, then every 4, never later than the topology interval) so a
+# throttled account is not sent a full discovery every cycle.
+INCOMPLETE_TOPOLOGY_RETRY_INTERVALS = 1
+INCOMPLETE_TOPOLOGY_MAX_RETRY_INTERVALS = 4
 HEALTHY_WITHIN_INTERVALS = 3  # SPEC.md: /healthz is 200 while the loop ran within three intervals
 
 
@@ -77,9 +80,11 @@ class CycleSummary:
 
 
 def carry_topology(previous: Topology | None, fresh: Topology) -> Topology:
-    """When discovery could not even list the load balancers, keep the ALBs we knew and mark them
-    unknown, rather than reporting that they all vanished."""
-    listing_failed = any(f.service == "elbv2" and f.operation == "DescribeLoadBalancers" for f in fresh.failures)
+    """When discovery could not list the load balancers or read their tags, keep the ALBs we knew and
+    mark them unknown, rather than reporting that they vanished."""
+    # Without the tags, which load balancers are the cluster's is unknown too.
+    listing_failed = any(f.service == "elbv2" and f.operation in ("DescribeLoadBalancers", "DescribeTags")
+                         for f in fresh.failures)
     if previous is None or not listing_failed:
         return fresh
     return replace(previous, incomplete_lbs=frozenset(lb.arn for lb in previous.load_balancers),
@@ -126,6 +131,7 @@ class Daemon:
         self._cluster_state: ClusterState | None = None
         self._topology: Topology | None = None
         self._topology_at = 0.0
+        self._failed_refreshes = 0  # consecutive refreshes that left the topology incomplete
         self._coverage = Coverage()
         self._wanted: str | None = None
         self._refresh_lock = threading.Lock()
@@ -168,6 +174,7 @@ class Daemon:
                 topology = join_ingresses(topology, names)
             self._topology = topology
             self._topology_at = self._monotonic()
+            self._failed_refreshes = self._failed_refreshes + 1 if topology.failures else 0
             self._metrics.count_topology_refresh(reason)
             log.info("topology_refreshed", reason=reason,
                      load_balancers=len(fresh.load_balancers), target_groups=len(fresh.target_groups),
@@ -218,6 +225,8 @@ class Daemon:
     def _check(self) -> CycleSummary:
         if self._topology is None:
             self.refresh_topology("start")
+        elif self._retry_due():
+            self.refresh_topology("incomplete_topology")
         topology = self._topology
         if topology is None:
             raise RuntimeError("no topology: the first discovery failed")
@@ -237,10 +246,17 @@ class Daemon:
                         target=r.target, ports=list(r.ports), missing_ports=list(r.missing_ports),
                         security_groups=list(r.security_groups))
         wanted = refresh_reason(topology, observation)
-        if wanted is None and topology.failures and self._monotonic() - self._topology_at >= min(
-                self._topology_interval, INCOMPLETE_TOPOLOGY_RETRY_INTERVALS * self._interval):
-            wanted = "incomplete_topology"
         return CycleSummary(report=report, revocations=revocations, refresh_wanted=wanted, remediations=outcomes)
+
+    def _retry_due(self) -> bool:
+        """True when the topology is incomplete and its retry (with backoff) has come."""
+        if self._topology is None or not self._topology.failures:
+            return False
+        intervals = min(INCOMPLETE_TOPOLOGY_RETRY_INTERVALS * 2 ** max(0, self._failed_refreshes - 1),
+                        INCOMPLETE_TOPOLOGY_MAX_RETRY_INTERVALS)
+        delay = min(self._topology_interval, intervals * self._interval)
+        # Half an interval of slack: a scheduler's cycle may start a little early.
+        return self._monotonic() - self._topology_at >= delay - self._interval / 2
 
     def _read_kubernetes(self) -> ClusterState | None:
         """The slow-changing Kubernetes state, read with the topology. The reader turns an API that

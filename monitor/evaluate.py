@@ -39,6 +39,7 @@ def evaluate(topology: Topology, observation: Observation) -> Report:
         rules_by_group[rule.group_id].append(rule)
     fresh_lb_sgs = dict(observation.lb_security_groups)
     prefix_lists = dict(observation.prefix_lists)
+    subnets_read = not any(f.operation == "DescribeSubnets" for f in topology.failures)
 
     by_lb: dict[str, list] = defaultdict(list)
     for tg in topology.target_groups:
@@ -52,6 +53,7 @@ def evaluate(topology: Topology, observation: Observation) -> Report:
         lb = _with_fresh_groups(lb, fresh_lb_sgs)
         paths = tuple(_paths(lb, by_lb[lb.arn], topology.cluster, rules_by_group, observation.read_groups, groups,
                              prefix_lists))
+        paths = tuple(_unresolved(p, lb, rules_by_group, prefix_lists, subnets_read) for p in paths)
         reachable = _reachability(paths, unknown=lb.arn in topology.incomplete_lbs)
         results.append(
             LoadBalancerResult(
@@ -167,6 +169,25 @@ def _cidrs_cover(peers: Iterable[str], subnets: tuple[str, ...]) -> bool:
         if not any(n.version == net.version and net.subnet_of(n) for n in networks):
             return False
     return True
+
+
+def _unresolved(path: PathResult, lb: LoadBalancer, rules_by_group, prefix_lists, subnets_read: bool) -> PathResult:
+    """An uncovered path is unknown instead when a rule admitting a missing port has a peer that
+    could not be resolved: a prefix list whose entries were not read, or a CIDR while the ALB's
+    subnets were not read. Such a rule may well cover the ALB."""
+    if path.covered is not False:
+        return path
+    for port in path.missing_ports:
+        for group_id in path.security_groups:
+            for rule in rules_by_group.get(group_id, ()):
+                if not rule.admits_tcp(port):
+                    continue
+                unread_list = rule.peer_kind is PeerKind.PREFIX_LIST and rule.peer not in prefix_lists
+                unread_subnets = rule.peer_kind in (PeerKind.CIDR, PeerKind.CIDR6, PeerKind.PREFIX_LIST) and (
+                    not subnets_read or not lb.subnet_cidrs)
+                if unread_list or unread_subnets:
+                    return replace(path, covered=None, missing_ports=())
+    return path
 
 
 def _reachability(paths: tuple[PathResult, ...], unknown: bool) -> bool | None:

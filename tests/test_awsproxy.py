@@ -67,3 +67,16 @@ def test_botocore_retries_the_injected_throttling_as_throttling(proxy):
     assert error_code(client(proxy, "ec2", attempts=2).describe_vpcs)[0] == "RequestLimitExceeded"
     assert proxy.count("ec2", "DescribeVpcs") == 2  # one retry: botocore took it for a transient error
     client(proxy, "elbv2").describe_load_balancers()  # another service is not affected
+
+
+def test_drop_resets_the_connection_for_that_action_only(proxy):
+    from botocore.exceptions import ConnectionClosedError, EndpointConnectionError
+
+    from tests.support.awsproxy import DROP
+
+    ec2 = client(proxy, "ec2")
+    proxy.fail(["DescribeSubnets"], kind=DROP)
+    with pytest.raises((ConnectionClosedError, EndpointConnectionError)):
+        ec2.describe_subnets()
+    ec2.describe_vpcs()  # a new connection for the next request: nothing else is affected
+    assert proxy.injected[("ec2", "DescribeSubnets")] == 1

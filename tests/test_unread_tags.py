@@ -52,3 +52,37 @@ def test_check_with_security_groups_throttled_exits_3_without_a_critical_finding
     assert "AMBIGUOUS_NODE_SECURITY_GROUP" not in codes(report)
     assert [f for f in report["findings"] if f["severity"] == "critical"] == []
     assert code == 3 and report["complete"] is False
+
+
+def _coverage(rule: Rule, prefix_lists=(), subnets=("10.0.0.0/24",), failures=()):
+    topology = Topology(
+        cluster="c", region="r",
+        load_balancers=(LoadBalancer(LB, "a", "application", "vpc", ("sg-alb",), subnets, adoption="v2"),),
+        target_groups=(TargetGroup(TG, "t", "instance", "HTTP", 30080, "vpc", "traffic-port", (LB,),
+                                   (Target("i-1", 30080, "eni-1", ("sg-a",)),)),),
+        security_groups=(SecurityGroup("sg-a", "a", "", "vpc", TAGGED),), failures=tuple(failures))
+    report = evaluate(topology, Observation(rules=(rule,), read_groups=frozenset({"sg-a"}),
+                                            prefix_lists=tuple(prefix_lists)))
+    return report.load_balancers[0].reachable, report.exit_code
+
+
+SUBNETS_FAILED = ReadFailure("ec2", "DescribeSubnets", "Throttling", "Rate exceeded", "subnet-1")
+PL_RULE = Rule("sg-a", "tcp", 30080, 30080, PeerKind.PREFIX_LIST, "pl-1", rule_id="sgr-pl")
+CIDR_RULE = Rule("sg-a", "tcp", 30080, 30080, PeerKind.CIDR, "10.0.0.0/16", rule_id="sgr-cidr")
+
+
+def test_a_prefix_list_whose_entries_were_not_read_leaves_the_path_unknown():
+    assert _coverage(PL_RULE, prefix_lists=[("pl-1", ("10.0.0.0/16",))]) == (True, 0)
+    assert _coverage(PL_RULE, prefix_lists=[("pl-1", ("192.168.0.0/16",))]) == (False, 1)
+    assert _coverage(PL_RULE, failures=[ReadFailure("ec2", "GetManagedPrefixListEntries", "Throttling", "x")]) \
+        == (None, 3)
+
+
+def test_cidr_and_prefix_list_rules_are_unknown_while_the_albs_subnets_were_not_read():
+    assert _coverage(CIDR_RULE) == (True, 0)
+    assert _coverage(CIDR_RULE, subnets=(), failures=[SUBNETS_FAILED]) == (None, 3)
+    assert _coverage(PL_RULE, prefix_lists=[("pl-1", ("10.0.0.0/16",))], subnets=(), failures=[SUBNETS_FAILED]) \
+        == (None, 3)
+    # A rule from another SG does not depend on the subnets: its absence is still a verdict.
+    other = Rule("sg-a", "tcp", 30080, 30080, PeerKind.SECURITY_GROUP, "sg-other", rule_id="sgr-o")
+    assert _coverage(other, subnets=(), failures=[SUBNETS_FAILED]) == (False, 1)

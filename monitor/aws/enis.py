@@ -45,6 +45,7 @@ def primary_eni(instance: dict) -> Owner:
 
 def ip_enis(clients: AwsClients, vpc_id: str, ips: list[str], failures: list[ReadFailure]) -> dict[str, Owner]:
     found: dict[str, Owner] = {}
+    unread: set[str] = set()
     for batch in chunks(ips, EC2_FILTER_VALUES):
         answer = attempt(
             failures, "ec2", "DescribeNetworkInterfaces",
@@ -54,7 +55,9 @@ def ip_enis(clients: AwsClients, vpc_id: str, ips: list[str], failures: list[Rea
             scope_of(batch))
         if answer is not None:
             found.update(owners(answer, batch))
-    missing = [ip for ip in ips if ip not in found]
+        else:
+            unread.update(batch)  # unknown, not unowned: no prefix search can tell them apart
+    missing = [ip for ip in ips if ip not in found and ip not in unread]
     if missing:
         found.update(_from_prefixes(clients, vpc_id, missing, failures))
     return found
@@ -70,6 +73,7 @@ def _from_prefixes(clients: AwsClients, vpc_id: str, ips: list[str], failures: l
         return {}
     wanted = sorted({s["SubnetId"] for s in subnets for ip in ips if _inside(ip, [s.get("CidrBlock", "")])})
     found: dict[str, Owner] = {}
+    complete = True
     for batch in chunks(wanted, EC2_FILTER_VALUES):
         answer = attempt(failures, "ec2", "DescribeNetworkInterfaces",
                          lambda: paginate(clients.ec2, "describe_network_interfaces", "NetworkInterfaces", EC2_PAGE,
@@ -77,8 +81,10 @@ def _from_prefixes(clients: AwsClients, vpc_id: str, ips: list[str], failures: l
                          scope_of(batch))
         if answer is not None:
             found.update(owners(answer, ips))
+        else:
+            complete = False
     still = [ip for ip in ips if ip not in found]
-    if still:
+    if still and complete:
         # Say so rather than guess which ENI it is on: those paths stay unknown.
         failures.append(ReadFailure("ec2", "DescribeNetworkInterfaces", "NoMatchingInterface",
                                     "no ENI in the VPC owns these target addresses", scope_of(still)))
