@@ -86,3 +86,31 @@ def test_cidr_and_prefix_list_rules_are_unknown_while_the_albs_subnets_were_not_
     # A rule from another SG does not depend on the subnets: its absence is still a verdict.
     other = Rule("sg-a", "tcp", 30080, 30080, PeerKind.SECURITY_GROUP, "sg-other", rule_id="sgr-o")
     assert _coverage(other, subnets=(), failures=[SUBNETS_FAILED]) == (False, 1)
+
+
+# -- MIGRATION_POLICY_*: the v1 ALB's security group tags decide conditions on them ------------------
+
+def test_the_migration_policy_check_does_not_guess_a_security_groups_tags_from_its_albs():
+    from dataclasses import replace as _replace
+
+    from tests import test_migration as tm
+
+    by_resource_tag = {"Statement": [
+        {"Effect": "Allow", "Action": "elasticloadbalancing:*", "Resource": "*"},
+        {"Effect": "Allow", "Action": "ec2:*Tags", "Resource": "*",
+         "Condition": {"StringEquals": {"aws:ResourceTag/ingress.k8s.aws/resource": "ManagedLBSecurityGroup"}}}]}
+    no_ec2_tagging = {"Statement": [{"Effect": "Allow", "Action": "elasticloadbalancing:*", "Resource": "*"}]}
+    read = tm.topology()
+    unread = _replace(read, security_groups=tuple(g for g in read.security_groups if g.group_id != tm.V1_SG))
+
+    def found(topology, document):
+        return [(f.code, f.severity.value) for f in
+                tm.migration_policy(topology, tm.v2_state(), tm.policies(document))], topology
+
+    assert found(read, by_resource_tag)[0] == []
+    codes_, _ = found(unread, by_resource_tag)
+    assert codes_ == [("MIGRATION_POLICY_UNVERIFIED", "warning")]
+    (finding,) = tm.migration_policy(unread, tm.v2_state(), tm.policies(by_resource_tag))
+    assert f"the tags of {tm.V1_SG} could not be read" in finding.message
+    # A policy that never allows tagging security groups is missing it whatever their tags say.
+    assert found(unread, no_ec2_tagging)[0] == [("MIGRATION_POLICY_MISSING", "critical")]
