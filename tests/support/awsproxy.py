@@ -166,6 +166,9 @@ def identify(headers: dict[str, str], path: str, body: bytes) -> tuple[str, str]
 def _handler_for(proxy: AwsProxy) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes: with Nagle's algorithm on, the body waits for the
+        # client's delayed ACK (about 40 ms a request), which real AWS endpoints do not add.
+        disable_nagle_algorithm = True
 
         def _handle(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
