@@ -98,12 +98,20 @@ def is_v1_managed(group: SecurityGroup) -> bool:
 
 def node_security_group(eni_groups: Iterable[str], groups: dict[str, SecurityGroup], cluster: str) -> str | None:
     """The SG the v2 controller would put node rules on for an ENI: its only SG, or the single
-    one tagged kubernetes.io/cluster/<c>. None when that is ambiguous (v2 errors, #1594, #2902)."""
+    one tagged kubernetes.io/cluster/<c>. None when that is ambiguous (v2 errors, #1594, #2902) or
+    unknown: a group missing from `groups` was not read, and may be the tagged one."""
     eni_groups = tuple(eni_groups)
     if len(eni_groups) == 1:
         return eni_groups[0]
-    tagged = [g for g in eni_groups if g in groups and cluster_tag(cluster) in dict(groups[g].tags)]
+    if any(g not in groups for g in eni_groups):
+        return None
+    tagged = tagged_groups(eni_groups, groups, cluster)
     return tagged[0] if len(tagged) == 1 else None
+
+
+def tagged_groups(eni_groups: Iterable[str], groups: dict[str, SecurityGroup], cluster: str) -> list[str]:
+    """Those of an ENI's groups read (present in `groups`) and tagged kubernetes.io/cluster/<c>."""
+    return [g for g in eni_groups if g in groups and cluster_tag(cluster) in dict(groups[g].tags)]
 
 
 def lb_label(lb: LoadBalancer) -> str:

@@ -23,6 +23,7 @@ from monitor.cycle import ClusterSource, Snapshot, this_cluster, with_kubernetes
 from monitor.evaluate import evaluate
 from monitor.ingress_join import join_ingresses
 from monitor.metrics import Metrics
+from monitor import failures as failures_words
 from monitor.deadline import DEADLINE_CODE, Cycle, PastDeadline, abandoned_report
 from monitor.model import Observation, ReadFailure, Report, Severity, Topology
 from monitor.remediation import Outcome, Remediator
@@ -31,15 +32,13 @@ from monitor.transitions import Coverage, Revocation, advance, revoked_load_bala
 
 log = structlog.get_logger("monitor.daemon")
 
-# An incomplete topology (some discovery read failed) is retried after this many check intervals,
-# or at the next scheduled refresh if that comes first.
-INCOMPLETE_TOPOLOGY_RETRY_INTERVALS = 4
+# An incomplete topology (some discovery read failed) is re-discovered by the next check, so the
+# verdict is whole again one cycle after a short fault (a timeout, a throttled burst) ends; while
+# discoveries keep failing the retries back off (1, 2, 4 intervals, then every 4, never later than
+# the topology interval), so a throttled account is not sent a full discovery every cycle.
+INCOMPLETE_TOPOLOGY_RETRY_INTERVALS = 1
+INCOMPLETE_TOPOLOGY_MAX_RETRY_INTERVALS = 4
 HEALTHY_WITHIN_INTERVALS = 3  # docs/reference.md: /healthz is 200 while the loop ran within three intervals
-# Errors that say AWS did not answer in time (botocore's exception names): a discovery that met one
-# is retried at the next check, not after INCOMPLETE_TOPOLOGY_RETRY_INTERVALS (a timeout is not
-# throttling, and retrying it soon costs little).
-TIMEOUT_CODES = frozenset({"ReadTimeoutError", "ConnectTimeoutError", "EndpointConnectionError",
-                           "ConnectionClosedError"})
 # Abandoned checks may stay blocked in botocore for a minute (3 attempts of up to 5 s connect and
 # 15 s read): past this many still running, a new check is abandoned at once instead of adding a
 # thread that would block in the same place.
@@ -90,9 +89,11 @@ class CycleSummary:
 
 
 def carry_topology(previous: Topology | None, fresh: Topology) -> Topology:
-    """When discovery could not even list the load balancers, keep the ALBs we knew and mark them
-    unknown, rather than reporting that they all vanished."""
-    listing_failed = any(f.service == "elbv2" and f.operation == "DescribeLoadBalancers" for f in fresh.failures)
+    """When discovery could not list the load balancers or read their tags, keep the ALBs we knew and
+    mark them unknown, rather than reporting that they vanished."""
+    # Without the tags, which load balancers are the cluster's is unknown too.
+    listing_failed = any(f.service == "elbv2" and f.operation in ("DescribeLoadBalancers", "DescribeTags")
+                         for f in fresh.failures)
     if previous is None or not listing_failed:
         return fresh
     return replace(previous, incomplete_lbs=frozenset(lb.arn for lb in previous.load_balancers),
@@ -106,11 +107,12 @@ def lb_changes(topology: Topology, observation: Observation) -> frozenset[str]:
     return (observation.new_lb_arns - topology.known_lb_arns) | gone
 
 
-def incomplete_retry_after(failures: tuple[ReadFailure, ...], interval: float, topology_interval: float) -> float:
-    """How long after an incomplete discovery to try again: at the next check when a read timed out
-    or could not connect, else after a few intervals (throttling needs room), at most the topology
+def incomplete_retry_after(failed_refreshes: int, interval: float, topology_interval: float) -> float:
+    """How long after the last of `failed_refreshes` consecutive incomplete discoveries to try again:
+    one interval, doubling with each further failure up to four, never later than the topology
     interval."""
-    intervals = 1 if any(f.code in TIMEOUT_CODES for f in failures) else INCOMPLETE_TOPOLOGY_RETRY_INTERVALS
+    intervals = min(INCOMPLETE_TOPOLOGY_RETRY_INTERVALS * 2 ** max(0, failed_refreshes - 1),
+                    INCOMPLETE_TOPOLOGY_MAX_RETRY_INTERVALS)
     return min(topology_interval, intervals * interval)
 
 
@@ -122,6 +124,14 @@ def refresh_reason(topology: Topology, observation: Observation) -> str | None:
             lb.arn not in observation.live_lb_arns for lb in topology.load_balancers):
         return "load_balancer_gone"
     return None
+
+
+def log_failed_reads(job: str, failures: tuple[ReadFailure, ...]) -> None:
+    """One warning per distinct (operation, error code) a cycle met, however many calls failed."""
+    for d in failures_words.distinct(failures):
+        log.warning("aws_read_failed", job=job, service=d.service, operation=d.operation, code=d.code,
+                    error_class=d.kind, calls=d.count, scope=d.scopes[0] if d.scopes else None,
+                    message=d.first.message[:300])
 
 
 class Daemon:
@@ -147,6 +157,7 @@ class Daemon:
         self._cluster_state: ClusterState | None = None
         self._topology: Topology | None = None
         self._topology_at = 0.0
+        self._failed_refreshes = 0  # consecutive refreshes that left the topology incomplete
         self._coverage = Coverage()
         self._wanted: str | None = None
         self._asked: frozenset[str] = frozenset()  # ALBs come or gone that a pending refresh will see
@@ -197,6 +208,7 @@ class Daemon:
                 log.exception("topology_failed", reason=reason)
                 self._metrics.count_cycle_failure("topology")
                 return self._topology
+            log_failed_reads("topology", fresh.failures)
             topology = carry_topology(self._topology, fresh)
             if state is not None:
                 state = this_cluster(state, fresh, self._cluster)
@@ -206,6 +218,7 @@ class Daemon:
                 topology = join_ingresses(topology, names)
             self._topology = topology
             self._topology_at = self._monotonic()
+            self._failed_refreshes = self._failed_refreshes + 1 if topology.failures else 0
             self._metrics.count_topology_refresh(reason)
             log.info("topology_refreshed", reason=reason,
                      load_balancers=len(fresh.load_balancers), target_groups=len(fresh.target_groups),
@@ -315,6 +328,13 @@ class Daemon:
                     self._refresh("start")
             finally:
                 self._refresh_lock.release()
+        elif self._retry_due():
+            self._wait_for(self._refresh_lock, cycle, "re-discovering an incomplete topology")
+            try:
+                if self._retry_due():
+                    self._refresh("incomplete_topology")
+            finally:
+                self._refresh_lock.release()
         topology = self._topology
         if topology is None:
             raise RuntimeError("no topology: the first discovery failed")
@@ -323,6 +343,7 @@ class Daemon:
         self._acting.release()
         cycle.check("reading rules")
         observation = self._reader.read(topology)
+        log_failed_reads("check", observation.failures)
         cycle.check("evaluating")
         aws_report = evaluate(topology, observation)
         report = with_kubernetes(aws_report, Snapshot(topology, observation, self._cluster_state))
@@ -345,10 +366,6 @@ class Daemon:
                             target=r.target, ports=list(r.ports), missing_ports=list(r.missing_ports),
                             security_groups=list(r.security_groups))
         wanted = self._refresh_for(observation)
-        if wanted is None and topology.failures and not self._refresh_lock.locked() and (
-                self._monotonic() - self._topology_at
-                >= incomplete_retry_after(topology.failures, self._interval, self._topology_interval)):
-            wanted = "incomplete_topology"
         return CycleSummary(report=report, revocations=revocations, refresh_wanted=wanted, remediations=outcomes)
 
     def _refresh_for(self, observation: Observation) -> str | None:
@@ -364,6 +381,14 @@ class Daemon:
                 return None
             self._asked |= changes
             return "new_load_balancer" if changes & observation.new_lb_arns else "load_balancer_gone"
+
+    def _retry_due(self) -> bool:
+        """True when the topology is incomplete and its retry (with backoff) has come."""
+        if self._topology is None or not self._topology.failures:
+            return False
+        delay = incomplete_retry_after(self._failed_refreshes, self._interval, self._topology_interval)
+        # Half an interval of slack: a scheduler's cycle may start a little early.
+        return self._monotonic() - self._topology_at >= delay - self._interval / 2
 
     def _read_kubernetes(self) -> ClusterState | None:
         """The slow-changing Kubernetes state, read with the topology. The reader turns an API that

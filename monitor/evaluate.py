@@ -10,7 +10,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from monitor import controllers, coverage
+from monitor import controllers, coverage, ownership
+from monitor import failures as failures_words
 from monitor.coverage import Need
 from monitor.model import (
     Finding,
@@ -75,7 +76,7 @@ def evaluate(topology: Topology, observation: Observation) -> Report:
     findings.extend(_ambiguous_node_groups(topology, groups))
     findings.extend(_rule_findings(observation.rules, groups, topology, fresh_lb_sgs))
     failures = (*topology.failures, *observation.failures)
-    findings.extend(_incomplete(f) for f in failures)
+    findings.extend(_incomplete(failures))
     findings.sort(key=lambda f: (_SEVERITY_ORDER[f.severity], f.code, f.load_balancer or "", f.rule or ""))
     return Report(
         cluster=topology.cluster,
@@ -285,12 +286,15 @@ def _ambiguous_node_groups(topology: Topology, groups: dict[str, SecurityGroup])
             sgs = target.security_groups or ()
             if len(sgs) < 2 or sgs in seen:
                 continue
+            tagged = controllers.tagged_groups(sgs, groups, topology.cluster)
+            if len(tagged) < 2 and any(g not in groups for g in sgs):
+                continue  # an unread group's tags might make it exactly one: unknown, not ambiguous
             if controllers.node_security_group(sgs, groups, topology.cluster) is None:
                 lb_name = next((lbs[a] for a in tg.load_balancer_arns if a in lbs), "")
                 seen[sgs] = (target.eni_id or target.target_id, lb_name)
     tag = controllers.cluster_tag(topology.cluster)
     for sgs, (eni, lb_name) in seen.items():
-        tagged = [g for g in sgs if g in groups and tag in dict(groups[g].tags)]
+        tagged = controllers.tagged_groups(sgs, groups, topology.cluster)
         yield Finding(
             code="AMBIGUOUS_NODE_SECURITY_GROUP",
             severity=Severity.CRITICAL,
@@ -327,6 +331,11 @@ def _rule_findings(rules, groups, topology: Topology, fresh_lb_sgs) -> Iterable[
                     "remove the label from the rule's description now."
                 ),
             )
+        elif ownership.is_ours_tags(rule.tags):
+            # A rule the monitor restored: v2 sees its tuple as present and never collects it, and
+            # the monitor removes it itself once no live ALB uses its source. Labelling it would
+            # hand it to v2's garbage collection, the outage the restore undid.
+            continue
         elif not labelled and source is not None and controllers.is_v1_managed(source):
             yield Finding(
                 code="UNLABELLED_V1_RULE",
@@ -343,13 +352,6 @@ def _rule_findings(rules, groups, topology: Topology, fresh_lb_sgs) -> Iterable[
             )
 
 
-def _incomplete(failure: ReadFailure) -> Finding:
-    about = f" for {failure.scope}" if failure.scope else ""
-    return Finding(
-        code="OBSERVATION_INCOMPLETE",
-        severity=Severity.WARNING,
-        message=(
-            f"{failure.service} {failure.operation}{about} failed ({failure.code}): what depends on it "
-            "is unknown; check the monitor's IAM permissions and AWS API throttling."
-        ),
-    )
+def _incomplete(failures: tuple[ReadFailure, ...]) -> tuple[Finding, ...]:
+    """One OBSERVATION_INCOMPLETE per distinct (operation, error code), with advice for its class."""
+    return failures_words.incomplete_findings(failures)

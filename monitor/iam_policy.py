@@ -60,7 +60,7 @@ class RequestContext:
 
     action: str
     resource: str
-    resource_tags: tuple[tuple[str, str], ...] = ()
+    resource_tags: tuple[tuple[str, str], ...] | None = ()  # None: the resource's tags were not read
     request_tags: tuple[tuple[str, str], ...] = ()
     tag_keys: tuple[str, ...] | None = None  # None: unknown which keys the call names
 
@@ -68,6 +68,8 @@ class RequestContext:
         lowered = key.lower()
         for prefix in ("aws:resourcetag/", "ec2:resourcetag/", "elasticloadbalancing:resourcetag/"):
             if lowered.startswith(prefix):
+                if self.resource_tags is None:
+                    return UNKNOWN
                 found = [v for k, v in self.resource_tags if k == key[len(prefix):]]
                 return found or None
         if lowered.startswith("aws:requesttag/"):
@@ -97,7 +99,8 @@ class Verdict:
     denied_by: str = ""  # the document whose Deny blocks (or may block) it
 
 
-def context_for(action: str, resource: str, resource_tags: Iterable[tuple[str, str]], cluster: str) -> RequestContext:
+def context_for(action: str, resource: str, resource_tags: Iterable[tuple[str, str]] | None,
+                cluster: str) -> RequestContext:
     """The call v2 makes while adopting a v1 resource: it adds elbv2.k8s.aws/cluster=<cluster>."""
     lowered = action.lower()
     request: tuple[tuple[str, str], ...] = ()
@@ -107,7 +110,8 @@ def context_for(action: str, resource: str, resource_tags: Iterable[tuple[str, s
         tag_keys = ("elbv2.k8s.aws/cluster",)
     elif lowered in _REMOVING:
         tag_keys = None
-    return RequestContext(action, resource, tuple(resource_tags), request, tag_keys)
+    tags = None if resource_tags is None else tuple(resource_tags)
+    return RequestContext(action, resource, tags, request, tag_keys)
 
 
 def evaluate(policies: RolePolicies, context: RequestContext) -> Verdict:

@@ -188,10 +188,14 @@ def migration_policy(topology: Topology, state: ClusterState, role: RolePolicies
         where = sorted({v.denied_by or v.allowed_by for v in unsure if v.denied_by or v.allowed_by})
         severity = Severity.CRITICAL if denials else Severity.WARNING
         code = "MIGRATION_POLICY_MISSING" if denials else "MIGRATION_POLICY_UNVERIFIED"
+        groups = {g.group_id for g in topology.security_groups}
+        unread = sorted({sg for lb in unadopted for sg in lb.security_groups if sg not in groups})
+        unread_note = f" (the tags of {', '.join(unread)} could not be read)" if unread else ""
         return [Finding(code, severity, (
             f"Whether the v2 role {role_name} allows {', '.join(sorted({v.action for v in unsure}))} on the "
             f"{len(unadopted)} unadopted v1 ALB(s) ({lbs}) depends on conditions the monitor cannot evaluate "
-            f"in {', '.join(where) or 'its policies'}{evidence}: check them, or " + fix.format(role=role_name) + "."))]
+            f"in {', '.join(where) or 'its policies'}{unread_note}{evidence}: check them, or "
+            + fix.format(role=role_name) + "."))]
     if denials:
         return [Finding("MIGRATION_POLICY_UNVERIFIED", Severity.WARNING, (
             f"The v2 role {role_name}'s policies allow the migration actions, yet{evidence[1:]}: look for a "
@@ -211,7 +215,9 @@ def _verdicts(topology: Topology, unadopted: list[LoadBalancer], role: RolePolic
                 resources["targetgroup"].append((tg.arn, tg.tags or lb.tags))
         for sg in lb.security_groups:
             group = groups.get(sg)
-            if group is not None and controllers.is_v1_managed(group):
+            if group is None:  # not read: a condition on its tags is undecided, never guessed from the ALB's
+                resources["security-group"].append((f"arn:aws:ec2:{region}:{account}:security-group/{sg}", None))
+            elif controllers.is_v1_managed(group):
                 resources["security-group"].append((f"arn:aws:ec2:{region}:{account}:security-group/{sg}", group.tags))
         if not resources["targetgroup"]:  # still check the policy shape with a representative ARN
             resources["targetgroup"].append((f"arn:aws:elasticloadbalancing:{region}:{account}:targetgroup/"

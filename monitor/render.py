@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from monitor import failures
 from monitor.model import Report
 
 _STATE = {True: "ok", False: "UNREACHABLE", None: "unknown"}
@@ -74,7 +75,10 @@ def to_table(report: Report, title: str = "check") -> str:
         ingress = f"{lb.ingress_namespace}/{lb.ingress}" if lb.ingress else "-"
         rows.append((lb.name, lb.adoption, ingress, paths, _STATE[lb.reachable]))
     lines.extend(_columns(rows))
-    if not report.load_balancers:
+    unlisted = failures.listing_failure(report.failures, listed=bool(report.load_balancers))
+    if unlisted:
+        lines.append(f"({unlisted})")
+    elif not report.load_balancers:
         lines.append("(no load balancers of this cluster found)")
     lines.append("")
     if report.findings:

@@ -82,3 +82,16 @@ def test_delays_chosen_actions_until_healed(proxy):
     assert time.monotonic() - began < 1.0
     with pytest.raises(ValueError):
         proxy.delay(seconds=3600)
+
+
+def test_drop_resets_the_connection_for_that_action_only(proxy):
+    from botocore.exceptions import ConnectionClosedError, EndpointConnectionError
+
+    from tests.support.awsproxy import DROP
+
+    ec2 = client(proxy, "ec2")
+    proxy.fail(["DescribeSubnets"], kind=DROP)
+    with pytest.raises((ConnectionClosedError, EndpointConnectionError)):
+        ec2.describe_subnets()
+    ec2.describe_vpcs()  # a new connection for the next request: nothing else is affected
+    assert proxy.injected[("ec2", "DescribeSubnets")] == 1

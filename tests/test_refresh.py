@@ -57,20 +57,15 @@ def test_a_check_asks_for_discovery_when_albs_come_or_go(observation, reason):
     assert refresh_reason(topology("a", "b", known=("x",)), observation) == reason
 
 
-TIMED_OUT_HEALTH = ReadFailure("elbv2", "DescribeTargetHealth", "ReadTimeoutError",
-                               'Read timeout on endpoint URL: "https://elasticloadbalancing.eu-west-1.amazonaws.com/"')
-NO_CONNECTION = ReadFailure("ec2", "DescribeNetworkInterfaces", "EndpointConnectionError",
-                            'Could not connect to the endpoint URL: "https://ec2.eu-west-1.amazonaws.com/"')
-
-
-@pytest.mark.parametrize(("failures", "after"), [
-    ((TIMED_OUT_HEALTH,), 15.0),  # AWS did not answer in time: at the next check
-    ((THROTTLED_HEALTH, NO_CONNECTION), 15.0),
-    ((THROTTLED_HEALTH,), 60.0),  # throttled: leave it room, four intervals
+@pytest.mark.parametrize(("failed_refreshes", "after"), [
+    (1, 15.0),  # the first incomplete discovery: again at the next check
+    (2, 30.0),  # still failing: back off
+    (3, 60.0),
+    (7, 60.0),  # never more than four intervals apart
 ])
-def test_a_timed_out_discovery_is_retried_at_the_next_check(failures, after):
-    assert incomplete_retry_after(failures, interval=15.0, topology_interval=300.0) == after
-    assert incomplete_retry_after(failures, interval=15.0, topology_interval=10.0) == 10.0
+def test_an_incomplete_discovery_is_retried_at_the_next_check_then_backs_off(failed_refreshes, after):
+    assert incomplete_retry_after(failed_refreshes, interval=15.0, topology_interval=300.0) == after
+    assert incomplete_retry_after(failed_refreshes, interval=15.0, topology_interval=10.0) == 10.0
 
 
 def test_changes_already_discovered_are_not_changes():

@@ -53,6 +53,7 @@ def ip_enis(clients: AwsClients, vpc_id: str, ips: list[str], failures: list[Rea
     found: dict[str, Owner] = {}
     # The address filter matches IPv4 addresses only; IPv6 ones are looked up by subnet below.
     ipv4 = [ip for ip in ips if _version(ip) == 4]
+    unread: set[str] = set()
     for batch in chunks(ipv4, EC2_FILTER_VALUES):
         answer = attempt(
             failures, "ec2", "DescribeNetworkInterfaces",
@@ -62,7 +63,9 @@ def ip_enis(clients: AwsClients, vpc_id: str, ips: list[str], failures: list[Rea
             scope_of(batch))
         if answer is not None:
             found.update(owners(answer, batch))
-    missing = [ip for ip in ips if ip not in found]
+        else:
+            unread.update(batch)  # unknown, not unowned: no prefix search can tell them apart
+    missing = [ip for ip in ips if ip not in found and ip not in unread]
     if missing:
         found.update(_by_subnet(clients, vpc_id, missing, failures))
     return found
@@ -79,6 +82,7 @@ def _by_subnet(clients: AwsClients, vpc_id: str, ips: list[str], failures: list[
         return {}
     wanted = sorted({s["SubnetId"] for s in subnets for ip in ips if _inside(ip, subnet_cidrs(s))})
     found: dict[str, Owner] = {}
+    complete = True
     for batch in chunks(wanted, EC2_FILTER_VALUES):
         answer = attempt(failures, "ec2", "DescribeNetworkInterfaces",
                          lambda: paginate(clients.ec2, "describe_network_interfaces", "NetworkInterfaces", EC2_PAGE,
@@ -86,8 +90,10 @@ def _by_subnet(clients: AwsClients, vpc_id: str, ips: list[str], failures: list[
                          scope_of(batch))
         if answer is not None:
             found.update(owners(answer, ips))
+        else:
+            complete = False
     still = [ip for ip in ips if ip not in found]
-    if still:
+    if still and complete:
         # Say so rather than guess which ENI it is on: those paths stay unknown.
         failures.append(ReadFailure("ec2", "DescribeNetworkInterfaces", "NoMatchingInterface",
                                     "no ENI in the VPC owns these target addresses", scope_of(still)))

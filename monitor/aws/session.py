@@ -76,6 +76,13 @@ def resolve_region(region: str | None) -> str:
     return region
 
 
+def retries() -> dict[str, Any]:
+    """Standard mode, RETRY_MAX_ATTEMPTS attempts unless the AWS configuration sets max_attempts the
+    standard way (AWS_MAX_ATTEMPTS, or max_attempts in the profile)."""
+    attempts = botocore.session.get_session().get_config_variable("max_attempts")
+    return {"mode": "standard", "total_max_attempts": int(attempts) if attempts else RETRY_MAX_ATTEMPTS}
+
+
 def connect(region: str | None, counter: ApiCounter | None = None) -> AwsClients:
     """Clients for one region. Raises ConfigError when no region or no credentials are found."""
     region = resolve_region(region)
@@ -86,7 +93,7 @@ def connect(region: str | None, counter: ApiCounter | None = None) -> AwsClients
             "AWS_ACCESS_KEY_ID locally"
         )
     config = botocore.config.Config(
-        retries={"mode": "standard", "total_max_attempts": RETRY_MAX_ATTEMPTS},
+        retries=retries(),
         connect_timeout=CONNECT_TIMEOUT_SECONDS,
         read_timeout=READ_TIMEOUT_SECONDS,
         user_agent_extra="alb-sg-monitor",

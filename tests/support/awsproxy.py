@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import http.client
 import re
+import socket
+import struct
 import threading
 import uuid
 from collections import Counter
@@ -26,11 +28,12 @@ THROTTLE = "throttle"
 UNAVAILABLE = "unavailable"
 ERROR = "error"  # a given error code and status, e.g. UnauthorizedOperation 403
 MAX_DELAY_SECONDS = 60.0  # a delay never holds a request (or a test) longer than this
+DROP = "drop"  # no answer: the connection is reset once the request has been read
 
 
 @dataclass
 class _Fault:
-    kind: str  # THROTTLE, UNAVAILABLE or ERROR
+    kind: str  # THROTTLE, UNAVAILABLE, ERROR or DROP
     service: str | None  # None: every service
     actions: frozenset[str] | None  # None: every action
     code: str | None = None  # for ERROR
@@ -112,9 +115,9 @@ class AwsProxy:
     def fail(self, actions: Iterable[str] | None = None, kind: str = THROTTLE, service: str | None = None,
              code: str | None = None, status: int = 400, times: int | None = None) -> None:
         """From now on answer these actions (all when None) of this service (all when None) with a
-        fault: throttling, an outage, or (kind=ERROR) the given error code and HTTP status; `times`
-        answers only, or until heal()."""
-        if kind not in (THROTTLE, UNAVAILABLE, ERROR):
+        fault: throttling, an outage, (kind=ERROR) the given error code and HTTP status, or (kind=DROP)
+        a connection reset instead of any answer; `times` answers only, or until heal()."""
+        if kind not in (THROTTLE, UNAVAILABLE, ERROR, DROP):
             raise ValueError(f"unknown fault {kind!r}")
         if isinstance(actions, str):
             actions = [actions]
@@ -200,6 +203,9 @@ def identify(headers: dict[str, str], path: str, body: bytes) -> tuple[str, str]
 def _handler_for(proxy: AwsProxy) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes: with Nagle's algorithm on, the body waits for the
+        # client's delayed ACK (about 40 ms a request), which real AWS endpoints do not add.
+        disable_nagle_algorithm = True
 
         def _handle(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
@@ -208,6 +214,11 @@ def _handler_for(proxy: AwsProxy) -> type[BaseHTTPRequestHandler]:
             service, action = identify(lowered, self.path, body)
             proxy._hold(service, action)
             fault = proxy._decide(service, action)
+            if fault is not None and fault.kind == DROP:
+                # SO_LINGER 0: closing sends a TCP reset, as a dying load balancer or NAT does.
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.close_connection = True
+                return
             if fault is not None:
                 status, payload = error_response(fault.kind, service, fault.code, fault.status)
                 self._send(status, [("Content-Type", "text/xml")], payload)

@@ -1,0 +1,128 @@
+"""Failed reads said by class (connection, throttling, access denied, other), each with fitting advice,
+once per distinct failure; and `check` against a closed port says it could not list anything."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+import structlog.testing
+
+from monitor import failures
+from monitor.cli import main
+from monitor.model import ReadFailure
+from monitor.render import to_table
+from monitor.model import Report
+
+
+@pytest.mark.parametrize("code, kind", [
+    ("EndpointConnectionError", failures.CONNECTION),
+    ("ConnectTimeoutError", failures.CONNECTION),
+    ("ReadTimeoutError", failures.CONNECTION),
+    ("ConnectionClosedError", failures.CONNECTION),
+    ("RequestLimitExceeded", failures.THROTTLING),
+    ("Throttling", failures.THROTTLING),
+    ("ThrottlingException", failures.THROTTLING),
+    ("UnauthorizedOperation", failures.ACCESS_DENIED),
+    ("AccessDenied", failures.ACCESS_DENIED),
+    ("AuthFailure", failures.ACCESS_DENIED),
+    ("ExpiredToken", failures.ACCESS_DENIED),
+    ("InternalError", failures.OTHER),
+    ("ServiceUnavailable", failures.OTHER),
+    ("Unavailable", failures.OTHER),
+    ("NoMatchingInterface", failures.OTHER),
+])
+def test_classify(code, kind):
+    assert failures.classify(code) == kind
+
+
+def message(code: str, service: str = "ec2", operation: str = "DescribeSecurityGroupRules") -> str:
+    (finding,) = failures.incomplete_findings([ReadFailure(service, operation, code, "the AWS message", "sg-1")])
+    assert finding.code == "OBSERVATION_INCOMPLETE" and finding.severity.value == "warning"
+    return finding.message
+
+
+def test_advice_fits_the_class():
+    connection = message("EndpointConnectionError")
+    assert "could not be reached" in connection and "AWS_ENDPOINT_URL" in connection
+    assert "IAM" not in connection and "throttl" not in connection.lower() and "allow " not in connection
+    throttled = message("RequestLimitExceeded")
+    assert "throttled" in throttled and "allow " not in throttled and "endpoint" not in throttled
+    denied = message("UnauthorizedOperation", "elbv2", "DescribeTargetHealth")
+    assert "refused" in denied and "allow elasticloadbalancing:DescribeTargetHealth" in denied
+    assert "throttl" not in denied.lower() and "endpoint" not in denied
+    other = message("InternalError")
+    assert "AWS answered InternalError: the AWS message" in other and "allow " not in other
+
+
+def test_identical_failures_are_said_once():
+    same = [ReadFailure("elbv2", "DescribeLoadBalancers", "EndpointConnectionError", "x"),
+            ReadFailure("elbv2", "DescribeLoadBalancers", "EndpointConnectionError", "x")]
+    assert len(failures.incomplete_findings(same)) == 1
+    batches = [ReadFailure("ec2", "DescribeSecurityGroups", "Throttling", "x", f"sg-{i}") for i in range(3)]
+    (finding,) = failures.incomplete_findings(batches)
+    assert "for sg-0 and 2 other request(s)" in finding.message
+    two_codes = [*batches, ReadFailure("ec2", "DescribeSecurityGroups", "AccessDenied", "x", "sg-9")]
+    assert len(failures.incomplete_findings(two_codes)) == 2
+
+
+def test_the_table_says_the_listing_failed_rather_than_that_nothing_was_found():
+    failed = (ReadFailure("elbv2", "DescribeLoadBalancers", "ConnectTimeoutError", "timed out"),)
+    table = to_table(Report("c", "r", complete=False, load_balancers=(), findings=(), failures=failed))
+    assert "(could not list load balancers: AWS could not be reached (ConnectTimeoutError))" in table
+    assert "no load balancers of this cluster found" not in table
+    assert "no load balancers of this cluster found" in to_table(Report("c", "r", True, (), ()))
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_check_against_a_closed_port_says_so_once_and_exits_3(aws_env, monkeypatch, capsys):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{closed_port()}")
+    code = main(["check", "--cluster-name", "prod-eks"])
+    out = capsys.readouterr().out
+    assert code == 3
+    assert "could not list load balancers: AWS could not be reached (EndpointConnectionError)" in out
+    assert "no load balancers of this cluster found" not in out
+    lines = [line for line in out.splitlines() if "OBSERVATION_INCOMPLETE" in line]
+    assert len(lines) == 1 and "AWS_ENDPOINT_URL" in lines[0]
+    assert "IAM" not in out and "throttl" not in out.lower()
+
+
+def failed_reads(events: list[dict]) -> list[tuple]:
+    return [(e["log_level"], e["job"], e["operation"], e["code"], e["error_class"], e["calls"])
+            for e in events if e["event"] == "aws_read_failed"]
+
+
+def test_the_daemon_logs_a_dead_endpoint_as_a_warning_once_per_cycle(aws_env, monkeypatch):
+    from monitor import aws
+    from monitor.daemon import Daemon
+    from monitor.metrics import Metrics
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{closed_port()}")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    daemon = Daemon(aws.connect(None), "prod-eks", Metrics(), interval=15.0, topology_interval=300.0)
+    with structlog.testing.capture_logs() as events:
+        summary = daemon.run_once()
+    assert summary.ok and not summary.complete
+    assert failed_reads(events) == [
+        ("warning", "topology", "DescribeLoadBalancers", "EndpointConnectionError", "connection", 1),
+        ("warning", "check", "DescribeLoadBalancers", "EndpointConnectionError", "connection", 1),
+    ]
+
+
+def test_the_daemon_logs_one_event_for_a_read_that_failed_for_every_target_group(world, proxy, monkeypatch):
+    from monitor import aws
+    from monitor.daemon import Daemon
+    from monitor.metrics import Metrics
+
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    proxy.fail(["DescribeTargetHealth"], kind="error", code="AccessDenied", status=403)
+    daemon = Daemon(aws.connect(None), world.cluster, Metrics(), interval=15.0, topology_interval=300.0)
+    with structlog.testing.capture_logs() as events:
+        daemon.run_once()
+    assert failed_reads(events) == [
+        ("warning", "topology", "DescribeTargetHealth", "AccessDenied", "access_denied", len(world.tg))]
