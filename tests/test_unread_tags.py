@@ -57,12 +57,14 @@ def test_check_with_security_groups_throttled_exits_3_without_a_critical_finding
 def _coverage(rule: Rule, prefix_lists=(), subnets=("10.0.0.0/24",), failures=()):
     topology = Topology(
         cluster="c", region="r",
-        load_balancers=(LoadBalancer(LB, "a", "application", "vpc", ("sg-alb",), subnets, adoption="v2"),),
+        load_balancers=(LoadBalancer(LB, "a", "application", "vpc", ("sg-alb",), subnets, adoption="v2",
+                                     subnets_read=not any(f.operation == "DescribeSubnets" for f in failures)),),
         target_groups=(TargetGroup(TG, "t", "instance", "HTTP", 30080, "vpc", "traffic-port", (LB,),
                                    (Target("i-1", 30080, "eni-1", ("sg-a",)),)),),
         security_groups=(SecurityGroup("sg-a", "a", "", "vpc", TAGGED),), failures=tuple(failures))
-    report = evaluate(topology, Observation(rules=(rule,), read_groups=frozenset({"sg-a"}),
-                                            prefix_lists=tuple(prefix_lists)))
+    open_egress = Rule("sg-alb", "-1", None, None, PeerKind.CIDR, "0.0.0.0/0", rule_id="sgr-out", egress=True)
+    report = evaluate(topology, Observation(rules=(rule,), read_groups=frozenset({"sg-a", "sg-alb"}),
+                                            egress_rules=(open_egress,), prefix_lists=tuple(prefix_lists)))
     return report.load_balancers[0].reachable, report.exit_code
 
 
