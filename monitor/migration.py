@@ -186,10 +186,12 @@ def migration_policy(topology: Topology, state: ClusterState, role: RolePolicies
             f"rules are at risk{evidence}: " + fix.format(role=role_name) + " before v2 reconciles them."))]
     if unsure:
         where = sorted({v.denied_by or v.allowed_by for v in unsure if v.denied_by or v.allowed_by})
-        severity = Severity.CRITICAL if denials else Severity.WARNING
-        code = "MIGRATION_POLICY_MISSING" if denials else "MIGRATION_POLICY_UNVERIFIED"
         groups = {g.group_id for g in topology.security_groups}
         unread = sorted({sg for lb in unadopted for sg in lb.security_groups if sg not in groups})
+        # Denials in the events make an undecidable policy critical, unless what is undecided is the
+        # tags of a group that was not read: a critical finding never rests on what was not read.
+        severity = Severity.CRITICAL if denials and not unread else Severity.WARNING
+        code = "MIGRATION_POLICY_MISSING" if severity is Severity.CRITICAL else "MIGRATION_POLICY_UNVERIFIED"
         unread_note = f" (the tags of {', '.join(unread)} could not be read)" if unread else ""
         return [Finding(code, severity, (
             f"Whether the v2 role {role_name} allows {', '.join(sorted({v.action for v in unsure}))} on the "

@@ -37,7 +37,7 @@ def test_flags_and_env_twins(monkeypatch):
     (["--fight-threshold", "1"], {}, "--fight-threshold: '1' is not a whole number of at least 2"),
     ([], {"ALBSG_FIGHT_WINDOW": "an hour"}, "--fight-window (from ALBSG_FIGHT_WINDOW): cannot parse"),
     (["--restore-backoff", "0s"], {}, "--restore-backoff: '0s' must be longer than zero"),
-    (["--cleanup-grace=-5m"], {}, "--cleanup-grace: cannot parse"),
+    (["--cleanup-grace=-5m"], {}, "--cleanup-grace: '-5m' is negative: durations must be positive"),
 ])
 def test_bad_values_are_one_line_naming_the_setting(args, env, line):
     result = subprocess.run([sys.executable, "-m", "monitor", "run", "--cluster-name", "c", *args],
