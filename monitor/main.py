@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,6 +13,8 @@ import structlog
 from monitor import __version__, aws, logs, render, runner
 from monitor.cycle import check_once, preflight_once
 from monitor.daemon import Daemon
+from monitor.event_feed import EventFeed
+from monitor.event_match import KnownRoles
 from monitor.metrics import Metrics
 from monitor.remediation import Leadership, Remediator, SoleLeader
 from monitor.server import Endpoints, HttpServer
@@ -145,12 +148,39 @@ def assemble_daemon(settings: Settings, clients: aws.AwsClients | None = None, *
                             shared_store=shared)
     remediator.load()
     remediator.check_store(describe_store(store))
+    feed = events_feed(settings, clients, metrics, events, leadership, wall)
     daemon = Daemon(clients, settings.cluster_name, metrics, settings.interval, settings.topology_interval,
-                    **clocks, kube=source, remediator=remediator, cycle_timeout=settings.check_deadline)
+                    **clocks, kube=source, remediator=remediator, cycle_timeout=settings.check_deadline, feed=feed)
     server = HttpServer(settings.listen, Endpoints(metrics=metrics.exposition, health=daemon.health,
                                                    ready=daemon.ready))
     return DaemonParts(clients=clients, metrics=metrics, daemon=daemon, server=server, remediator=remediator,
                        leadership=leadership, store=store)
+
+
+def known_roles(settings: Settings) -> KnownRoles:
+    """The roles given by flags, and this monitor's own (IRSA puts it in AWS_ROLE_ARN)."""
+    def one(arn: str | None) -> frozenset[str]:
+        return frozenset({arn}) if arn else frozenset()
+
+    return KnownRoles(v2_controller=one(settings.v2_controller_role_arn),
+                      v1_controller=one(settings.v1_controller_role_arn), monitor=one(os.environ.get("AWS_ROLE_ARN")))
+
+
+def events_feed(settings: Settings, clients: aws.AwsClients, metrics: Metrics, events: Any, leadership: Leadership,
+                wall: Callable[[], float] | None = None, wait_seconds: int | None = None) -> EventFeed | None:
+    """The events-queue consumer when --events-queue is set (not started)."""
+    if not settings.events_queue:
+        return None
+    from monitor.aws.events_queue import WAIT_SECONDS, EventsQueue, connect_queue
+
+    sqs = connect_queue(clients.region, clients.counter)
+    queue = EventsQueue(sqs, settings.events_queue, wait_seconds=WAIT_SECONDS if wait_seconds is None else wait_seconds,
+                        **({"wall": wall} if wall else {}))
+    metrics.enable_events()
+    feed = EventFeed(queue, metrics, known_roles(settings), queue_url=settings.events_queue, events=events,
+                     **({"wall": wall} if wall else {}))
+    feed.may_post = leadership.is_leader
+    return feed
 
 
 def run(settings: Settings) -> int:

@@ -87,7 +87,12 @@ def build_scheduler(daemon: Daemon, interval: float, topology_interval: float) -
         if scheduler.running:
             scheduler.modify_job("topology", next_run_time=datetime.now(timezone.utc))
 
+    def wake_check(reason: str) -> None:
+        if scheduler.running:
+            scheduler.modify_job("check", next_run_time=datetime.now(timezone.utc))
+
     daemon.on_refresh_wanted = wake_topology
+    daemon.on_check_wanted = wake_check
     scheduler.add_listener(OverrunLog({"check": interval, "topology": topology_interval}),
                            EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED | EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
     return scheduler
@@ -119,6 +124,8 @@ def run(daemon: Daemon, server: HttpServer, interval: float, topology_interval: 
         logger.addFilter(_not_a_skipped_run)
     server.start()
     scheduler.start()
+    if daemon.feed is not None:
+        daemon.feed.start()
     log.info("daemon_started", port=server.port, interval_seconds=interval,
              topology_interval_seconds=topology_interval, cycle_timeout_seconds=daemon.deadline)
     try:
@@ -126,6 +133,8 @@ def run(daemon: Daemon, server: HttpServer, interval: float, topology_interval: 
             pass
         log.info("stop_requested", signal=received[0] if received else None)
     finally:
+        if daemon.feed is not None:
+            daemon.feed.stop()
         scheduler.shutdown(wait=False)
         for logger in quieted:
             logger.removeFilter(_not_a_skipped_run)
