@@ -25,11 +25,11 @@ from monitor.evaluate import evaluate
 from monitor.ingress_join import join_ingresses
 from monitor.metrics import Metrics
 from monitor.deadline import DEADLINE_CODE, Cycle, PastDeadline, abandoned_report
-from monitor.event_feed import EventFeed, needs_refresh
+from monitor.event_feed import EventFeed, attribution_off, needs_refresh
 from monitor.event_match import KnownRoles, Watched
 from monitor.events import ApiEvent
 from monitor.memory import Memory
-from monitor.model import Finding, Observation, ReadFailure, Report, Severity, Topology
+from monitor.model import Observation, ReadFailure, Report, Severity, Topology
 from monitor.remediation import Outcome, Remediator
 from monitor.settings import default_cycle_timeout
 from monitor.transitions import Coverage, Revocation, advance, revoked_load_balancers
@@ -438,11 +438,7 @@ class Daemon:
         failure = self.feed.failure if self.feed is not None else None
         if failure is None:
             return report
-        off = Finding(code="ATTRIBUTION_OFF", severity=Severity.WARNING, message=(
-            f"the events queue {self.feed.queue_url} cannot be read ({failure.code}): who cuts a path is not "
-            "known and short gaps go unseen; the rules are still checked every interval. Check the queue URL, "
-            "its region, and sqs:ReceiveMessage in the monitor's role."))
-        return replace(report, findings=report.findings + (off,))
+        return replace(report, findings=report.findings + (attribution_off(self.feed.queue_url, failure.code),))
 
     def _announce_attributions(self, report: Report) -> None:
         """Once per event and finding: the log event, the metric, and an Event on the Ingress."""

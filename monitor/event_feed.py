@@ -18,7 +18,7 @@ import structlog
 from monitor.event_match import KnownRoles, Outage, Watched, outage_windows
 from monitor.events import ELB, ApiEvent
 from monitor.metrics import Metrics
-from monitor.model import ReadFailure
+from monitor.model import Finding, ReadFailure, Severity
 
 log = structlog.get_logger("monitor.event_feed")
 
@@ -183,3 +183,10 @@ def needs_refresh(event: ApiEvent) -> bool:
     """Events that change the topology itself (an ALB's groups, targets, an ENI's groups), not only
     rules: the check alone would read rules against a stale topology."""
     return event.source == ELB or bool(event.network_interfaces)
+
+
+def attribution_off(queue_url: str, code: str) -> Finding:
+    return Finding(code="ATTRIBUTION_OFF", severity=Severity.WARNING, message=(
+        f"the events queue {queue_url} cannot be read ({code}): who cuts a path is not known and gaps "
+        "shorter than a check go unseen; the rules are still checked every interval. Check the queue URL, "
+        "its region, and sqs:ReceiveMessage and sqs:GetQueueAttributes in the monitor's role."))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import structlog
@@ -13,7 +13,8 @@ import structlog
 from monitor import __version__, aws, logs, render, runner
 from monitor.cycle import check_once, preflight_once
 from monitor.daemon import Daemon
-from monitor.event_feed import EventFeed
+from monitor.event_feed import EventFeed, attribution_off
+from monitor.model import Report
 from monitor.event_match import KnownRoles
 from monitor.metrics import Metrics
 from monitor.remediation import Leadership, Remediator, SoleLeader
@@ -86,17 +87,34 @@ def _clear_progress() -> None:
 def check(settings: Settings) -> int:
     clients = aws.connect(settings.region)
     report = check_once(clients, settings.cluster_name, kube_source(settings.kubernetes), progress_line())
+    report, attribution = with_attribution(report, settings, clients)
     _clear_progress()
-    print(render.to_json(report) if settings.output == "json" else render.to_table(report))
+    print(render.to_json(report) if settings.output == "json" else render.to_table(report, attribution=attribution))
     return report.exit_code
 
 
 def preflight(settings: Settings) -> int:
     clients = aws.connect(settings.region)
     report = preflight_once(clients, settings.cluster_name, kube_source(settings.kubernetes), progress_line())
+    report, attribution = with_attribution(report, settings, clients)
     _clear_progress()
-    print(render.to_json(report) if settings.output == "json" else render.to_table(report, title="preflight"))
+    print(render.to_json(report) if settings.output == "json"
+          else render.to_table(report, title="preflight", attribution=attribution))
     return report.exit_code
+
+
+def with_attribution(report: Report, settings: Settings, clients: aws.AwsClients) -> tuple[Report, str]:
+    """Whether the daemon could say who cuts a path: the events queue, read without taking a message
+    from it; an unreadable one adds ATTRIBUTION_OFF. Returns the report and the table's line."""
+    if not settings.events_queue:
+        return report, "off (no --events-queue: the daemon names a lost rule, not who removed it)"
+    from monitor.aws.events_queue import connect_queue, probe
+
+    failure = probe(connect_queue(clients.region, clients.counter), settings.events_queue)
+    if failure is None:
+        return report, f"events queue {settings.events_queue}"
+    return replace(report, findings=report.findings + (attribution_off(settings.events_queue, failure.code),)), \
+        f"OFF: events queue {settings.events_queue} cannot be read ({failure.code})"
 
 
 @dataclass(frozen=True)

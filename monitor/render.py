@@ -69,9 +69,11 @@ def to_json(report: Report) -> str:
     return json.dumps(to_dict(report), indent=2)
 
 
-def to_table(report: Report, title: str = "check") -> str:
+def to_table(report: Report, title: str = "check", attribution: str | None = None) -> str:
     lines = [f"{title}: cluster {report.cluster} in {report.region}"
              + ("" if report.complete else "  (observation INCOMPLETE: some reads failed)")]
+    if attribution:
+        lines.append(f"attribution: {attribution}")
     rows = [("LOAD BALANCER", "ADOPTION", "INGRESS", "PATHS", "STATE")]
     for lb in report.load_balancers:
         bad = sum(1 for p in lb.paths if p.reachable is False)

@@ -5,6 +5,7 @@ reads them, checks at once, names the lost rule and who removed it, and records 
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 import time
 from datetime import datetime, timezone
@@ -220,3 +221,19 @@ def test_an_event_flips_the_metric_within_a_second_and_an_idle_queue_costs_three
         stop.set()
         thread.join(30)
         assert not thread.is_alive()
+
+
+def test_check_and_preflight_say_whether_attribution_is_set_up(world, queue, aws_env, capsys):
+    from monitor import cli
+
+    base = ["--cluster-name", world.cluster, "--kubernetes", "off"]
+    assert cli.main(["check", *base]) == 0
+    assert "attribution: off (no --events-queue" in capsys.readouterr().out
+    assert cli.main(["preflight", *base, "--events-queue", queue]) in (0, 1)
+    out = capsys.readouterr().out
+    assert f"attribution: events queue {queue}" in out and "ATTRIBUTION_OFF" not in out
+    missing = f"{aws_env}/123456789012/alb-sg-monitor-events-gone"
+    assert cli.main(["check", *base, "--events-queue", missing, "--output", "json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    (off,) = [f for f in document["findings"] if f["code"] == "ATTRIBUTION_OFF"]
+    assert off["severity"] == "warning" and missing in off["message"]

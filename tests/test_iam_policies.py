@@ -30,7 +30,7 @@ OWNER_TAG = "alb-sg-monitor/owner"
 PERMISSIONLESS = {"sts:GetCallerIdentity"}
 # Consuming the monitor's own events queue (--events-queue): in the read-only policy, scoped to the
 # monitor's queues, although IAM classes DeleteMessage as a write (it writes nothing the monitor watches).
-OWN_QUEUE_ACTIONS = {"sqs:ReceiveMessage", "sqs:DeleteMessage"}
+OWN_QUEUE_ACTIONS = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
 OWN_QUEUE_RESOURCE = "arn:aws:sqs:*:*:alb-sg-monitor-*"
 # Methods of a boto3 client that are not API operations.
 CLIENT_HELPERS = {"get_paginator", "can_paginate", "get_waiter", "close", "generate_presigned_url", "meta",

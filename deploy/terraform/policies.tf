@@ -55,6 +55,7 @@ data "aws_iam_policy_document" "read_only" {
     effect = "Allow"
     actions = [
       "sqs:DeleteMessage",
+      "sqs:GetQueueAttributes",
       "sqs:ReceiveMessage",
     ]
     resources = ["arn:${local.partition}:sqs:*:*:alb-sg-monitor-*"]
