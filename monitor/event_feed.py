@@ -62,6 +62,7 @@ class EventFeed:
         self.on_matched: Callable[[tuple[ApiEvent, ...]], None] = lambda events: None
         self.ingresses_of_group: Callable[[str], list[tuple[str, str]]] = lambda group: []
         self.may_post: Callable[[], bool] = lambda: True
+        self.on_outage: list[Callable[[Outage], None]] = []  # e.g. the demo's view
 
     # -- state the daemon reads ---------------------------------------------------------------
     def recent(self) -> tuple[ApiEvent, ...]:
@@ -134,6 +135,11 @@ class EventFeed:
                     rule=outage.rule.text(), seconds=round(seconds, 3),
                     revoked_by=outage.revoked.principal.arn, revoke_event_id=outage.revoked.event_id,
                     granted_by=outage.granted.principal.arn, grant_event_id=outage.granted.event_id)
+        for listener in self.on_outage:
+            try:
+                listener(outage)
+            except Exception:
+                log.exception("outage_listener_failed")
         if self.events is None or not self.may_post():
             return
         message = (f"{outage.rule.text()} was revoked by {outage.revoked.principal.arn} "

@@ -133,9 +133,9 @@ def run(daemon: Daemon, server: HttpServer, interval: float, topology_interval: 
             pass
         log.info("stop_requested", signal=received[0] if received else None)
     finally:
-        if daemon.feed is not None:
-            daemon.feed.stop()
         scheduler.shutdown(wait=False)
+        if daemon.feed is not None:
+            daemon.feed.stop(timeout=0.5)  # a receive in its long poll is not waited for
         for logger in quieted:
             logger.removeFilter(_not_a_skipped_run)
         server.stop()
