@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 
 import structlog
 
-from monitor.attribution import attribute
+from monitor.attribution import ATTRIBUTED_CODES, attribute
 from monitor.aws import AwsClients, RuleReader, discover
 from monitor.cluster_model import ClusterState
 from monitor.cycle import ClusterSource, Snapshot, this_cluster, with_kubernetes
@@ -32,6 +32,7 @@ from monitor.memory import Memory
 from monitor.model import Observation, ReadFailure, Report, Severity, Topology
 from monitor.remediation import Outcome, Remediator
 from monitor.settings import default_cycle_timeout
+from monitor.trail_lookups import TrailLookups
 from monitor.transitions import Coverage, Revocation, advance, revoked_load_balancers
 
 log = structlog.get_logger("monitor.daemon")
@@ -138,7 +139,8 @@ class Daemon:
                  topology_interval: float, monotonic: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time, *, kube: ClusterSource | None = None,
                  remediator: Remediator | None = None, cycle_timeout: float | None = None,
-                 feed: EventFeed | None = None) -> None:
+                 feed: EventFeed | None = None, lookups: TrailLookups | None = None,
+                 roles: KnownRoles | None = None) -> None:
         self._clients = clients
         self._cluster = cluster
         self._metrics = metrics
@@ -173,6 +175,8 @@ class Daemon:
         self._checks_asked = 0
         self._attributed: dict[tuple[str, str, str], None] = {}  # (event id, ALB, group) announced
         self.feed = feed
+        self.lookups = lookups  # without a queue: CloudTrail lookups fill the attribution in later
+        self._roles = roles or KnownRoles()  # from flags and the pod's own role
         if feed is not None:
             feed.watched = self.watched
             feed.on_matched = self._on_events
@@ -423,7 +427,7 @@ class Daemon:
 
     def roles(self) -> KnownRoles:
         """The callers' roles: from flags and the pod, and the controllers' IRSA roles Kubernetes shows."""
-        base = self.feed.roles if self.feed is not None else KnownRoles()
+        base = self._roles
         state = self._cluster_state
         if state is None:
             return base
@@ -433,8 +437,15 @@ class Daemon:
 
     def _attribute(self, report: Report) -> Report:
         memory = self._remediator.memory if self._remediator is not None else Memory()
-        events = self.feed.recent() if self.feed is not None else ()
+        events = self.feed.recent() if self.feed is not None else self.lookups.recent() if self.lookups else ()
         report = attribute(report, memory, events, self.roles())
+        if self.lookups is not None:
+            for finding in report.findings:
+                if finding.code in ATTRIBUTED_CODES and finding.security_group:
+                    if finding.attribution is None:
+                        self.lookups.request(finding.security_group)
+                    else:
+                        self.lookups.done(finding.security_group)
         failure = self.feed.failure if self.feed is not None else None
         if failure is None:
             return report

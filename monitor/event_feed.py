@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from monitor.event_match import KnownRoles, Outage, Watched, outage_windows
+from monitor.event_match import Outage, Watched, outage_windows
 from monitor.events import ELB, ApiEvent
 from monitor.metrics import Metrics
 from monitor.model import Finding, ReadFailure, Severity
@@ -40,12 +40,10 @@ class EventSink(Protocol):
 class EventFeed:
     """One consumer of the events queue, in a thread of its own once started."""
 
-    def __init__(self, queue: Queue, metrics: Metrics, roles: KnownRoles = KnownRoles(), *,
-                 queue_url: str = "", wall: Callable[[], float] = time.time,
+    def __init__(self, queue: Queue, metrics: Metrics, *, queue_url: str = "", wall: Callable[[], float] = time.time,
                  events: EventSink | None = None) -> None:
         self._queue = queue
         self._metrics = metrics
-        self.roles = roles  # from flags and the pod's own role; the daemon adds what Kubernetes says
         self.queue_url = queue_url
         self._wall = wall
         self.events = events

@@ -16,6 +16,7 @@ from monitor.daemon import Daemon
 from monitor.event_feed import EventFeed, attribution_off
 from monitor.model import Report
 from monitor.event_match import KnownRoles
+from monitor.trail_lookups import TrailLookups
 from monitor.metrics import Metrics
 from monitor.remediation import Leadership, Remediator, SoleLeader
 from monitor.server import Endpoints, HttpServer
@@ -167,8 +168,10 @@ def assemble_daemon(settings: Settings, clients: aws.AwsClients | None = None, *
     remediator.load()
     remediator.check_store(describe_store(store))
     feed = events_feed(settings, clients, metrics, events, leadership, wall)
+    lookups = None if feed is not None else trail_lookups(clients, metrics, wall)
     daemon = Daemon(clients, settings.cluster_name, metrics, settings.interval, settings.topology_interval,
-                    **clocks, kube=source, remediator=remediator, cycle_timeout=settings.check_deadline, feed=feed)
+                    **clocks, kube=source, remediator=remediator, cycle_timeout=settings.check_deadline, feed=feed,
+                    lookups=lookups, roles=known_roles(settings))
     server = HttpServer(settings.listen, Endpoints(metrics=metrics.exposition, health=daemon.health,
                                                    ready=daemon.ready))
     return DaemonParts(clients=clients, metrics=metrics, daemon=daemon, server=server, remediator=remediator,
@@ -195,10 +198,21 @@ def events_feed(settings: Settings, clients: aws.AwsClients, metrics: Metrics, e
     queue = EventsQueue(sqs, settings.events_queue, wait_seconds=WAIT_SECONDS if wait_seconds is None else wait_seconds,
                         **({"wall": wall} if wall else {}))
     metrics.enable_events()
-    feed = EventFeed(queue, metrics, known_roles(settings), queue_url=settings.events_queue, events=events,
+    feed = EventFeed(queue, metrics, queue_url=settings.events_queue, events=events,
                      **({"wall": wall} if wall else {}))
     feed.may_post = leadership.is_leader
     return feed
+
+
+def trail_lookups(clients: aws.AwsClients, metrics: Metrics, wall: Callable[[], float] | None = None) -> TrailLookups:
+    """CloudTrail lookups of revoked groups, when there is no events queue (not started). Their calls
+    have a counter of their own: they run in their own thread and are no part of a cycle's cost."""
+    from monitor.aws.session import ApiCounter
+    from monitor.aws.trail_lookup import connect_cloudtrail
+
+    counter = ApiCounter()
+    counter.listeners.append(metrics)
+    return TrailLookups(connect_cloudtrail(clients.region, counter), **({"wall": wall} if wall else {}))
 
 
 def run(settings: Settings) -> int:

@@ -124,8 +124,9 @@ def run(daemon: Daemon, server: HttpServer, interval: float, topology_interval: 
         logger.addFilter(_not_a_skipped_run)
     server.start()
     scheduler.start()
-    if daemon.feed is not None:
-        daemon.feed.start()
+    for helper in (daemon.feed, daemon.lookups):
+        if helper is not None:
+            helper.start()
     log.info("daemon_started", port=server.port, interval_seconds=interval,
              topology_interval_seconds=topology_interval, cycle_timeout_seconds=daemon.deadline)
     try:
@@ -134,8 +135,9 @@ def run(daemon: Daemon, server: HttpServer, interval: float, topology_interval: 
         log.info("stop_requested", signal=received[0] if received else None)
     finally:
         scheduler.shutdown(wait=False)
-        if daemon.feed is not None:
-            daemon.feed.stop(timeout=0.5)  # a receive in its long poll is not waited for
+        for helper in (daemon.feed, daemon.lookups):
+            if helper is not None:
+                helper.stop(timeout=0.5)  # a call in flight (a long poll) is not waited for
         for logger in quieted:
             logger.removeFilter(_not_a_skipped_run)
         server.stop()

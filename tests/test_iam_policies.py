@@ -53,7 +53,7 @@ class ApiCall:
     @property
     def is_read(self) -> bool:
         """Whether it belongs in the read-only policy."""
-        return self.operation.startswith(("Describe", "Get", "List")) or self.action in OWN_QUEUE_ACTIONS
+        return self.operation.startswith(("Describe", "Get", "List", "Lookup")) or self.action in OWN_QUEUE_ACTIONS
 
 
 @cache
@@ -252,7 +252,8 @@ def test_scanner_sees_the_reads_the_monitor_already_does():
     actions = {c.action for c in scan_code()}
     assert {"ec2:DescribeSecurityGroupRules", "ec2:DescribeInstances", "ec2:GetManagedPrefixListEntries",
             "elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeTags",
-            "elasticloadbalancing:DescribeTargetHealth", "sqs:ReceiveMessage", "sqs:DeleteMessage"} <= actions
+            "elasticloadbalancing:DescribeTargetHealth", "sqs:ReceiveMessage", "sqs:DeleteMessage",
+            "sqs:GetQueueAttributes", "cloudtrail:LookupEvents"} <= actions
 
 
 def test_every_read_the_code_does_is_in_the_read_only_policy():
