@@ -173,6 +173,7 @@ class Daemon:
         # Set by the scheduler so that an event that touched a watched resource is checked at once.
         self.on_check_wanted: Callable[[str], None] | None = None
         self._checks_asked = 0
+        self._check_after_refresh = False
         self._attributed: dict[tuple[str, str, str], None] = {}  # (event id, ALB, group) announced
         self.feed = feed
         self.lookups = lookups  # without a queue: CloudTrail lookups fill the attribution in later
@@ -198,11 +199,14 @@ class Daemon:
         """Re-discover ALBs, target groups, targets and ENIs. Never raises."""
         with self._refresh_lock:
             asked = self._asked  # the ALBs come or gone this discovery will see; later asks stay
+            check_after, self._check_after_refresh = self._check_after_refresh, False
             try:
                 return self._refresh(reason)
             finally:
                 with self._ask_lock:
                     self._asked -= asked
+                if check_after:  # an event changed the topology: check against the new one at once
+                    self.want_check("event")
 
     def _refresh(self, reason: str | None) -> Topology | None:
         with self._working():
@@ -422,8 +426,10 @@ class Daemon:
     def _on_events(self, events: tuple[ApiEvent, ...]) -> None:
         """A matched event: check the rules now; an ALB, target or ENI change re-discovers first."""
         if any(needs_refresh(e) for e in events):
+            self._check_after_refresh = True
             self.want_refresh("event")
-        self.want_check("event")
+        else:
+            self.want_check("event")
 
     def roles(self) -> KnownRoles:
         """The callers' roles: from flags and the pod, and the controllers' IRSA roles Kubernetes shows."""

@@ -89,7 +89,11 @@ def test_a_v2_controller_revoke_and_a_human_revoke_are_attributed_with_the_lost_
     shop_rule, blog_rule = world.rule["shop_v1"], world.rule["blog_v1"]
     put(revoke_by_id(world, "shop_v1", V2), revoke_by_id(world, "blog_v1", HUMAN))
     poll_until(parts, 2)
-    summary = parts.daemon.check()
+    with structlog.testing.capture_logs() as logs:
+        summary = parts.daemon.check()
+    said = {e["load_balancer"]: e for e in logs if e["event"] == "revocation_attributed"}
+    assert said[world.lb_name["shop"]]["rule"] == shop_rule and said[world.lb_name["shop"]]["principal"] == V2["arn"]
+    assert said[world.lb_name["blog"]]["actor_kind"] == "other"
     findings = {f.load_balancer: f for f in summary.report.findings if f.code == "ACCESS_REVOKED"}
     shop, blog = findings[world.lb_name["shop"]], findings[world.lb_name["blog"]]
     assert shop.rule == shop_rule and blog.rule == blog_rule
@@ -237,3 +241,51 @@ def test_check_and_preflight_say_whether_attribution_is_set_up(world, queue, aws
     document = json.loads(capsys.readouterr().out)
     (off,) = [f for f in document["findings"] if f["code"] == "ATTRIBUTION_OFF"]
     assert off["severity"] == "warning" and missing in off["message"]
+
+
+def test_with_kubernetes_the_v2_role_is_read_from_its_service_account_and_the_ingress_gets_events(world, queue):
+    from monitor import kube
+    from monitor.demo import cluster as demo_cluster, trail
+    from monitor.demo.kubeapi import DemoKubeApi
+
+    with DemoKubeApi(demo_cluster.objects(world)) as api:
+        # No role flag: the controller's IRSA role comes from its ServiceAccount.
+        built = assemble_daemon(Settings(cluster_name=world.cluster, kubernetes="on", listen="127.0.0.1:0",
+                                         events_queue=queue), kube=kube.for_host(api.url), identity="pod-a",
+                                namespace="alb-sg-monitor")
+        try:
+            built.daemon.feed._queue._wait = 1
+            deadline = time.monotonic() + 30
+            while not built.leadership.is_leader():
+                assert time.monotonic() < deadline, "never became leader"
+                time.sleep(0.1)
+            assert built.daemon.run_once().ok
+            controller = trail.identity(demo_cluster.controller_role_arn(world), "1733043600123456789")
+            now = time.time() - 10
+            put(permission_call("RevokeSecurityGroupIngress", world, "blog_v1", HUMAN, now),
+                permission_call("AuthorizeSecurityGroupIngress", world, "blog_v1", HUMAN, now + 3))
+            put(revoke_by_id(world, "shop_v1", controller))
+            poll_until(built, 3)
+            summary = built.daemon.check()
+            (finding,) = [f for f in summary.report.findings
+                          if f.code == "ACCESS_REVOKED" and f.load_balancer == world.lb_name["shop"]]
+            assert finding.attribution.actor_kind == "v2_controller"
+            events = [o for o in api.objects if o["kind"] == "Event"]
+            (cut,) = [e for e in events if e["reason"] == "RevocationAttributed"]
+            assert (cut["involvedObject"]["namespace"], cut["involvedObject"]["name"]) == ("shop", "frontend")
+            assert controller["arn"] in cut["message"] and finding.rule in cut["message"]
+            gaps = [e for e in events if e["reason"] == "OutageWindow"]
+            assert ("blog", "web") in {(e["involvedObject"]["namespace"], e["involvedObject"]["name"]) for e in gaps}
+            assert all("3s" in e["message"] for e in gaps)
+        finally:
+            built.server.stop()
+
+
+def test_a_load_balancer_event_re_discovers_the_topology_before_checking(world, parts):
+    assert parts.daemon.run_once().ok
+    group = parts.daemon.topology.target_groups[0]
+    put(message("DeregisterTargets", {"targetGroupArn": group.arn, "targets": [{"id": group.targets[0].target_id}]},
+                {}, identity=HUMAN, time=stamp(), event_id=event_id()))
+    poll_until(parts, 1)
+    assert parts.daemon.run_once().ok
+    assert metric(parts, "albsg_topology_refreshes_total", reason="event") == 1
