@@ -15,7 +15,7 @@ from dataclasses import replace
 from monitor.event_match import KnownRoles, actor_kind
 from monitor.events import ApiEvent, Effect
 from monitor.memory import Memory, RuleTuple
-from monitor.model import Attribution, Finding, Report
+from monitor.model import Attribution, Report
 
 ATTRIBUTED_CODES = ("ACCESS_REVOKED", "EGRESS_BLOCKED")
 
