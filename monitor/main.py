@@ -193,8 +193,12 @@ def events_feed(settings: Settings, clients: aws.AwsClients, metrics: Metrics, e
     if not settings.events_queue:
         return None
     from monitor.aws.events_queue import WAIT_SECONDS, EventsQueue, connect_queue
+    from monitor.aws.session import ApiCounter
 
-    sqs = connect_queue(clients.region, clients.counter)
+    # A counter of its own: the receives run in their own thread and are no part of a cycle's cost.
+    counter = ApiCounter()
+    counter.listeners.append(metrics)
+    sqs = connect_queue(clients.region, counter)
     queue = EventsQueue(sqs, settings.events_queue, wait_seconds=WAIT_SECONDS if wait_seconds is None else wait_seconds,
                         **({"wall": wall} if wall else {}))
     metrics.enable_events()

@@ -200,10 +200,13 @@ def test_an_event_flips_the_metric_within_a_second_and_an_idle_queue_costs_three
         labels = {"load_balancer": world.lb_name["shop"]}
         assert metric(built, "albsg_load_balancer_reachable", **labels) == 1
         # Idle: note when each long poll starts, over two full ones.
-        starts, seen = [], built.clients.counter.calls[("sqs", "ReceiveMessage")]
+        def receives() -> float | None:
+            return metric(built, "albsg_aws_api_calls_total", service="sqs", operation="ReceiveMessage")
+
+        starts, seen = [], receives()
         watch_until = time.monotonic() + 45
         while time.monotonic() < watch_until and len(starts) < 3:
-            now = built.clients.counter.calls[("sqs", "ReceiveMessage")]
+            now = receives()
             if now != seen:
                 starts.append(time.monotonic())
                 seen = now
