@@ -116,6 +116,11 @@ OPTIONS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
     "--restore-backoff": (_duration, "60s", "wait after a failed restore; doubles with each failure"),
     "--restore-backoff-max": (_duration, "30m", "longest wait between failed restores of one rule"),
     "--cleanup-grace": (_duration, "5m", "how long a rule we created stays orphaned before we revoke it"),
+    "--events-queue": (str, None, "SQS queue URL fed with CloudTrail events by EventBridge: check at once on an "
+                                  "event and say who cut a path (check/preflight: see that it can be read)"),
+    "--v2-controller-role-arn": (str, None, "the v2 controller's IAM role, to attribute its calls when Kubernetes "
+                                            "does not show it"),
+    "--v1-controller-role-arn": (str, None, "the v1 controller's IAM role, likewise"),
     "--log-format": (_choice("json", "console", "auto"), "auto", "json, console, or auto (console on a terminal)"),
     "--output": (_choice("table", "json"), "table", "check/preflight/demo output: table (demo: a live view) or json (demo: JSON lines)"),
     "--demo-after": (_choice("exit", "serve"), "exit", "demo: after the story, exit, or keep serving /metrics until Ctrl-C"),
@@ -133,6 +138,8 @@ ONLY: dict[str, set[str]] = {
     "--fight-window": {"run"}, "--restore-backoff": {"run"}, "--restore-backoff-max": {"run"},
     "--cleanup-grace": {"run"}, "--demo-after": {"demo"}, "--demo-speed": {"demo"},
     "--demo": {"check", "preflight", "run"},
+    "--events-queue": {"check", "preflight", "run"}, "--v2-controller-role-arn": {"run"},
+    "--v1-controller-role-arn": {"run"},
 }
 
 # Defaults a command has of its own, given as text like OPTIONS'; a flag or its twin still wins.

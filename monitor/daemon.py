@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 
 import structlog
 
+from monitor.attribution import ATTRIBUTED_CODES, attribute
 from monitor.aws import AwsClients, RuleReader, discover
 from monitor.cluster_model import ClusterState
 from monitor.cycle import ClusterSource, Snapshot, this_cluster, with_kubernetes
@@ -25,9 +26,14 @@ from monitor.ingress_join import join_ingresses
 from monitor.metrics import Metrics
 from monitor import failures as failures_words
 from monitor.deadline import DEADLINE_CODE, Cycle, PastDeadline, abandoned_report
+from monitor.event_feed import EventFeed, attribution_off, needs_refresh
+from monitor.event_match import KnownRoles, Watched
+from monitor.events import ApiEvent
+from monitor.memory import Memory
 from monitor.model import Observation, ReadFailure, Report, Severity, Topology
 from monitor.remediation import Outcome, Remediator
 from monitor.settings import default_cycle_timeout
+from monitor.trail_lookups import TrailLookups
 from monitor.transitions import Coverage, Revocation, advance, revoked_load_balancers
 
 log = structlog.get_logger("monitor.daemon")
@@ -142,7 +148,9 @@ class Daemon:
     def __init__(self, clients: AwsClients, cluster: str, metrics: Metrics, interval: float,
                  topology_interval: float, monotonic: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time, *, kube: ClusterSource | None = None,
-                 remediator: Remediator | None = None, cycle_timeout: float | None = None) -> None:
+                 remediator: Remediator | None = None, cycle_timeout: float | None = None,
+                 feed: EventFeed | None = None, lookups: TrailLookups | None = None,
+                 roles: KnownRoles | None = None) -> None:
         self._clients = clients
         self._cluster = cluster
         self._metrics = metrics
@@ -173,6 +181,18 @@ class Daemon:
         # Set by the scheduler so that a wanted refresh runs at once; without it the next
         # run_once() refreshes first.
         self.on_refresh_wanted: Callable[[str], None] | None = None
+        # Set by the scheduler so that an event that touched a watched resource is checked at once.
+        self.on_check_wanted: Callable[[str], None] | None = None
+        self._checks_asked = 0
+        self._check_after_refresh = False
+        self._attributed: dict[tuple[str, str, str], None] = {}  # (event id, ALB, group) announced
+        self.feed = feed
+        self.lookups = lookups  # without a queue: CloudTrail lookups fill the attribution in later
+        self._roles = roles or KnownRoles()  # from flags and the pod's own role
+        if feed is not None:
+            feed.watched = self.watched
+            feed.on_matched = self._on_events
+            feed.ingresses_of_group = self._ingresses_of_group
         # Called with every CycleSummary (e.g. the demo's live view); an error in one is logged.
         self.on_cycle: list[Callable[[CycleSummary], None]] = []
 
@@ -190,11 +210,14 @@ class Daemon:
         """Re-discover ALBs, target groups, targets and ENIs. Never raises."""
         with self._refresh_lock:
             asked = self._asked  # the ALBs come or gone this discovery will see; later asks stay
+            check_after, self._check_after_refresh = self._check_after_refresh, False
             try:
                 return self._refresh(reason)
             finally:
                 with self._ask_lock:
                     self._asked -= asked
+                if check_after:  # an event changed the topology: check against the new one at once
+                    self.want_check("event")
 
     def _refresh(self, reason: str | None) -> Topology | None:
         with self._working():
@@ -233,6 +256,7 @@ class Daemon:
         a thread of its own that must finish by the cycle's deadline. Publishes the report to the
         metrics and logs a `check_cycle` event; past the deadline, publishes that the result is
         unknown and logs `check_abandoned` instead. Never raises."""
+        asked = self._checks_asked
         with self._working():
             started = self._monotonic()
             self._heartbeat = started
@@ -248,6 +272,10 @@ class Daemon:
                 log.info("check_cycle", **summary.fields())
         if summary.refresh_wanted:
             self.want_refresh(summary.refresh_wanted)
+        if self._checks_asked != asked and self.on_check_wanted is not None:
+            # An event arrived during this check, which may have read the rules before the change:
+            # the scheduler skipped the run it asked for while this one ran, so ask again.
+            self.on_check_wanted("event")
         for listener in self.on_cycle:
             try:
                 listener(summary)
@@ -356,6 +384,7 @@ class Daemon:
                                                         in_time=cycle.in_time)
             finally:
                 self._acting.release()
+        report = self._attribute(report)
         with cycle.commit():
             self._coverage, revocations = advance(self._coverage, report)
             self._metrics.publish(report, self._wall())
@@ -365,6 +394,7 @@ class Daemon:
                 log.warning("path_revoked", load_balancer=r.load_balancer, target_group=r.target_group_arn,
                             target=r.target, ports=list(r.ports), missing_ports=list(r.missing_ports),
                             security_groups=list(r.security_groups))
+            self._announce_attributions(report)
         wanted = self._refresh_for(observation)
         return CycleSummary(report=report, revocations=revocations, refresh_wanted=wanted, remediations=outcomes)
 
@@ -400,6 +430,93 @@ class Daemon:
             log.warning("kubernetes_unavailable", failed_reads=len(state.failures),
                         first=f"{state.failures[0].operation}: {state.failures[0].code}")
         return state
+
+    # -- events and attribution ---------------------------------------------------------------
+    def watched(self) -> Watched | None:
+        """What the current topology depends on; None before the first discovery."""
+        topology = self._topology
+        if topology is None:
+            return None
+        groups = {g for lb in topology.load_balancers for g in lb.security_groups} | set(topology.target_group_ids)
+        enis = {t.eni_id for tg in topology.target_groups for t in tg.targets or () if t.eni_id}
+        return Watched(security_groups=frozenset(groups), network_interfaces=frozenset(enis),
+                       load_balancers=frozenset(lb.arn for lb in topology.load_balancers),
+                       target_groups=frozenset(tg.arn for tg in topology.target_groups))
+
+    def want_check(self, reason: str) -> None:
+        self._checks_asked += 1
+        if self.on_check_wanted is not None:
+            self.on_check_wanted(reason)
+
+    def _on_events(self, events: tuple[ApiEvent, ...]) -> None:
+        """A matched event: check the rules now; an ALB, target or ENI change re-discovers first."""
+        if any(needs_refresh(e) for e in events):
+            self._check_after_refresh = True
+            self.want_refresh("event")
+        else:
+            self.want_check("event")
+
+    def roles(self) -> KnownRoles:
+        """The callers' roles: from flags and the pod, and the controllers' IRSA roles Kubernetes shows."""
+        base = self._roles
+        state = self._cluster_state
+        if state is None:
+            return base
+        v2 = {c.role_arn for c in state.controllers_of("v2") if c.role_arn}
+        v1 = {c.role_arn for c in state.controllers_of("v1") if c.role_arn}
+        return replace(base, v2_controller=base.v2_controller | v2, v1_controller=base.v1_controller | v1)
+
+    def _attribute(self, report: Report) -> Report:
+        memory = self._remediator.memory if self._remediator is not None else Memory()
+        events = self.feed.recent() if self.feed is not None else self.lookups.recent() if self.lookups else ()
+        report = attribute(report, memory, events, self.roles())
+        if self.lookups is not None:
+            for finding in report.findings:
+                if finding.code in ATTRIBUTED_CODES and finding.security_group:
+                    if finding.attribution is None:
+                        self.lookups.request(finding.security_group)
+                    else:
+                        self.lookups.done(finding.security_group)
+        failure = self.feed.failure if self.feed is not None else None
+        if failure is None:
+            return report
+        return replace(report, findings=report.findings + (attribution_off(self.feed.queue_url, failure.code),))
+
+    def _announce_attributions(self, report: Report) -> None:
+        """Once per event and finding: the log event, the metric, and an Event on the Ingress."""
+        lbs = {lb.name: lb for lb in report.load_balancers}
+        for finding in report.findings:
+            a = finding.attribution
+            if a is None:
+                continue
+            key = (a.event_id, finding.load_balancer or "", finding.security_group or "")
+            if key in self._attributed:
+                continue
+            self._attributed[key] = None
+            while len(self._attributed) > 10_000:
+                self._attributed.pop(next(iter(self._attributed)))
+            self._metrics.count_attributed(a.actor_kind)
+            log.warning("revocation_attributed", code=finding.code, load_balancer=finding.load_balancer,
+                        security_group=finding.security_group, rule=finding.rule, principal=a.principal,
+                        actor_kind=a.actor_kind, event_name=a.event_name, event_id=a.event_id,
+                        event_time=a.event_time)
+            lb = lbs.get(finding.load_balancer or "")
+            sink = self.feed.events if self.feed is not None else None
+            if sink is not None and lb is not None and lb.ingress and self.feed.may_post():
+                sink.record(lb.ingress_namespace, lb.ingress, "RevocationAttributed",
+                            f"{finding.code} on {finding.security_group}: rule {finding.rule or 'unknown'} was "
+                            f"removed by {a.principal} ({a.actor_kind}) with {a.event_name} (event {a.event_id}).",
+                            True, self._wall())
+
+    def _ingresses_of_group(self, group: str) -> list[tuple[str, str]]:
+        """The Ingresses of the ALBs that send through this group (their own, or their targets')."""
+        topology = self._topology
+        if topology is None:
+            return []
+        behind = {arn for tg in topology.target_groups for t in tg.targets or ()
+                  if group in (t.security_groups or ()) for arn in tg.load_balancer_arns}
+        return sorted({(lb.ingress_namespace, lb.ingress) for lb in topology.load_balancers
+                       if lb.ingress and (lb.arn in behind or group in lb.security_groups)})
 
     def want_refresh(self, reason: str) -> None:
         self._wanted = reason

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import structlog
@@ -12,6 +13,10 @@ import structlog
 from monitor import __version__, aws, logs, render, runner
 from monitor.cycle import check_once, preflight_once
 from monitor.daemon import Daemon
+from monitor.event_feed import EventFeed, attribution_off
+from monitor.model import Report
+from monitor.event_match import KnownRoles
+from monitor.trail_lookups import TrailLookups
 from monitor.metrics import Metrics
 from monitor.remediation import Leadership, Remediator, SoleLeader
 from monitor.server import Endpoints, HttpServer
@@ -83,17 +88,34 @@ def _clear_progress() -> None:
 def check(settings: Settings) -> int:
     clients = aws.connect(settings.region)
     report = check_once(clients, settings.cluster_name, kube_source(settings.kubernetes), progress_line())
+    report, attribution = with_attribution(report, settings, clients)
     _clear_progress()
-    print(render.to_json(report) if settings.output == "json" else render.to_table(report))
+    print(render.to_json(report) if settings.output == "json" else render.to_table(report, attribution=attribution))
     return report.exit_code
 
 
 def preflight(settings: Settings) -> int:
     clients = aws.connect(settings.region)
     report = preflight_once(clients, settings.cluster_name, kube_source(settings.kubernetes), progress_line())
+    report, attribution = with_attribution(report, settings, clients)
     _clear_progress()
-    print(render.to_json(report) if settings.output == "json" else render.to_table(report, title="preflight"))
+    print(render.to_json(report) if settings.output == "json"
+          else render.to_table(report, title="preflight", attribution=attribution))
     return report.exit_code
+
+
+def with_attribution(report: Report, settings: Settings, clients: aws.AwsClients) -> tuple[Report, str]:
+    """Whether the daemon could say who cuts a path: the events queue, read without taking a message
+    from it; an unreadable one adds ATTRIBUTION_OFF. Returns the report and the table's line."""
+    if not settings.events_queue:
+        return report, "off (no --events-queue: the daemon names a lost rule, not who removed it)"
+    from monitor.aws.events_queue import connect_queue, probe
+
+    failure = probe(connect_queue(clients.region, clients.counter), settings.events_queue)
+    if failure is None:
+        return report, f"events queue {settings.events_queue}"
+    return replace(report, findings=report.findings + (attribution_off(settings.events_queue, failure.code),)), \
+        f"OFF: events queue {settings.events_queue} cannot be read ({failure.code})"
 
 
 @dataclass(frozen=True)
@@ -145,12 +167,56 @@ def assemble_daemon(settings: Settings, clients: aws.AwsClients | None = None, *
                             shared_store=shared)
     remediator.load()
     remediator.check_store(describe_store(store))
+    feed = events_feed(settings, clients, metrics, events, leadership, wall)
+    lookups = None if feed is not None else trail_lookups(clients, metrics, wall)
     daemon = Daemon(clients, settings.cluster_name, metrics, settings.interval, settings.topology_interval,
-                    **clocks, kube=source, remediator=remediator, cycle_timeout=settings.check_deadline)
+                    **clocks, kube=source, remediator=remediator, cycle_timeout=settings.check_deadline, feed=feed,
+                    lookups=lookups, roles=known_roles(settings))
     server = HttpServer(settings.listen, Endpoints(metrics=metrics.exposition, health=daemon.health,
                                                    ready=daemon.ready))
     return DaemonParts(clients=clients, metrics=metrics, daemon=daemon, server=server, remediator=remediator,
                        leadership=leadership, store=store)
+
+
+def known_roles(settings: Settings) -> KnownRoles:
+    """The roles given by flags, and this monitor's own (IRSA puts it in AWS_ROLE_ARN)."""
+    def one(arn: str | None) -> frozenset[str]:
+        return frozenset({arn}) if arn else frozenset()
+
+    return KnownRoles(v2_controller=one(settings.v2_controller_role_arn),
+                      v1_controller=one(settings.v1_controller_role_arn), monitor=one(os.environ.get("AWS_ROLE_ARN")))
+
+
+def events_feed(settings: Settings, clients: aws.AwsClients, metrics: Metrics, events: Any, leadership: Leadership,
+                wall: Callable[[], float] | None = None, wait_seconds: int | None = None) -> EventFeed | None:
+    """The events-queue consumer when --events-queue is set (not started)."""
+    if not settings.events_queue:
+        return None
+    from monitor.aws.events_queue import WAIT_SECONDS, EventsQueue, connect_queue
+    from monitor.aws.session import ApiCounter
+
+    # A counter of its own: the receives run in their own thread and are no part of a cycle's cost.
+    counter = ApiCounter()
+    counter.listeners.append(metrics)
+    sqs = connect_queue(clients.region, counter)
+    queue = EventsQueue(sqs, settings.events_queue, wait_seconds=WAIT_SECONDS if wait_seconds is None else wait_seconds,
+                        **({"wall": wall} if wall else {}))
+    metrics.enable_events()
+    feed = EventFeed(queue, metrics, queue_url=settings.events_queue, events=events,
+                     **({"wall": wall} if wall else {}))
+    feed.may_post = leadership.is_leader
+    return feed
+
+
+def trail_lookups(clients: aws.AwsClients, metrics: Metrics, wall: Callable[[], float] | None = None) -> TrailLookups:
+    """CloudTrail lookups of revoked groups, when there is no events queue (not started). Their calls
+    have a counter of their own: they run in their own thread and are no part of a cycle's cost."""
+    from monitor.aws.session import ApiCounter
+    from monitor.aws.trail_lookup import connect_cloudtrail
+
+    counter = ApiCounter()
+    counter.listeners.append(metrics)
+    return TrailLookups(connect_cloudtrail(clients.region, counter), **({"wall": wall} if wall else {}))
 
 
 def run(settings: Settings) -> int:

@@ -7,7 +7,7 @@ and `now`. Only complete observations teach it anything: a failed read proves no
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from monitor.coverage import admits
@@ -29,10 +29,14 @@ class RuleTuple:
     to_port: int | None
     peer_kind: str  # a PeerKind value: "sg", "cidr", "cidr6", "prefix_list"
     peer: str
+    # The id AWS gave the rule when it was seen: not part of the identity (a re-granted rule gets a
+    # new one), kept so that a finding can name the rule that was lost.
+    rule_id: str | None = field(default=None, compare=False)
 
     @classmethod
     def of(cls, rule: Rule) -> RuleTuple:
-        return cls(rule.group_id, rule.protocol, rule.from_port, rule.to_port, rule.peer_kind.value, rule.peer)
+        return cls(rule.group_id, rule.protocol, rule.from_port, rule.to_port, rule.peer_kind.value, rule.peer,
+                   rule.rule_id or None)
 
     def sort_key(self) -> tuple[str, str, int, int, str, str]:
         return (self.group_id, self.protocol, _port(self.from_port), _port(self.to_port), self.peer_kind, self.peer)
@@ -48,8 +52,11 @@ class RuleTuple:
         return f"{ports} from {self.peer} on {self.group_id}"
 
     def to_json(self) -> dict[str, Any]:
-        return {"group_id": self.group_id, "protocol": self.protocol, "from_port": self.from_port,
-                "to_port": self.to_port, "peer_kind": self.peer_kind, "peer": self.peer}
+        raw = {"group_id": self.group_id, "protocol": self.protocol, "from_port": self.from_port,
+               "to_port": self.to_port, "peer_kind": self.peer_kind, "peer": self.peer}
+        if self.rule_id:
+            raw["rule_id"] = self.rule_id
+        return raw
 
     @classmethod
     def from_json(cls, raw: Any) -> RuleTuple:
@@ -59,7 +66,10 @@ class RuleTuple:
             _expect(isinstance(raw.get(name), str) and raw[name], f"rule field {name} must be a non-empty string")
         for name in ("from_port", "to_port"):
             _expect(raw.get(name) is None or type(raw[name]) is int, f"rule field {name} must be an integer or null")
-        return cls(raw["group_id"], raw["protocol"], raw["from_port"], raw["to_port"], raw["peer_kind"], raw["peer"])
+        # rule_id is optional: documents written before it was kept have none.
+        _expect(raw.get("rule_id") is None or isinstance(raw["rule_id"], str), "rule field rule_id must be a string")
+        return cls(raw["group_id"], raw["protocol"], raw["from_port"], raw["to_port"], raw["peer_kind"], raw["peer"],
+                   raw.get("rule_id") or None)
 
 
 @dataclass(frozen=True, order=True)

@@ -42,6 +42,16 @@ KNOWN_FINDINGS: dict[str, str] = {
     "OBSERVATION_INCOMPLETE": Severity.WARNING.value,
 }
 
+# What happened to each message read from the events queue: `matched` (it touched something watched),
+# or why it was ignored (monitor.events.Rejection values, duplicate, unwatched).
+EVENT_RESULTS = ("matched", "duplicate", "unwatched", "malformed", "oversized", "not_cloudtrail", "unsupported",
+                 "failed_call")
+ACTOR_KINDS = ("v2_controller", "v1_controller", "monitor", "other")
+# CloudTrail delivers to EventBridge within seconds to a few minutes.
+EVENT_LAG_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
+# A revoke-then-grant gap: seconds (a controller revoking before granting) to the polls' interval.
+OUTAGE_BUCKETS = (1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
+
 # The daemon's two loops, the values of albsg_cycle_failures_total's `loop` label.
 CYCLE_LOOPS = ("check", "topology")
 
@@ -134,6 +144,12 @@ class Metrics:
             "albsg_remediations_total", "Remediation decisions (restores and clean-ups of our own rules), by result.", ["result"], registry=self.registry)
         for result in REMEDIATION_RESULTS:
             self.remediations.labels(result)
+        self.attributed = Counter(
+            "albsg_revocations_attributed_total",
+            "Revoked paths a CloudTrail event attributed to a caller, by kind of caller.",
+            ["actor_kind"], registry=self.registry)
+        for kind in ACTOR_KINDS:
+            self.attributed.labels(kind)
         self.cycle_duration = Histogram(
             "albsg_cycle_duration_seconds", "Duration of one rule check cycle.",
             buckets=CYCLE_BUCKETS, registry=self.registry)
@@ -163,6 +179,30 @@ class Metrics:
             "albsg_state_save_failures_total",
             "Saves of the remembered rules and remediation history that failed (retried every cycle).",
             registry=self.registry)
+
+    def enable_events(self) -> None:
+        """The events-queue series, from the first scrape, when a queue is configured."""
+        if hasattr(self, "events_total"):
+            return
+        self.events_received = Counter(
+            "albsg_events_received_total",
+            "CloudTrail events from the events queue that touched something watched, by API call.",
+            ["event_name"], registry=self.registry)
+        self.events_total = Counter(
+            "albsg_events_total", "Messages read from the events queue, by result: matched, or why ignored.",
+            ["result"], registry=self.registry)
+        for result in EVENT_RESULTS:
+            self.events_total.labels(result)
+        self.event_lag = Histogram(
+            "albsg_event_lag_seconds", "From a matched event's time (the API call) to its receipt from the queue.",
+            buckets=EVENT_LAG_BUCKETS, registry=self.registry)
+        self.outage_windows = Counter(
+            "albsg_outage_windows_total",
+            "Revoke-then-grant gaps of one rule seen in the events, whether or not a check saw them.",
+            registry=self.registry)
+        self.outage_window_seconds = Histogram(
+            "albsg_outage_window_seconds", "Length of the revoke-then-grant gaps seen in the events.",
+            buckets=OUTAGE_BUCKETS, registry=self.registry)
 
     # -- state --------------------------------------------------------------------------------
     def publish(self, report: Report, now: float) -> None:
@@ -195,6 +235,24 @@ class Metrics:
     def count_revocations(self, load_balancers: Iterable[str]) -> None:
         for name in load_balancers:
             self.revocations.labels(name).inc()
+
+    def count_attributed(self, actor_kind: str) -> None:
+        self.attributed.labels(actor_kind).inc()
+
+    def count_events(self, result: str, count: int = 1) -> None:
+        self.enable_events()
+        self.events_total.labels(result).inc(count)
+
+    def observe_event(self, event_name: str, lag_seconds: float) -> None:
+        self.enable_events()
+        self.events_received.labels(event_name).inc()
+        self.events_total.labels("matched").inc()
+        self.event_lag.observe(lag_seconds)
+
+    def observe_outage_window(self, seconds: float) -> None:
+        self.enable_events()
+        self.outage_windows.inc()
+        self.outage_window_seconds.observe(seconds)
 
     def count_remediation(self, result: str) -> None:
         if result not in REMEDIATION_RESULTS:

@@ -194,6 +194,17 @@ class PathResult:
 
 
 @dataclass(frozen=True)
+class Attribution:
+    """Who made the API call that cut a path, from its CloudTrail event."""
+
+    principal: str  # the caller's ARN (for a role, the session ARN CloudTrail records)
+    actor_kind: str  # "v2_controller", "v1_controller", "monitor" or "other"
+    event_time: float  # seconds since the epoch
+    event_id: str
+    event_name: str = ""
+
+
+@dataclass(frozen=True)
 class Finding:
     code: str
     severity: Severity
@@ -201,6 +212,7 @@ class Finding:
     load_balancer: str | None = None
     security_group: str | None = None
     rule: str | None = None
+    attribution: Attribution | None = None  # set when a CloudTrail event says who cut the path
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from typing import Any
 
 from monitor import failures
-from monitor.model import Report
+from monitor.model import Finding, Report
 
 _STATE = {True: "ok", False: "UNREACHABLE", None: "unknown"}
 
@@ -43,18 +44,22 @@ def to_dict(report: Report) -> dict[str, Any]:
             }
             for lb in report.load_balancers
         ],
-        "findings": [
-            {
-                "code": f.code,
-                "severity": f.severity.value,
-                "load_balancer": f.load_balancer,
-                "security_group": f.security_group,
-                "rule": f.rule,
-                "message": f.message,
-            }
-            for f in report.findings
-        ],
+        "findings": [_finding(f) for f in report.findings],
     }
+
+
+def _finding(f: Finding) -> dict[str, Any]:
+    out: dict[str, Any] = {"code": f.code, "severity": f.severity.value, "load_balancer": f.load_balancer,
+                           "security_group": f.security_group, "rule": f.rule, "message": f.message}
+    if f.attribution is not None:
+        a = f.attribution
+        out["attribution"] = {"principal": a.principal, "actor_kind": a.actor_kind, "event_name": a.event_name,
+                              "event_id": a.event_id, "event_time": iso_time(a.event_time)}
+    return out
+
+
+def iso_time(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _pairs(needs) -> list[dict[str, Any]]:
@@ -65,9 +70,11 @@ def to_json(report: Report) -> str:
     return json.dumps(to_dict(report), indent=2)
 
 
-def to_table(report: Report, title: str = "check") -> str:
+def to_table(report: Report, title: str = "check", attribution: str | None = None) -> str:
     lines = [f"{title}: cluster {report.cluster} in {report.region}"
              + ("" if report.complete else "  (observation INCOMPLETE: some reads failed)")]
+    if attribution:
+        lines.append(f"attribution: {attribution}")
     rows = [("LOAD BALANCER", "ADOPTION", "INGRESS", "PATHS", "STATE")]
     for lb in report.load_balancers:
         bad = sum(1 for p in lb.paths if p.reachable is False)
@@ -85,6 +92,10 @@ def to_table(report: Report, title: str = "check") -> str:
         lines.append("FINDINGS")
         for f in report.findings:
             lines.append(f"  {f.severity.value.upper():8} {f.code}: {f.message}")
+            if f.attribution is not None:
+                a = f.attribution
+                lines.append(f"           cut by {a.principal} ({a.actor_kind}, {a.event_name} at "
+                             f"{iso_time(a.event_time)}, event {a.event_id})")
     else:
         lines.append("no findings")
     return "\n".join(lines)

@@ -87,7 +87,12 @@ def build_scheduler(daemon: Daemon, interval: float, topology_interval: float) -
         if scheduler.running:
             scheduler.modify_job("topology", next_run_time=datetime.now(timezone.utc))
 
+    def wake_check(reason: str) -> None:
+        if scheduler.running:
+            scheduler.modify_job("check", next_run_time=datetime.now(timezone.utc))
+
     daemon.on_refresh_wanted = wake_topology
+    daemon.on_check_wanted = wake_check
     scheduler.add_listener(OverrunLog({"check": interval, "topology": topology_interval}),
                            EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED | EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
     return scheduler
@@ -119,6 +124,9 @@ def run(daemon: Daemon, server: HttpServer, interval: float, topology_interval: 
         logger.addFilter(_not_a_skipped_run)
     server.start()
     scheduler.start()
+    for helper in (daemon.feed, daemon.lookups):
+        if helper is not None:
+            helper.start()
     log.info("daemon_started", port=server.port, interval_seconds=interval,
              topology_interval_seconds=topology_interval, cycle_timeout_seconds=daemon.deadline)
     try:
@@ -127,6 +135,9 @@ def run(daemon: Daemon, server: HttpServer, interval: float, topology_interval: 
         log.info("stop_requested", signal=received[0] if received else None)
     finally:
         scheduler.shutdown(wait=False)
+        for helper in (daemon.feed, daemon.lookups):
+            if helper is not None:
+                helper.stop(timeout=0.5)  # a call in flight (a long poll) is not waited for
         for logger in quieted:
             logger.removeFilter(_not_a_skipped_run)
         server.stop()

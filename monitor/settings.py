@@ -84,6 +84,13 @@ class Settings:
     cleanup_grace: float = 300.0
     """Seconds a rule we created must stay orphaned (its source SG on no live ALB) before we
     revoke it; rides out ALB security-group list flapping between v1 and v2."""
+    events_queue: str | None = None
+    """URL of the SQS queue an EventBridge rule fills with CloudTrail events: checks at once on an
+    event, says who cut a path, sees gaps shorter than a check interval."""
+    v2_controller_role_arn: str | None = None
+    """The v2 controller's IAM role, to tell its calls apart when Kubernetes does not show it."""
+    v1_controller_role_arn: str | None = None
+    """The v1 controller's IAM role, likewise."""
     log_format: str = "auto"
     """json, console, or auto (console on a terminal)."""
     output: str = "table"

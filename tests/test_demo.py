@@ -89,6 +89,16 @@ def test_demo_json_output_is_one_object_per_line(tmp_path):
     story = records[-1]["story"]
     assert [s["code"] for s in story] == ["ACCESS_REVOKED", "SHARED_LABEL_ON_FOREIGN_SOURCE"] * 2
     assert all(s["after_seconds"] is not None for s in story)
+    # Who cut it: the revoke arrived as the v2 controller's CloudTrail event, the repair as a person's.
+    (cut,) = records[-1]["attributions"]
+    assert cut["code"] == "ACCESS_REVOKED" and cut["load_balancer"] == SHOP and cut["rule"].startswith("sgr-")
+    assert cut["actor_kind"] == "v2_controller" and "aws-load-balancer-controller" in cut["principal"]
+    revoked_findings = [f for r in cycles for f in r["report"]["findings"] if f["code"] == "ACCESS_REVOKED"]
+    assert revoked_findings and all(f["rule"] == cut["rule"] for f in revoked_findings)
+    assert any(f.get("attribution", {}).get("event_id") == cut["event_id"] for f in revoked_findings)
+    (window,) = records[-1]["outage_windows"]
+    assert "AWSReservedSSO_" in window["granted_by"] and "aws-load-balancer-controller" in window["revoked_by"]
+    assert window["seconds"] >= 1
 
 
 def test_demo_stops_on_ctrl_c_before_the_story_ends(tmp_path):

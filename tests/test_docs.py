@@ -94,6 +94,8 @@ def exposed() -> dict[str, tuple[str, set[str]]]:
     m.api_call("ec2", "DescribeSecurityGroupRules")
     m.api_error("ec2", "DescribeSecurityGroupRules", "Throttling")
     m.set_state_persisted(True)  # as with --state-file or the ConfigMap
+    m.observe_event("RevokeSecurityGroupIngress", 2.0)  # as with --events-queue
+    m.observe_outage_window(4.0)
     families = {}
     for family in text_string_to_metric_families(m.exposition()[0].decode()):
         labels = {name for s in family.samples for name in s.labels} - {"le"}

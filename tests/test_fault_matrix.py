@@ -31,7 +31,9 @@ from tests.test_preflight import kubeconfig
 
 READS = read_operations()
 IAM_READS = [op for op in READS if op[0] == "iam"]  # only preflight reads the v2 controller's role
-AWS_READS = [op for op in READS if op[0] != "iam"]
+# Reads that only attribute a revocation (the events queue, CloudTrail lookups) and decide no verdict.
+ATTRIBUTION_READS = [op for op in READS if op[0] in ("sqs", "cloudtrail")]
+AWS_READS = [op for op in READS if op[0] != "iam" and op not in ATTRIBUTION_READS]
 KINDS = ("throttling", "access_denied", "5xx", "connection_reset")
 INTERVAL, GRACE = 15.0, 60.0
 T0 = 1_700_000_000.0

@@ -22,7 +22,7 @@ OWNER_TAG = "alb-sg-monitor/owner"
 PERMISSIONLESS = {"sts:GetCallerIdentity"}
 # Consuming the monitor's own events queue (--events-queue): in the read-only policy, scoped to the
 # monitor's queues, although IAM classes DeleteMessage as a write (it writes nothing the monitor watches).
-OWN_QUEUE_ACTIONS = {"sqs:ReceiveMessage", "sqs:DeleteMessage"}
+OWN_QUEUE_ACTIONS = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
 OWN_QUEUE_RESOURCE = "arn:aws:sqs:*:*:alb-sg-monitor-*"
 
 
@@ -93,7 +93,8 @@ def test_scanner_sees_the_reads_the_monitor_already_does():
     actions = {c.action for c in scan_code()}
     assert {"ec2:DescribeSecurityGroupRules", "ec2:DescribeInstances", "ec2:GetManagedPrefixListEntries",
             "elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeTags",
-            "elasticloadbalancing:DescribeTargetHealth", "sqs:ReceiveMessage", "sqs:DeleteMessage"} <= actions
+            "elasticloadbalancing:DescribeTargetHealth", "sqs:ReceiveMessage", "sqs:DeleteMessage",
+            "sqs:GetQueueAttributes", "cloudtrail:LookupEvents"} <= actions
 
 
 def test_every_read_the_code_does_is_in_the_read_only_policy():

@@ -139,3 +139,18 @@ GOOD_PATH = {"load_balancer": LB_ARN, "target_group": TG_ARN, "target": "i-0aaa"
 def test_a_corrupt_or_foreign_memory_document_is_a_clear_error(document, problem):
     with pytest.raises(StateError, match=problem):
         memory.from_json(document)
+
+
+def test_a_lost_rule_keeps_its_id_in_the_state_and_an_older_document_without_ids_still_reads():
+    healthy = step(Memory(), [V1_RULE, SSH_RULE], 100.0)
+    revoked = step(healthy, [SSH_RULE], 115.0)
+    (lost,) = revoked.get(KEY).lost
+    assert V1_RULE.rule_id and lost.rule_id == V1_RULE.rule_id
+    again = memory.from_json(json.loads(json.dumps(memory.to_json(revoked))))
+    assert again.get(KEY).lost[0].rule_id == V1_RULE.rule_id
+    old = memory.to_json(revoked)
+    for path in old["paths"]:
+        for rule in path["covering"] + path["lost"]:
+            rule.pop("rule_id", None)
+    before = memory.from_json(old)
+    assert before == revoked and before.get(KEY).lost[0].rule_id is None

@@ -49,7 +49,7 @@ def test_the_queue_is_one_the_read_only_policy_lets_the_monitor_consume():
     queue_arn = "arn:aws:sqs:ap-northeast-1:111122223333:alb-sg-monitor-events-prod-eks"
     (statement,) = [s for s in json.loads((IAM / "read-only.json").read_text())["Statement"]
                     if any(a.startswith("sqs:") for a in s["Action"])]
-    assert sorted(statement["Action"]) == ["sqs:DeleteMessage", "sqs:ReceiveMessage"]
+    assert sorted(statement["Action"]) == ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]
     assert fnmatch.fnmatchcase(queue_arn, statement["Resource"])
     assert not fnmatch.fnmatchcase("arn:aws:sqs:ap-northeast-1:111122223333:orders", statement["Resource"])
 

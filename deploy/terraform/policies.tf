@@ -49,12 +49,22 @@ data "aws_iam_policy_document" "read_only" {
     resources = ["arn:${local.partition}:iam::*:policy/*"]
   }
 
+  # Without --events-queue: who cut a path, looked up in CloudTrail after a revocation is detected.
+  # LookupEvents has no resource-level permissions.
+  statement {
+    sid       = "LookUpRevocationsInCloudTrail"
+    effect    = "Allow"
+    actions   = ["cloudtrail:LookupEvents"]
+    resources = ["*"]
+  }
+
   # Only with --events-queue, and only on the monitor's own queues (events.tf names its queue so).
   statement {
     sid    = "ConsumeOwnEventsQueue"
     effect = "Allow"
     actions = [
       "sqs:DeleteMessage",
+      "sqs:GetQueueAttributes",
       "sqs:ReceiveMessage",
     ]
     resources = ["arn:${local.partition}:sqs:*:*:alb-sg-monitor-*"]

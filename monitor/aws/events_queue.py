@@ -119,3 +119,11 @@ class EventsQueue:
             return False
         return attempt(failures, "sqs", "DeleteMessage", lambda: self._sqs.delete_message(
             QueueUrl=self._url, ReceiptHandle=receipt), self._url) is not None
+
+
+def probe(sqs: Any, queue_url: str) -> ReadFailure | None:
+    """Whether the queue can be read, without taking a message from it (check and preflight)."""
+    failures: list[ReadFailure] = []
+    attempt(failures, "sqs", "GetQueueAttributes", lambda: sqs.get_queue_attributes(
+        QueueUrl=queue_url, AttributeNames=["QueueArn"]), queue_url)
+    return failures[0] if failures else None

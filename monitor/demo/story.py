@@ -7,7 +7,9 @@ the v2 label on a rule v2 does not own, both are repaired. The live view (monito
 shows each detection as it happens. The story takes about 40 seconds (--demo-speed plays it
 faster); then the demo exits 0, or with --demo-after serve keeps serving until Ctrl-C. With
 --mode enforce the monitor puts the revoked rule back itself; the view says so, the engineer of
-the story then finds nothing to do, and the summary credits the monitor.
+the story then finds nothing to do, and the summary credits the monitor. The story's calls also
+arrive as CloudTrail events through EventBridge and an SQS queue (monitor.demo.trail), so the view
+and the summary say who cut the path and how long the gap lasted.
 """
 
 from __future__ import annotations
@@ -39,19 +41,24 @@ class Beat:
     expect: tuple[str, bool]
 
 
-def story(world, enforce: bool = False) -> tuple[Beat, ...]:
-    from monitor.demo import world as w
+def story(world, enforce: bool = False, v2_role: str | None = None) -> tuple[Beat, ...]:
+    """With `v2_role`, the story's calls also make their CloudTrail events (monitor.demo.trail): the
+    revoke from the v2 controller's role, the engineer's repair from a person's SSO role."""
+    from monitor.demo import trail, world as w
 
     shop = world.lb_name["shop"]
+    by_hand = (lambda wd: trail.restore_by_hand(wd, "shop_v1")) if v2_role else (lambda wd: w.restore(wd, "shop_v1"))
     if enforce:
         repair = Beat(25, "An engineer comes to put the shop rule back by hand (tcp 0-65535 from the ALB's "
-                          "security group).", lambda wd: _engineer_repairs(wd, "shop_v1"), ("ACCESS_REVOKED", False))
+                          "security group).", lambda wd: _engineer_repairs(wd, "shop_v1", by_hand),
+                      ("ACCESS_REVOKED", False))
     else:
         repair = Beat(25, "An engineer puts the shop rule back by hand (tcp 0-65535 from the ALB's security group).",
-                      lambda wd: w.restore(wd, "shop_v1"), ("ACCESS_REVOKED", False))
+                      by_hand, ("ACCESS_REVOKED", False))
+    cut = (lambda wd: trail.revoke(wd, "shop_v1", v2_role)) if v2_role else (lambda wd: w.revoke(wd, "shop_v1"))
     return (
         Beat(5, f"The v2 controller starts without the migration IAM policy and revokes the v1 node rule "
-                f"of {shop} (Ingress shop/frontend).", lambda wd: w.revoke(wd, "shop_v1"), ("ACCESS_REVOKED", True)),
+                f"of {shop} (Ingress shop/frontend).", cut, ("ACCESS_REVOKED", True)),
         Beat(15, "Someone follows the migration guide's jq recipe and labels every tcp 0-65535 node rule "
                  "elbv2.k8s.aws/targetGroupBinding=shared, including the rule from the marketing team's own "
                  "ALB security group (v2 will revoke it at its next reconcile).",
@@ -64,7 +71,7 @@ def story(world, enforce: bool = False) -> tuple[Beat, ...]:
     )
 
 
-def _engineer_repairs(world, rule_key: str) -> str | None:
+def _engineer_repairs(world, rule_key: str, by_hand: Callable[[object], None] | None = None) -> str | None:
     """The engineer of an enforce-mode story: restores the rule by hand only if it is still gone."""
     from monitor import ownership
     from monitor.demo import world as w
@@ -77,7 +84,7 @@ def _engineer_repairs(world, rule_key: str) -> str | None:
                  and (r.get("FromPort"), r.get("ToPort")) == (lost.get("FromPort"), lost.get("ToPort"))
                  and r.get("ReferencedGroupInfo", {}).get("GroupId") == source), None)
     if back is None:
-        w.restore(world, rule_key)
+        (by_hand or (lambda wd: w.restore(wd, rule_key)))(world)
         return "It is still gone: the engineer restores it by hand."
     world.revoked.pop(rule_key)
     world.rule[rule_key] = back["SecurityGroupRuleId"]
@@ -165,6 +172,12 @@ def summarize(beats: tuple[Beat, ...], view, speed: float) -> None:
     total = sum(seen.revocations.values())
     lines.append(f"  {total} revocation(s) counted in albsg_rule_revocations_total"
                  + (f" ({', '.join(f'{lb}: {n}' for lb, n in seen.revocations.items())})" if total else ""))
+    for a in seen.attributions:
+        lines.append(f"  {a['code']} on {a['load_balancer']}: rule {a['rule'] or '?'} cut by {a['principal']} "
+                     f"({a['actor_kind'].replace('_', ' ')}), from its CloudTrail event")
+    for o in seen.outages:
+        lines.append(f"  {o['rule']} was out for {o['seconds']:g}s: revoked by {o['revoked_by']}, "
+                     f"granted again by {o['granted_by']}")
     if seen.restores:
         lines.append(f"  alb-sg-monitor restored {len(seen.restores)} rule(s): " + "; ".join(
             f"{r.rule} for {', '.join(r.load_balancers)} at t+{r.t:05.1f}s, {r.after_seconds:.1f}s after the path "
@@ -173,6 +186,7 @@ def summarize(beats: tuple[Beat, ...], view, speed: float) -> None:
               "alb-sg-monitor run (docs/daemon.md); alerts: docs/alerting.md; deploying: deploy/README.md."]
     view.write("\n".join(lines))
     view.emit({"type": "summary", "cycles": seen.cycles, "revocations": dict(seen.revocations), "story": records,
+               "attributions": seen.attributions, "outage_windows": seen.outages,
                "restores": [{"t": round(r.t, 2), "load_balancer": ", ".join(r.load_balancers), "rule": r.rule,
                              "rule_id": r.rule_id, "after_seconds": r.after_seconds} for r in seen.restores]})
 
@@ -198,11 +212,18 @@ def run_demo(settings: Settings) -> int:
     demo = account.start(cluster, DEMO_REGION, kubernetes=False)
     world = demo.world
     try:
+        from monitor.demo import cluster as demo_cluster, trail
+
+        # The story's calls arrive as CloudTrail events through EventBridge and SQS, as on AWS.
+        v2_role = demo_cluster.controller_role_arn(world)
+        settings = replace(settings, events_queue=trail.create_queue(world), v2_controller_role_arn=v2_role)
         parts = assemble_daemon(settings, aws.connect(world.region))
         url = metrics_url(settings.listen, parts.server.port)
         stop = threading.Event()
         view = LiveView(sys.stdout, mode, url, on_closed=stop.set)
         parts.daemon.on_cycle.append(view.cycle)
+        if parts.daemon.feed is not None:
+            parts.daemon.feed.on_outage.append(view.outage)
         speed = settings.demo_speed
         view.write(f"The monitor's daemon checks every {format_duration(settings.interval)}; Prometheus metrics at "
                    f"{url}\nThe story takes about {STORY_SECONDS / speed:.0f}s"
@@ -211,7 +232,7 @@ def run_demo(settings: Settings) -> int:
         view.emit({"type": "start", "cluster": cluster, "region": world.region, "metrics_url": url,
                    "interval_seconds": settings.interval, "story_seconds": STORY_SECONDS / speed})
         teller = threading.Thread(target=play, name="story", daemon=True,
-                                  args=(world, story(world, enforce=settings.mode == "enforce"), view, stop, speed,
+                                  args=(world, story(world, enforce=settings.mode == "enforce", v2_role=v2_role), view, stop, speed,
                                         settings.demo_after))
         teller.start()
         runner.run(parts.daemon, parts.server, settings.interval, settings.topology_interval, stop=stop)

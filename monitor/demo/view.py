@@ -58,6 +58,8 @@ class Seen:
     # (seconds since start, "detected" | "cleared", finding code)
     changes: list[tuple[float, str, str]] = field(default_factory=list)
     restores: list[Restore] = field(default_factory=list)
+    attributions: list[dict[str, Any]] = field(default_factory=list)  # who cut what, from CloudTrail events
+    outages: list[dict[str, Any]] = field(default_factory=list)  # revoke-then-grant windows in the events
 
     def first(self, kind: str, code: str, after: float) -> float | None:
         return next((t for t, k, c in self.changes if k == kind and c == code and t >= after), None)
@@ -110,6 +112,7 @@ class LiveView:
             self.seen.cycles += 1
             self._report = report
             self._diff_findings(report)
+            self._attributions(report)
             for name in revoked_load_balancers(summary.revocations):
                 self.seen.revocations[name] += 1
             for outcome in summary.remediations:
@@ -131,6 +134,32 @@ class LiveView:
                     self._write("\n".join(self._table(report) + self._restored()))
                 self._write(f"t+{self.elapsed():05.1f}s  cycle {self.seen.cycles:<3} {self._one_line(report)}")
         self.first_cycle.set()
+
+    def outage(self, outage: Any) -> None:
+        """EventFeed.on_outage listener: a revoke and a later grant of one rule, seen in the events."""
+        with self._lock:
+            record = {"type": "outage_window", "rule": outage.rule.text(), "seconds": outage.seconds,
+                      "revoked_by": outage.revoked.principal.arn, "granted_by": outage.granted.principal.arn}
+            self.seen.outages.append(record)
+            self._line("OUTAGE", f"{outage.rule.text()} was cut for {outage.seconds:g}s, from the events: revoked by "
+                       f"{outage.revoked.principal.arn}, granted again by {outage.granted.principal.arn}", record)
+            if self._mode == "terminal":
+                self._redraw()
+
+    def _attributions(self, report: Report) -> None:
+        """Say who cut a path, once per event, when a CloudTrail event named the caller."""
+        known = {a["event_id"] for a in self.seen.attributions}
+        for finding in report.findings:
+            a = finding.attribution
+            if a is None or a.event_id in known:
+                continue
+            known.add(a.event_id)
+            record = {"type": "attributed", "code": finding.code, "load_balancer": finding.load_balancer,
+                      "rule": finding.rule, "principal": a.principal, "actor_kind": a.actor_kind,
+                      "event_name": a.event_name, "event_id": a.event_id}
+            self.seen.attributions.append(record)
+            self._line("CUT BY", f"{finding.load_balancer}: rule {finding.rule or '?'} was removed by {a.principal} "
+                       f"({a.actor_kind.replace('_', ' ')}, {a.event_name})", record)
 
     def _remediation(self, outcome: Outcome) -> None:
         """Say what enforce mode wrote (or, in observe mode, would have written)."""

@@ -35,7 +35,7 @@ class ApiCall:
 
     @property
     def is_read(self) -> bool:
-        return self.operation.startswith(("Describe", "Get", "List"))
+        return self.operation.startswith(("Describe", "Get", "List", "Lookup"))
 
 
 @cache

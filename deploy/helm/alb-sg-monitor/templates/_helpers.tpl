@@ -70,6 +70,15 @@ ALBSG_LISTEN: {{ .Values.listen | quote }}
 {{- with .Values.stateFile }}
 ALBSG_STATE_FILE: {{ . | quote }}
 {{- end }}
+{{- with .Values.eventsQueue }}
+ALBSG_EVENTS_QUEUE: {{ . | quote }}
+{{- end }}
+{{- with .Values.v2ControllerRoleArn }}
+ALBSG_V2_CONTROLLER_ROLE_ARN: {{ . | quote }}
+{{- end }}
+{{- with .Values.v1ControllerRoleArn }}
+ALBSG_V1_CONTROLLER_ROLE_ARN: {{ . | quote }}
+{{- end }}
 ALBSG_MAX_RESTORES_PER_CYCLE: {{ .Values.maxRestoresPerCycle | quote }}
 ALBSG_MAX_RESTORES_PER_HOUR: {{ .Values.maxRestoresPerHour | quote }}
 ALBSG_FIGHT_THRESHOLD: {{ .Values.fightThreshold | quote }}

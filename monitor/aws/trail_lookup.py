@@ -1,0 +1,56 @@
+"""CloudTrail LookupEvents on one security group: the management events that touched it in a time
+window, read into the same `ApiEvent`s the events queue gives. Used without an events queue, to say
+later who cut a path (CloudTrail makes an event searchable minutes after the call)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+import boto3
+import botocore.config
+
+from monitor.aws.calls import attempt
+from monitor.aws.session import CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS, RETRY_MAX_ATTEMPTS, ApiCounter, \
+    _instrument, resolve_region
+from monitor.events import DETAIL_TYPE, EC2, ApiEvent, parse_event
+from monitor.model import ReadFailure
+
+MAX_RESULTS = 50  # LookupEvents returns at most 50 events a page; one page is enough for one group
+
+
+def connect_cloudtrail(region: str | None, counter: ApiCounter | None = None) -> Any:
+    session = boto3.Session(region_name=resolve_region(region))
+    config = botocore.config.Config(
+        retries={"mode": "standard", "total_max_attempts": RETRY_MAX_ATTEMPTS},
+        connect_timeout=CONNECT_TIMEOUT_SECONDS, read_timeout=READ_TIMEOUT_SECONDS,
+        user_agent_extra="alb-sg-monitor")
+    client = session.client("cloudtrail", config=config)
+    _instrument(client, "cloudtrail", counter or ApiCounter())
+    return client
+
+
+def lookup_group(client: Any, group_id: str, start: float, end: float) -> tuple[tuple[ApiEvent, ...], ReadFailure | None]:
+    """The EC2 events of the window that name `group_id` as a resource, newest first; a failed read
+    is returned as data."""
+    failures: list[ReadFailure] = []
+    answer = attempt(failures, "cloudtrail", "LookupEvents", lambda: client.lookup_events(
+        LookupAttributes=[{"AttributeKey": "ResourceName", "AttributeValue": group_id}],
+        StartTime=datetime.fromtimestamp(start, timezone.utc), EndTime=datetime.fromtimestamp(end, timezone.utc),
+        MaxResults=MAX_RESULTS), group_id)
+    if answer is None:
+        return (), failures[0]
+    events = []
+    for item in answer.get("Events", ()):
+        try:
+            record = json.loads(item.get("CloudTrailEvent") or "")
+        except (TypeError, ValueError):
+            continue
+        source = record.get("eventSource", "") if isinstance(record, dict) else ""
+        # LookupEvents gives the CloudTrail record itself: wrap it as EventBridge would.
+        parsed = parse_event({"detail-type": DETAIL_TYPE, "source": "aws." + source.split(".", 1)[0] if source else EC2,
+                              "detail": record})
+        if isinstance(parsed, ApiEvent):
+            events.append(parsed)
+    return tuple(events), None
