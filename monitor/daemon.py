@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 import structlog
 
 from monitor.aws import AwsClients, RuleReader, discover
+from monitor.aws.discover import discover_load_balancers
 from monitor.cluster_model import ClusterState
 from monitor.cycle import ClusterSource, Snapshot, this_cluster, with_kubernetes
 from monitor.evaluate import evaluate
@@ -27,6 +28,7 @@ from monitor.deadline import DEADLINE_CODE, Cycle, PastDeadline, abandoned_repor
 from monitor.model import Observation, ReadFailure, Report, Severity, Topology
 from monitor.remediation import Outcome, Remediator
 from monitor.settings import default_cycle_timeout
+from monitor.topology_delta import Delta, changed_security_groups, merge
 from monitor.transitions import Coverage, Revocation, advance, revoked_load_balancers
 
 log = structlog.get_logger("monitor.daemon")
@@ -34,6 +36,7 @@ log = structlog.get_logger("monitor.daemon")
 # An incomplete topology (some discovery read failed) is retried after this many check intervals,
 # or at the next scheduled refresh if that comes first.
 INCOMPLETE_TOPOLOGY_RETRY_INTERVALS = 4
+FIRST_DISCOVERY = "first discovery"  # the phase of a check that runs (or waits for) the first discovery
 HEALTHY_WITHIN_INTERVALS = 3  # docs/reference.md: /healthz is 200 while the loop ran within three intervals
 # Errors that say AWS did not answer in time (botocore's exception names): a discovery that met one
 # is retried at the next check, not after INCOMPLETE_TOPOLOGY_RETRY_INTERVALS (a timeout is not
@@ -44,6 +47,10 @@ TIMEOUT_CODES = frozenset({"ReadTimeoutError", "ConnectTimeoutError", "EndpointC
 # 15 s read): past this many still running, a new check is abandoned at once instead of adding a
 # thread that would block in the same place.
 MAX_ABANDONED_IN_FLIGHT = 3
+# Why a check asks for a refresh when ALBs come, go or change their security groups: such a refresh
+# re-reads only those ALBs (or drops them), unless the periodic full discovery is due.
+NEW, GONE, CHANGED = "new_load_balancer", "load_balancer_gone", "security_groups_changed"
+INCREMENTAL_REASONS = frozenset({NEW, GONE, CHANGED})
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,7 @@ class CycleSummary:
     api_calls: int = 0
     error: str | None = None
     abandoned: bool = False  # still running at its deadline: its result is unknown (and dropped)
+    discovery_seconds: float = 0.0  # of which the first discovery, run by this check: not its duration
 
     @property
     def ok(self) -> bool:
@@ -147,9 +155,11 @@ class Daemon:
         self._cluster_state: ClusterState | None = None
         self._topology: Topology | None = None
         self._topology_at = 0.0
+        self._full_at = float("-inf")  # when the last full discovery ended: the backstop's clock
+        self._base_failures: tuple[ReadFailure, ...] = ()  # the last full discovery's failures
         self._coverage = Coverage()
         self._wanted: str | None = None
-        self._asked: frozenset[str] = frozenset()  # ALBs come or gone that a pending refresh will see
+        self._asked: dict[str, str] = {}  # ALB -> NEW, GONE or CHANGED: what a pending refresh will see to
         self._refresh_lock = threading.Lock()
         self._ask_lock = threading.Lock()
         self._acting = threading.Lock()  # held while a check remediates: no two at once
@@ -176,14 +186,53 @@ class Daemon:
 
     # -- the two jobs -------------------------------------------------------------------------
     def refresh_topology(self, reason: str | None = None) -> Topology | None:
-        """Re-discover ALBs, target groups, targets and ENIs. Never raises."""
+        """Re-discover ALBs, target groups, targets and ENIs: only the ALBs that came, went or
+        changed their security groups when that is why, else (and when the topology interval has
+        passed since the last full one) all of them. Never raises."""
         with self._refresh_lock:
-            asked = self._asked  # the ALBs come or gone this discovery will see; later asks stay
+            with self._ask_lock:
+                asked = dict(self._asked)  # what this discovery will see to; later asks stay
             try:
+                why = reason or self._wanted or "scheduled"
+                if (why in INCREMENTAL_REASONS and asked and self._topology is not None
+                        and self._monotonic() - self._full_at < self._topology_interval):
+                    return self._update(why, asked)
                 return self._refresh(reason)
             finally:
                 with self._ask_lock:
-                    self._asked -= asked
+                    for arn, kind in asked.items():
+                        if self._asked.get(arn) == kind:
+                            del self._asked[arn]
+
+    def _update(self, reason: str, asked: dict[str, str]) -> Topology | None:
+        """The incremental refresh: read the ALBs new or changed (from the check's listing), drop
+        those gone (no request), merge into the topology."""
+        with self._working():
+            self._wanted = None
+            started = self._monotonic()
+            current = self._topology
+            assert current is not None
+            entries = self._reader.listed({arn for arn, kind in asked.items() if kind != GONE})
+            gone = frozenset(arn for arn, kind in asked.items() if kind == GONE)
+            try:
+                with self._clients.pacer.discovering(), self._clients.counter.scope() as tally:
+                    fresh = (discover_load_balancers(self._clients, self._cluster, entries) if entries
+                             else Topology(self._cluster, current.region, (), (), ()))
+            except Exception:  # one bad refresh must not end the loop
+                log.exception("topology_failed", reason=reason)
+                self._metrics.count_cycle_failure("topology")
+                return current
+            reread = frozenset(e["LoadBalancerArn"] for e in entries)
+            topology = merge(current, Delta(fresh, reread, gone, self._base_failures))
+            if self._cluster_state is not None and self._cluster_state.ingresses is not None:
+                topology = join_ingresses(topology, self._cluster_state)
+            self._topology = topology
+            self._topology_at = self._monotonic()
+            self._metrics.count_topology_refresh(reason)
+            log.info("topology_updated", reason=reason, read=len(reread), dropped=len(gone),
+                     load_balancers=len(topology.load_balancers), failed_reads=len(fresh.failures),
+                     api_calls=tally.calls, duration_seconds=round(self._monotonic() - started, 3))
+            return topology
 
     def _refresh(self, reason: str | None) -> Topology | None:
         with self._working():
@@ -192,12 +241,15 @@ class Daemon:
             started = self._monotonic()
             try:
                 state = self._read_kubernetes()
-                fresh = discover(self._clients, self._cluster)
+                with self._clients.pacer.discovering(), self._clients.counter.scope() as tally:
+                    fresh = discover(self._clients, self._cluster)
             except Exception:  # one bad refresh must not end the loop
                 log.exception("topology_failed", reason=reason)
                 self._metrics.count_cycle_failure("topology")
                 return self._topology
             topology = carry_topology(self._topology, fresh)
+            self._base_failures = topology.failures
+            self._full_at = self._monotonic()
             if state is not None:
                 state = this_cluster(state, fresh, self._cluster)
                 # Ingress names are slow to change: keep the last ones read while the API is away.
@@ -211,7 +263,7 @@ class Daemon:
                      load_balancers=len(fresh.load_balancers), target_groups=len(fresh.target_groups),
                      targets=sum(len(tg.targets or ()) for tg in fresh.target_groups),
                      security_groups=len(fresh.security_groups), failed_reads=len(fresh.failures),
-                     kubernetes=None if state is None else not state.failures,
+                     kubernetes=None if state is None else not state.failures, api_calls=tally.calls,
                      duration_seconds=round(self._monotonic() - started, 3))
             return self._topology
 
@@ -223,12 +275,13 @@ class Daemon:
         with self._working():
             started = self._monotonic()
             self._heartbeat = started
-            calls_before = self._clients.counter.total()
-            summary = self._run_in_time(Cycle(started + self._deadline, self._monotonic))
-            duration = self._monotonic() - started
-            summary = replace(summary, duration_seconds=duration,
-                              api_calls=self._clients.counter.total() - calls_before)
-            self._metrics.observe_cycle(duration)
+            cycle = Cycle(started + self._deadline, self._monotonic)
+            summary = self._run_in_time(cycle)
+            # The first discovery, when the check ran it, is the topology's time, not the check's.
+            duration = self._monotonic() - started - summary.discovery_seconds
+            summary = replace(summary, duration_seconds=duration)
+            if not (summary.abandoned and cycle.phase == FIRST_DISCOVERY):
+                self._metrics.observe_cycle(duration)
             self._heartbeat = self._monotonic()
             self.cycles += 1
             if summary.ok:
@@ -276,7 +329,10 @@ class Daemon:
     def _run_cycle(self, cycle: Cycle) -> None:
         summary: CycleSummary | None = None
         try:
-            summary = self._check(cycle)
+            # Only this thread's requests are the check's: not a discovery's running beside it.
+            with self._clients.counter.scope() as tally:
+                summary = self._check(cycle)
+            summary = replace(summary, api_calls=tally.calls)
         except PastDeadline:
             pass  # abandoned: check() has published that the result is unknown
         except Exception as exc:  # one bad cycle must not end the loop
@@ -306,15 +362,18 @@ class Daemon:
             raise PastDeadline(phase)
 
     def _check(self, cycle: Cycle) -> CycleSummary:
+        discovering = 0.0
         if self._topology is None:
             # The first discovery, or wait for the one under way (a check abandoned during it
             # leaves it running): never a second one at once.
-            self._wait_for(self._refresh_lock, cycle, "first discovery")
+            began = self._monotonic()
+            self._wait_for(self._refresh_lock, cycle, FIRST_DISCOVERY)
             try:
                 if self._topology is None:
                     self._refresh("start")
             finally:
                 self._refresh_lock.release()
+            discovering = self._monotonic() - began
         topology = self._topology
         if topology is None:
             raise RuntimeError("no topology: the first discovery failed")
@@ -349,21 +408,28 @@ class Daemon:
                 self._monotonic() - self._topology_at
                 >= incomplete_retry_after(topology.failures, self._interval, self._topology_interval)):
             wanted = "incomplete_topology"
-        return CycleSummary(report=report, revocations=revocations, refresh_wanted=wanted, remediations=outcomes)
+        return CycleSummary(report=report, revocations=revocations, refresh_wanted=wanted, remediations=outcomes,
+                            discovery_seconds=discovering)
 
     def _refresh_for(self, observation: Observation) -> str | None:
-        """Why to re-discover now, once per ALB come or gone: the checks that see it again before
-        the discovery asked for has finished (or that read against the topology before it) do not
-        ask again."""
+        """Why to re-discover now, once per ALB come, gone or with other security groups: the checks
+        that see it again before the discovery asked for has finished (or that read against the
+        topology before it) do not ask again."""
         with self._ask_lock:
             current = self._topology
             if current is None:
                 return None
-            changes = lb_changes(current, observation) - self._asked
-            if not changes:
+            live = observation.live_lb_arns
+            changes = {arn: (GONE if live is not None and arn not in live else NEW)
+                       for arn in lb_changes(current, observation)}
+            changes.update((arn, CHANGED) for arn in changed_security_groups(current, observation)
+                           if arn not in changes)
+            fresh = {arn: kind for arn, kind in changes.items() if self._asked.get(arn) != kind}
+            if not fresh:
                 return None
-            self._asked |= changes
-            return "new_load_balancer" if changes & observation.new_lb_arns else "load_balancer_gone"
+            self._asked.update(fresh)
+            kinds = set(fresh.values())
+            return NEW if NEW in kinds else GONE if GONE in kinds else CHANGED
 
     def _read_kubernetes(self) -> ClusterState | None:
         """The slow-changing Kubernetes state, read with the topology. The reader turns an API that
