@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from monitor.model import LoadBalancer, Observation, ReadFailure, TargetGroup, Topology
+from monitor.model import Observation, ReadFailure, TargetGroup, Topology
 
 
 @dataclass(frozen=True)
@@ -35,15 +35,16 @@ def merge(topology: Topology, delta: Delta) -> Topology:
     drop = delta.gone | delta.reread
     load_balancers = tuple(lb for lb in topology.load_balancers if lb.arn not in drop) + fresh.load_balancers
     target_groups = _target_groups(topology.target_groups, fresh.target_groups, drop)
+    # Groups of a dropped load balancer stay until the next full discovery: the rules that name
+    # them as a source still need them (dropping them would cost a look-up in the next check).
     groups = {g.group_id: g for g in topology.security_groups}
     groups.update((g.group_id, g) for g in fresh.security_groups)
-    wanted = _referenced(load_balancers, target_groups)
     read = fresh.known_lb_arns if not fresh.failures else frozenset()
     return replace(
         topology,
         load_balancers=load_balancers,
         target_groups=target_groups,
-        security_groups=tuple(g for gid, g in sorted(groups.items()) if gid in wanted),
+        security_groups=tuple(groups.values()),
         known_lb_arns=(topology.known_lb_arns - delta.gone - delta.reread) | read,
         incomplete_lbs=(topology.incomplete_lbs - drop) | fresh.incomplete_lbs,
         failures=delta.carried_failures + fresh.failures,
@@ -66,9 +67,3 @@ def _target_groups(old: tuple[TargetGroup, ...], fresh: tuple[TargetGroup, ...],
             out.append(tg if attached == tg.load_balancer_arns else replace(tg, load_balancer_arns=attached))
     out.extend(tg for tg in fresh if tg.arn in fresh_by_arn)
     return tuple(out)
-
-
-def _referenced(load_balancers: tuple[LoadBalancer, ...], target_groups: tuple[TargetGroup, ...]) -> set[str]:
-    ids = {g for lb in load_balancers for g in lb.security_groups}
-    ids.update(g for tg in target_groups for t in tg.targets or () for g in t.security_groups or ())
-    return ids

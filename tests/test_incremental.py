@@ -1,0 +1,115 @@
+"""A new, vanished or re-grouped ALB costs requests in proportion to it, not to the region: counted
+at a proxy in front of moto, against worlds of different sizes."""
+
+from __future__ import annotations
+
+import pytest
+
+from monitor import aws
+from monitor.daemon import Daemon
+from monitor.metrics import Metrics
+from tests.support.awsproxy import THROTTLE, AwsProxy
+from tests.support.fixtures import tiny_aws_env, tiny_moto, tiny_world  # noqa: F401 (fixtures)
+from tests.support.tinyworld import CLUSTER, World, add_alb
+
+STEADY_CHECK = {("elbv2", "DescribeLoadBalancers"): 1, ("ec2", "DescribeSecurityGroupRules"): 1}
+# The check that first meets the node rule admitting the new ALB's SG looks that source up once.
+RULE_SOURCE = {("ec2", "DescribeSecurityGroups"): 1}
+# One new ALB with one instance target group: its tags, its target groups (by ARN), their health,
+# the instances, the security groups and the subnets. No listing of the region.
+NEW_ALB = {("elbv2", "DescribeTags"): 1, ("elbv2", "DescribeTargetGroups"): 1, ("elbv2", "DescribeTargetHealth"): 1,
+           ("ec2", "DescribeInstances"): 1, ("ec2", "DescribeSecurityGroups"): 1, ("ec2", "DescribeSubnets"): 1}
+
+
+def plus(*counts: dict) -> dict:
+    total: dict = {}
+    for c in counts:
+        for key, n in c.items():
+            total[key] = total.get(key, 0) + n
+    return total
+
+
+@pytest.fixture
+def counted(tiny_world: World, monkeypatch):
+    with AwsProxy(tiny_world.endpoint) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        clients = aws.connect(None)
+        clients.pacer.configure(None)  # pacing is tested on its own; counts here, not time
+        metrics = Metrics()
+        clients.counter.listeners.append(metrics)
+        yield proxy, Daemon(clients, CLUSTER, metrics, interval=10.0, topology_interval=300.0), metrics
+
+
+def verdicts(summary) -> dict[str, bool | None]:
+    return {lb.name: lb.reachable for lb in summary.report.load_balancers}
+
+
+@pytest.mark.parametrize("albs", [2, 12])
+def test_a_new_alb_costs_the_same_few_requests_whatever_the_number_of_albs(tiny_world, counted, albs):
+    proxy, daemon, metrics = counted
+    for i in range(albs - 2):
+        add_alb(tiny_world, "shop", f"svc{i}")
+    daemon.run_once()
+    assert len(daemon.topology.load_balancers) == albs
+    new = add_alb(tiny_world, "shop", "admin")
+    proxy.reset_counts()
+    seen = daemon.run_once()  # the check's listing shows it: one ask
+    assert seen.refresh_wanted == "new_load_balancer"
+    assert new.name not in verdicts(seen)
+    monitored = daemon.run_once()  # the update, then the check
+    assert verdicts(monitored)[new.name] is True and monitored.complete
+    counts = dict(proxy.requests)
+    assert counts == plus(STEADY_CHECK, STEADY_CHECK, RULE_SOURCE, NEW_ALB), counts
+    assert sum(plus(RULE_SOURCE, NEW_ALB).values()) < 20
+    assert (seen.api_calls, monitored.api_calls) == (3, 2)  # the update's requests are not the check's
+    body = metrics.exposition()[0].decode()
+    assert 'albsg_topology_refreshes_total{reason="new_load_balancer"} 1.0' in body
+
+
+def test_a_deleted_alb_is_dropped_without_a_request(tiny_world, counted):
+    proxy, daemon, metrics = counted
+    daemon.run_once()
+    tiny_world.delete_alb("api")
+    proxy.reset_counts()
+    first, second = daemon.run_once(), daemon.run_once()
+    assert first.refresh_wanted == "load_balancer_gone"
+    assert dict(proxy.requests) == plus(STEADY_CHECK, STEADY_CHECK)
+    assert [lb.name for lb in daemon.topology.load_balancers] == [tiny_world.albs["web"].name]
+    assert list(verdicts(second)) == [tiny_world.albs["web"].name]
+
+
+def test_an_alb_given_another_security_group_is_read_again_alone(tiny_world, counted):
+    proxy, daemon, _ = counted
+    daemon.run_once()
+    web = tiny_world.albs["web"]
+    ec2, elbv2 = tiny_world.client("ec2"), tiny_world.client("elbv2")
+    extra = ec2.create_security_group(GroupName="extra", Description="added by hand", VpcId=tiny_world.vpc_id)["GroupId"]
+    elbv2.set_security_groups(LoadBalancerArn=web.arn, SecurityGroups=[web.security_group, extra])
+    proxy.reset_counts()
+    asked = daemon.run_once()
+    assert asked.refresh_wanted == "security_groups_changed"
+    daemon.run_once()
+    assert dict(proxy.requests) == plus(STEADY_CHECK, STEADY_CHECK, NEW_ALB)
+    lb = next(lb for lb in daemon.topology.load_balancers if lb.arn == web.arn)
+    assert set(lb.security_groups) == {web.security_group, extra}
+    assert extra in {g.group_id for g in daemon.topology.security_groups}
+
+
+@pytest.mark.parametrize("failing", ["DescribeTags", "DescribeTargetGroups", "DescribeTargetHealth",
+                                     "DescribeInstances"])
+def test_a_failed_update_leaves_the_new_alb_unknown_and_is_retried(tiny_world, counted, failing):
+    proxy, daemon, _ = counted
+    daemon.run_once()
+    new = add_alb(tiny_world, "shop", "admin")
+    daemon.run_once()  # asks
+    proxy.fail([failing], kind=THROTTLE)
+    failed = daemon.run_once()  # the update fails
+    assert verdicts(failed).get(new.name) is None  # not monitored, or unknown: never a verdict
+    assert not failed.complete
+    assert not [f for f in failed.report.findings if f.severity.value == "critical"]
+    assert failed.refresh_wanted == "new_load_balancer"  # asks again
+    proxy.heal()
+    proxy.reset_counts()
+    retried = daemon.run_once()
+    assert verdicts(retried)[new.name] is True and retried.complete
+    assert sum(proxy.requests.values()) < 20
