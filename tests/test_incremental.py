@@ -113,3 +113,22 @@ def test_a_failed_update_leaves_the_new_alb_unknown_and_is_retried(tiny_world, c
     retried = daemon.run_once()
     assert verdicts(retried)[new.name] is True and retried.complete
     assert sum(proxy.requests.values()) < 20
+
+
+def test_past_the_topology_interval_a_change_gets_the_full_discovery_the_backstop_owes(tiny_world, monkeypatch):
+    """Changes wake the refresh early; when the periodic full discovery is due, that one runs."""
+    now = [1000.0]
+    with AwsProxy(tiny_world.endpoint) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        clients = aws.connect(None)
+        clients.pacer.configure(None)
+        daemon = Daemon(clients, CLUSTER, Metrics(), interval=10.0, topology_interval=300.0,
+                        monotonic=lambda: now[0])
+        daemon.run_once()
+        add_alb(tiny_world, "shop", "admin")
+        now[0] += 301.0
+        daemon.run_once()  # asks
+        proxy.reset_counts()
+        daemon.run_once()
+        assert proxy.count("elbv2", "DescribeLoadBalancers") == 2  # the full discovery's listing and the check's
+        assert proxy.count("elbv2", "DescribeTargetHealth") == 3
