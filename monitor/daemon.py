@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import structlog
 
 from monitor.aws import AwsClients, RuleReader, discover
-from monitor.aws.discover import discover_load_balancers
+from monitor.aws.discover import discover_load_balancers, listed_by_arn
 from monitor.cluster_model import ClusterState
 from monitor.cycle import ClusterSource, Snapshot, this_cluster, with_kubernetes
 from monitor.evaluate import evaluate
@@ -50,7 +50,10 @@ MAX_ABANDONED_IN_FLIGHT = 3
 # Why a check asks for a refresh when ALBs come, go or change their security groups: such a refresh
 # re-reads only those ALBs (or drops them), unless the periodic full discovery is due.
 NEW, GONE, CHANGED = "new_load_balancer", "load_balancer_gone", "security_groups_changed"
-INCREMENTAL_REASONS = frozenset({NEW, GONE, CHANGED})
+# Asked from outside the check (e.g. an AWS event naming an ALB whose target groups changed): the
+# ALB is described by its ARN first, since the check's listing shows nothing new about it.
+REREAD = "load_balancer_changed"
+INCREMENTAL_REASONS = frozenset({NEW, GONE, CHANGED, REREAD})
 
 
 @dataclass(frozen=True)
@@ -212,16 +215,24 @@ class Daemon:
             started = self._monotonic()
             current = self._topology
             assert current is not None
-            entries = self._reader.listed({arn for arn, kind in asked.items() if kind != GONE})
+            entries = self._reader.listed({arn for arn, kind in asked.items() if kind in (NEW, CHANGED)})
             gone = frozenset(arn for arn, kind in asked.items() if kind == GONE)
+            listed = {e["LoadBalancerArn"] for e in entries}
+            by_arn = sorted(arn for arn, kind in asked.items() if kind == REREAD and arn not in listed)
+            failures: list[ReadFailure] = []
             try:
                 with self._clients.pacer.discovering(), self._clients.counter.scope() as tally:
+                    if by_arn:
+                        more, vanished = listed_by_arn(self._clients, by_arn, failures)
+                        entries, gone = entries + more, gone | vanished
                     fresh = (discover_load_balancers(self._clients, self._cluster, entries) if entries
                              else Topology(self._cluster, current.region, (), (), ()))
             except Exception:  # one bad refresh must not end the loop
                 log.exception("topology_failed", reason=reason)
                 self._metrics.count_cycle_failure("topology")
                 return current
+            if failures:  # ALBs that could not even be described: asked again at the next update
+                fresh = replace(fresh, failures=tuple(failures) + fresh.failures)
             reread = frozenset(e["LoadBalancerArn"] for e in entries)
             topology = merge(current, Delta(fresh, reread, gone, self._base_failures))
             if self._cluster_state is not None and self._cluster_state.ingresses is not None:
@@ -441,6 +452,15 @@ class Daemon:
             log.warning("kubernetes_unavailable", failed_reads=len(state.failures),
                         first=f"{state.failures[0].operation}: {state.failures[0].code}")
         return state
+
+    def reread_load_balancers(self, arns: Iterable[str]) -> None:
+        """Ask for an update of these ALBs alone (e.g. an AWS event says their target groups or
+        listeners changed): each is described by its ARN and read again, or dropped if gone."""
+        with self._ask_lock:
+            fresh = {arn: REREAD for arn in arns if arn not in self._asked}
+            self._asked.update(fresh)
+        if fresh:
+            self.want_refresh(REREAD)
 
     def want_refresh(self, reason: str) -> None:
         self._wanted = reason

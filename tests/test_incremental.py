@@ -132,3 +132,35 @@ def test_past_the_topology_interval_a_change_gets_the_full_discovery_the_backsto
         daemon.run_once()
         assert proxy.count("elbv2", "DescribeLoadBalancers") == 2  # the full discovery's listing and the check's
         assert proxy.count("elbv2", "DescribeTargetHealth") == 3
+
+
+def test_an_alb_asked_for_by_arn_gets_its_new_target_group_for_a_few_requests(tiny_world, counted):
+    """What an AWS event naming one ALB (a target group attached) costs: that ALB alone."""
+    proxy, daemon, _ = counted
+    daemon.run_once()
+    web = tiny_world.albs["web"]
+    elbv2 = tiny_world.client("elbv2")
+    tg = elbv2.create_target_group(Name="k8s-web-admin", Protocol="HTTP", Port=30081, VpcId=tiny_world.vpc_id,
+                                   TargetType="instance")["TargetGroups"][0]["TargetGroupArn"]
+    elbv2.register_targets(TargetGroupArn=tg, Targets=[{"Id": tiny_world.instance_id, "Port": 30081}])
+    elbv2.create_listener(LoadBalancerArn=web.arn, Protocol="HTTP", Port=8080,
+                          DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}])
+    proxy.reset_counts()
+    daemon.reread_load_balancers([web.arn])
+    daemon.run_once()
+    assert dict(proxy.requests) == plus(STEADY_CHECK, NEW_ALB, {("elbv2", "DescribeLoadBalancers"): 1,
+                                                                ("elbv2", "DescribeTargetHealth"): 1})
+    assert tg in {t.arn for t in daemon.topology.target_groups if web.arn in t.load_balancer_arns}
+
+
+def test_an_alb_asked_for_by_arn_that_is_gone_is_dropped(tiny_world, counted):
+    proxy, daemon, _ = counted
+    daemon.run_once()
+    api = tiny_world.albs["api"]
+    tiny_world.delete_alb("api")
+    proxy.reset_counts()
+    daemon.reread_load_balancers([api.arn])
+    daemon.refresh_topology()
+    assert [lb.arn for lb in daemon.topology.load_balancers] == [tiny_world.albs["web"].arn]
+    assert not daemon.topology.failures
+    assert proxy.count() <= 2  # the ARN described (and asked alone if moto refuses the batch)

@@ -69,6 +69,33 @@ def discover_load_balancers(clients: AwsClients, cluster: str, raw_lbs: list[dic
     return _describe(d, raw_lbs, their_target_groups)
 
 
+def listed_by_arn(clients: AwsClients, arns: list[str], failures: list[ReadFailure]) -> tuple[list[dict], set[str]]:
+    """DescribeLoadBalancers items by ARN (20 a call), and the ARNs AWS says do not exist. A batch
+    naming a deleted load balancer fails as a whole: its ARNs are then asked one by one."""
+    items: list[dict] = []
+    gone: set[str] = set()
+    for batch in chunks(arns, ELB_TAGS_PER_CALL):
+        for group in ([batch], [[arn] for arn in batch]):
+            missing = False
+            for arns_of in group:
+                tried: list[ReadFailure] = []
+                answer = attempt(tried, "elbv2", "DescribeLoadBalancers",
+                                 lambda: clients.elbv2.describe_load_balancers(LoadBalancerArns=arns_of),
+                                 scope_of(arns_of))
+                if answer is not None:
+                    items.extend(answer.get("LoadBalancers", ()))
+                elif tried[0].code == "LoadBalancerNotFound" and len(arns_of) > 1:
+                    missing = True
+                    break
+                elif tried[0].code == "LoadBalancerNotFound":
+                    gone.update(arns_of)
+                else:
+                    failures.extend(tried)
+            if not missing:
+                break
+    return items, gone
+
+
 TargetGroupLister = Callable[[list[str]], list[dict]]  # the cluster's load balancer ARNs -> target groups
 
 
