@@ -54,6 +54,7 @@ NEW, GONE, CHANGED = "new_load_balancer", "load_balancer_gone", "security_groups
 # ALB is described by its ARN first, since the check's listing shows nothing new about it.
 REREAD = "load_balancer_changed"
 INCREMENTAL_REASONS = frozenset({NEW, GONE, CHANGED, REREAD})
+FOLLOW_UPS = 2  # updates a refresh runs right after itself for changes asked for meanwhile
 
 
 @dataclass(frozen=True)
@@ -193,19 +194,31 @@ class Daemon:
         changed their security groups when that is why, else (and when the topology interval has
         passed since the last full one) all of them. Never raises."""
         with self._refresh_lock:
-            with self._ask_lock:
-                asked = dict(self._asked)  # what this discovery will see to; later asks stay
-            try:
-                why = reason or self._wanted or "scheduled"
-                if (why in INCREMENTAL_REASONS and asked and self._topology is not None
-                        and self._monotonic() - self._full_at < self._topology_interval):
-                    return self._update(why, asked)
-                return self._refresh(reason)
-            finally:
+            topology = self._refresh_once(reason)
+            # Changes asked for while this one ran: a wake of the refresh job now would be skipped
+            # (it is still running), so they are seen to here, a bounded number of times.
+            for _ in range(FOLLOW_UPS):
                 with self._ask_lock:
-                    for arn, kind in asked.items():
-                        if self._asked.get(arn) == kind:
-                            del self._asked[arn]
+                    pending = next(iter(self._asked.values()), None)
+                if pending is None or self._topology is None:
+                    break
+                topology = self._refresh_once(pending)
+            return topology
+
+    def _refresh_once(self, reason: str | None) -> Topology | None:
+        with self._ask_lock:
+            asked = dict(self._asked)  # what this discovery will see to; later asks stay
+        try:
+            why = reason or self._wanted or "scheduled"
+            if (why in INCREMENTAL_REASONS and asked and self._topology is not None
+                    and self._monotonic() - self._full_at < self._topology_interval):
+                return self._update(why, asked)
+            return self._refresh(reason)
+        finally:
+            with self._ask_lock:
+                for arn, kind in asked.items():
+                    if self._asked.get(arn) == kind:
+                        del self._asked[arn]
 
     def _update(self, reason: str, asked: dict[str, str]) -> Topology | None:
         """The incremental refresh: read the ALBs new or changed (from the check's listing), drop

@@ -164,3 +164,25 @@ def test_an_alb_asked_for_by_arn_that_is_gone_is_dropped(tiny_world, counted):
     assert [lb.arn for lb in daemon.topology.load_balancers] == [tiny_world.albs["web"].arn]
     assert not daemon.topology.failures
     assert proxy.count() <= 2  # the ARN described (and asked alone if moto refuses the batch)
+
+
+def test_an_alb_seen_while_a_refresh_runs_is_read_by_that_refresh_before_it_returns(tiny_world, counted):
+    """The refresh job cannot be woken while it runs (the wake would be skipped): it sees to the
+    changes asked for meanwhile itself."""
+    import threading
+    import time
+
+    proxy, daemon, _ = counted
+    daemon.run_once()
+    proxy.reset_counts()
+    proxy.delay(["DescribeTargetHealth"], seconds=2.0)
+    refresh = threading.Thread(target=daemon.refresh_topology, args=("scheduled",))
+    refresh.start()
+    deadline = time.monotonic() + 30
+    while proxy.count("elbv2", "DescribeTags") < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)  # the full discovery has listed the ALBs: the new one is not among them
+    new = add_alb(tiny_world, "shop", "admin")
+    assert daemon.check().refresh_wanted == "new_load_balancer"
+    proxy.heal()
+    refresh.join(60)
+    assert new.arn in {lb.arn for lb in daemon.topology.load_balancers}
