@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Callable
 from typing import Any
 
@@ -87,13 +89,21 @@ def budgets(rows: list[dict[str, Any]], interval: float) -> list[tuple[str, str,
                   f"{ratio(r['naive_s'], r['cycle_s']):,.0f}× less wall"))
     at(5000, "Daemon peak RSS at 5,000 ALBs: < 150 MiB",
        lambda r: (r["rss_peak_mib"] < 150, f"{r['rss_peak_mib']:.0f} MiB"))
+    # Discovery is paced at --discovery-rate per family; the rule check is not (it would wait behind
+    # a discovery), so a second may also carry one check's requests.
+    over = []
+    for r in rows:
+        allowed = DISCOVERY_RATE + math.ceil(r["cycle_requests"])
+        over += [f"{r['albs']:,} ALBs: {r['peak_rps'][f]} {f}" for f in ("elbv2", "ec2") if r["peak_rps"][f] > allowed]
     peak = max(rows, key=lambda r: r["albs"])["peak_rps"]
-    out.append(("No burst above the configured request rate", "not measured",
-                f"no rate limit yet; observed peak at {max(by_size):,} ALBs: "
-                f"{peak['elbv2']} ELB and {peak['ec2']} EC2 requests in one second"))
+    out.append(("No burst above the configured request rate", "not held" if over else "held",
+                (f"over: {', '.join(over)}; " if over else "")
+                + f"discovery at {DISCOVERY_RATE:g}/s per family plus one check's requests; observed peak at "
+                f"{max(by_size):,} ALBs: {peak['elbv2']} ELB and {peak['ec2']} EC2 requests in one second"))
     return out
 
 
+DISCOVERY_RATE = 10.0  # the daemon's default --discovery-rate, which the benchmark runs with
 RATE_BUCKETS = ((0, 0), (1, 5), (6, 10), (11, 20), (21, 50), (51, None))
 
 

@@ -85,6 +85,16 @@ def _speed(value: str) -> float:
     return speed
 
 
+def _rate(value: str) -> float:
+    try:
+        rate = float(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a number of requests a second, e.g. 10 or 2.5") from None
+    if not 0.1 <= rate <= 1000:
+        raise ValueError(f"{value!r} must be between 0.1 and 1000 requests a second")
+    return rate
+
+
 def _listen(value: str) -> str:
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
@@ -103,6 +113,8 @@ OPTIONS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
     "--cycle-timeout": (_duration, None, "a rule check still running after this is abandoned: its result is "
                                          "unknown and the next one starts on time (default: three intervals, "
                                          "at least 10s)"),
+    "--discovery-rate": (_rate, "10", "requests a second discovery may send per API family (ELB describes, EC2 "
+                                      "describes); halved on throttling, then back; the rule check is not held to it"),
     "--mode": (_choice("observe", "enforce"), "observe",
                "observe never writes to AWS; enforce restores lost rules from the ALB's own security groups "
                "(never CIDR or prefix-list rules)"),
@@ -132,7 +144,7 @@ OPTIONS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
 # Flags that only mean something to some commands; the others do not accept them (exit 2).
 _DAEMON = {"run", "demo"}
 ONLY: dict[str, set[str]] = {
-    "--interval": _DAEMON, "--topology-interval": _DAEMON, "--cycle-timeout": _DAEMON, "--mode": _DAEMON, "--grace": _DAEMON,
+    "--interval": _DAEMON, "--topology-interval": _DAEMON, "--discovery-rate": {"run"}, "--cycle-timeout": _DAEMON, "--mode": _DAEMON, "--grace": _DAEMON,
     "--listen": _DAEMON, "--state-file": {"run"}, "--log-format": _DAEMON,
     "--max-restores-per-cycle": {"run"}, "--max-restores-per-hour": {"run"}, "--fight-threshold": {"run"},
     "--fight-window": {"run"}, "--restore-backoff": {"run"}, "--restore-backoff-max": {"run"},

@@ -9,6 +9,7 @@ rules (to the target's address).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -135,13 +136,20 @@ def _one(rules: tuple[Rule, ...], need: Need, peer: Peer, prefix_lists: Mapping[
 def _networks(cidrs: Iterable[str], family: int) -> _NetworkList:
     found: _NetworkList = []
     for cidr in cidrs:
-        try:
-            network = ipaddress.ip_network(cidr, strict=False)
-        except ValueError:
-            continue
-        if network.version == family:
+        network = _network(cidr)
+        if network is not None and network.version == family:
             found.append(network)
     return found
+
+
+@functools.lru_cache(maxsize=8192)
+def _network(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    """A CIDR parsed once: the same few CIDRs (node rules, subnets) recur on every path of every
+    check, and parsing them was most of a steady check's CPU at a few hundred ALBs."""
+    try:
+        return ipaddress.ip_network(cidr, strict=False)
+    except ValueError:
+        return None
 
 
 def _required(peer: Peer) -> _NetworkList:

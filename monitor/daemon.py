@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
@@ -19,6 +19,7 @@ import structlog
 
 from monitor.attribution import ATTRIBUTED_CODES, attribute
 from monitor.aws import AwsClients, RuleReader, discover
+from monitor.aws.discover import discover_load_balancers, listed_by_arn
 from monitor.cluster_model import ClusterState
 from monitor.cycle import ClusterSource, Snapshot, this_cluster, with_kubernetes
 from monitor.evaluate import evaluate
@@ -34,6 +35,7 @@ from monitor.model import Observation, ReadFailure, Report, Severity, Topology
 from monitor.remediation import Outcome, Remediator
 from monitor.settings import default_cycle_timeout
 from monitor.trail_lookups import TrailLookups
+from monitor.topology_delta import Delta, changed_security_groups, merge
 from monitor.transitions import Coverage, Revocation, advance, revoked_load_balancers
 
 log = structlog.get_logger("monitor.daemon")
@@ -44,11 +46,20 @@ log = structlog.get_logger("monitor.daemon")
 # the topology interval), so a throttled account is not sent a full discovery every cycle.
 INCOMPLETE_TOPOLOGY_RETRY_INTERVALS = 1
 INCOMPLETE_TOPOLOGY_MAX_RETRY_INTERVALS = 4
+FIRST_DISCOVERY = "first discovery"  # the phase of a check that runs (or waits for) the first discovery
 HEALTHY_WITHIN_INTERVALS = 3  # docs/reference.md: /healthz is 200 while the loop ran within three intervals
 # Abandoned checks may stay blocked in botocore for a minute (3 attempts of up to 5 s connect and
 # 15 s read): past this many still running, a new check is abandoned at once instead of adding a
 # thread that would block in the same place.
 MAX_ABANDONED_IN_FLIGHT = 3
+# Why a check asks for a refresh when ALBs come, go or change their security groups: such a refresh
+# re-reads only those ALBs (or drops them), unless the periodic full discovery is due.
+NEW, GONE, CHANGED = "new_load_balancer", "load_balancer_gone", "security_groups_changed"
+# Asked from outside the check (e.g. an AWS event naming an ALB whose target groups changed): the
+# ALB is described by its ARN first, since the check's listing shows nothing new about it.
+REREAD = "load_balancer_changed"
+INCREMENTAL_REASONS = frozenset({NEW, GONE, CHANGED, REREAD})
+FOLLOW_UPS = 2  # updates a refresh runs right after itself for changes asked for meanwhile
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,7 @@ class CycleSummary:
     api_calls: int = 0
     error: str | None = None
     abandoned: bool = False  # still running at its deadline: its result is unknown (and dropped)
+    discovery_seconds: float = 0.0  # of which the first discovery, run by this check: not its duration
 
     @property
     def ok(self) -> bool:
@@ -166,9 +178,11 @@ class Daemon:
         self._topology: Topology | None = None
         self._topology_at = 0.0
         self._failed_refreshes = 0  # consecutive refreshes that left the topology incomplete
+        self._full_at = float("-inf")  # when the last full discovery ended: the backstop's clock
+        self._base_failures: tuple[ReadFailure, ...] = ()  # the last full discovery's failures
         self._coverage = Coverage()
         self._wanted: str | None = None
-        self._asked: frozenset[str] = frozenset()  # ALBs come or gone that a pending refresh will see
+        self._asked: dict[str, str] = {}  # ALB -> NEW, GONE or CHANGED: what a pending refresh will see to
         self._refresh_lock = threading.Lock()
         self._ask_lock = threading.Lock()
         self._acting = threading.Lock()  # held while a check remediates: no two at once
@@ -207,17 +221,78 @@ class Daemon:
 
     # -- the two jobs -------------------------------------------------------------------------
     def refresh_topology(self, reason: str | None = None) -> Topology | None:
-        """Re-discover ALBs, target groups, targets and ENIs. Never raises."""
+        """Re-discover ALBs, target groups, targets and ENIs: only the ALBs that came, went or
+        changed their security groups when that is why, else (and when the topology interval has
+        passed since the last full one) all of them. Never raises."""
         with self._refresh_lock:
-            asked = self._asked  # the ALBs come or gone this discovery will see; later asks stay
             check_after, self._check_after_refresh = self._check_after_refresh, False
             try:
-                return self._refresh(reason)
+                topology = self._refresh_once(reason)
+                # Changes asked for while this one ran: a wake of the refresh job now would be skipped
+                # (it is still running), so they are seen to here, a bounded number of times.
+                for _ in range(FOLLOW_UPS):
+                    with self._ask_lock:
+                        pending = next(iter(self._asked.values()), None)
+                    if pending is None or self._topology is None:
+                        break
+                    topology = self._refresh_once(pending)
+                return topology
             finally:
-                with self._ask_lock:
-                    self._asked -= asked
                 if check_after:  # an event changed the topology: check against the new one at once
                     self.want_check("event")
+
+    def _refresh_once(self, reason: str | None) -> Topology | None:
+        with self._ask_lock:
+            asked = dict(self._asked)  # what this discovery will see to; later asks stay
+        try:
+            why = reason or self._wanted or "scheduled"
+            if (why in INCREMENTAL_REASONS and asked and self._topology is not None
+                    and self._monotonic() - self._full_at < self._topology_interval):
+                return self._update(why, asked)
+            return self._refresh(reason)
+        finally:
+            with self._ask_lock:
+                for arn, kind in asked.items():
+                    if self._asked.get(arn) == kind:
+                        del self._asked[arn]
+
+    def _update(self, reason: str, asked: dict[str, str]) -> Topology | None:
+        """The incremental refresh: read the ALBs new or changed (from the check's listing), drop
+        those gone (no request), merge into the topology."""
+        with self._working():
+            self._wanted = None
+            started = self._monotonic()
+            current = self._topology
+            assert current is not None
+            entries = self._reader.listed({arn for arn, kind in asked.items() if kind in (NEW, CHANGED)})
+            gone = frozenset(arn for arn, kind in asked.items() if kind == GONE)
+            listed = {e["LoadBalancerArn"] for e in entries}
+            by_arn = sorted(arn for arn, kind in asked.items() if kind == REREAD and arn not in listed)
+            failures: list[ReadFailure] = []
+            try:
+                with self._clients.pacer.discovering(), self._clients.counter.scope() as tally:
+                    if by_arn:
+                        more, vanished = listed_by_arn(self._clients, by_arn, failures)
+                        entries, gone = entries + more, gone | vanished
+                    fresh = (discover_load_balancers(self._clients, self._cluster, entries) if entries
+                             else Topology(self._cluster, current.region, (), (), ()))
+            except Exception:  # one bad refresh must not end the loop
+                log.exception("topology_failed", reason=reason)
+                self._metrics.count_cycle_failure("topology")
+                return current
+            if failures:  # ALBs that could not even be described: asked again at the next update
+                fresh = replace(fresh, failures=tuple(failures) + fresh.failures)
+            reread = frozenset(e["LoadBalancerArn"] for e in entries)
+            topology = merge(current, Delta(fresh, reread, gone, self._base_failures))
+            if self._cluster_state is not None and self._cluster_state.ingresses is not None:
+                topology = join_ingresses(topology, self._cluster_state)
+            self._topology = topology
+            self._topology_at = self._monotonic()
+            self._metrics.count_topology_refresh(reason)
+            log.info("topology_updated", reason=reason, read=len(reread), dropped=len(gone),
+                     load_balancers=len(topology.load_balancers), failed_reads=len(fresh.failures),
+                     api_calls=tally.calls, duration_seconds=round(self._monotonic() - started, 3))
+            return topology
 
     def _refresh(self, reason: str | None) -> Topology | None:
         with self._working():
@@ -226,13 +301,16 @@ class Daemon:
             started = self._monotonic()
             try:
                 state = self._read_kubernetes()
-                fresh = discover(self._clients, self._cluster)
+                with self._clients.pacer.discovering(), self._clients.counter.scope() as tally:
+                    fresh = discover(self._clients, self._cluster)
             except Exception:  # one bad refresh must not end the loop
                 log.exception("topology_failed", reason=reason)
                 self._metrics.count_cycle_failure("topology")
                 return self._topology
             log_failed_reads("topology", fresh.failures)
             topology = carry_topology(self._topology, fresh)
+            self._base_failures = topology.failures
+            self._full_at = self._monotonic()
             if state is not None:
                 state = this_cluster(state, fresh, self._cluster)
                 # Ingress names are slow to change: keep the last ones read while the API is away.
@@ -247,7 +325,7 @@ class Daemon:
                      load_balancers=len(fresh.load_balancers), target_groups=len(fresh.target_groups),
                      targets=sum(len(tg.targets or ()) for tg in fresh.target_groups),
                      security_groups=len(fresh.security_groups), failed_reads=len(fresh.failures),
-                     kubernetes=None if state is None else not state.failures,
+                     kubernetes=None if state is None else not state.failures, api_calls=tally.calls,
                      duration_seconds=round(self._monotonic() - started, 3))
             return self._topology
 
@@ -260,12 +338,13 @@ class Daemon:
         with self._working():
             started = self._monotonic()
             self._heartbeat = started
-            calls_before = self._clients.counter.total()
-            summary = self._run_in_time(Cycle(started + self._deadline, self._monotonic))
-            duration = self._monotonic() - started
-            summary = replace(summary, duration_seconds=duration,
-                              api_calls=self._clients.counter.total() - calls_before)
-            self._metrics.observe_cycle(duration)
+            cycle = Cycle(started + self._deadline, self._monotonic)
+            summary = self._run_in_time(cycle)
+            # The first discovery, when the check ran it, is the topology's time, not the check's.
+            duration = self._monotonic() - started - summary.discovery_seconds
+            summary = replace(summary, duration_seconds=duration)
+            if not (summary.abandoned and cycle.phase == FIRST_DISCOVERY):
+                self._metrics.observe_cycle(duration)
             self._heartbeat = self._monotonic()
             self.cycles += 1
             if summary.ok:
@@ -289,6 +368,8 @@ class Daemon:
             self.refresh_topology("start")
         elif self._wanted:
             self.refresh_topology()
+        elif self._retry_due():
+            self.refresh_topology("incomplete_topology")
         return self.check()
 
     # -- the deadline ---------------------------------------------------------------------------
@@ -317,7 +398,10 @@ class Daemon:
     def _run_cycle(self, cycle: Cycle) -> None:
         summary: CycleSummary | None = None
         try:
-            summary = self._check(cycle)
+            # Only this thread's requests are the check's: not a discovery's running beside it.
+            with self._clients.counter.scope() as tally:
+                summary = self._check(cycle)
+            summary = replace(summary, api_calls=tally.calls)
         except PastDeadline:
             pass  # abandoned: check() has published that the result is unknown
         except Exception as exc:  # one bad cycle must not end the loop
@@ -347,22 +431,18 @@ class Daemon:
             raise PastDeadline(phase)
 
     def _check(self, cycle: Cycle) -> CycleSummary:
+        discovering = 0.0
         if self._topology is None:
             # The first discovery, or wait for the one under way (a check abandoned during it
             # leaves it running): never a second one at once.
-            self._wait_for(self._refresh_lock, cycle, "first discovery")
+            began = self._monotonic()
+            self._wait_for(self._refresh_lock, cycle, FIRST_DISCOVERY)
             try:
                 if self._topology is None:
                     self._refresh("start")
             finally:
                 self._refresh_lock.release()
-        elif self._retry_due():
-            self._wait_for(self._refresh_lock, cycle, "re-discovering an incomplete topology")
-            try:
-                if self._retry_due():
-                    self._refresh("incomplete_topology")
-            finally:
-                self._refresh_lock.release()
+            discovering = self._monotonic() - began
         topology = self._topology
         if topology is None:
             raise RuntimeError("no topology: the first discovery failed")
@@ -396,21 +476,32 @@ class Daemon:
                             security_groups=list(r.security_groups))
             self._announce_attributions(report)
         wanted = self._refresh_for(observation)
-        return CycleSummary(report=report, revocations=revocations, refresh_wanted=wanted, remediations=outcomes)
+        if wanted is None and not self._refresh_lock.locked() and self._retry_due():
+            # In the topology job, not here: a full discovery of a large account (paced) outlasts a
+            # check's deadline, and the checks go on meanwhile against what is known.
+            wanted = "incomplete_topology"
+        return CycleSummary(report=report, revocations=revocations, refresh_wanted=wanted, remediations=outcomes,
+                            discovery_seconds=discovering)
 
     def _refresh_for(self, observation: Observation) -> str | None:
-        """Why to re-discover now, once per ALB come or gone: the checks that see it again before
-        the discovery asked for has finished (or that read against the topology before it) do not
-        ask again."""
+        """Why to re-discover now, once per ALB come, gone or with other security groups: the checks
+        that see it again before the discovery asked for has finished (or that read against the
+        topology before it) do not ask again."""
         with self._ask_lock:
             current = self._topology
             if current is None:
                 return None
-            changes = lb_changes(current, observation) - self._asked
-            if not changes:
+            live = observation.live_lb_arns
+            changes = {arn: (GONE if live is not None and arn not in live else NEW)
+                       for arn in lb_changes(current, observation)}
+            changes.update((arn, CHANGED) for arn in changed_security_groups(current, observation)
+                           if arn not in changes)
+            fresh = {arn: kind for arn, kind in changes.items() if self._asked.get(arn) != kind}
+            if not fresh:
                 return None
-            self._asked |= changes
-            return "new_load_balancer" if changes & observation.new_lb_arns else "load_balancer_gone"
+            self._asked.update(fresh)
+            kinds = set(fresh.values())
+            return NEW if NEW in kinds else GONE if GONE in kinds else CHANGED
 
     def _retry_due(self) -> bool:
         """True when the topology is incomplete and its retry (with backoff) has come."""
@@ -517,6 +608,15 @@ class Daemon:
                   if group in (t.security_groups or ()) for arn in tg.load_balancer_arns}
         return sorted({(lb.ingress_namespace, lb.ingress) for lb in topology.load_balancers
                        if lb.ingress and (lb.arn in behind or group in lb.security_groups)})
+
+    def reread_load_balancers(self, arns: Iterable[str]) -> None:
+        """Ask for an update of these ALBs alone (e.g. an AWS event says their target groups or
+        listeners changed): each is described by its ARN and read again, or dropped if gone."""
+        with self._ask_lock:
+            fresh = {arn: REREAD for arn in arns if arn not in self._asked}
+            self._asked.update(fresh)
+        if fresh:
+            self.want_refresh(REREAD)
 
     def want_refresh(self, reason: str) -> None:
         self._wanted = reason

@@ -149,6 +149,8 @@ def assemble_daemon(settings: Settings, clients: aws.AwsClients | None = None, *
     api = kube_api(settings.kubernetes) if kube is _FROM_SETTINGS else kube
     metrics = Metrics()
     clients.counter.listeners.append(metrics)
+    clients.pacer.configure(settings.discovery_rate)
+    clients.pacer.add_listener(metrics)
     clocks: dict[str, Callable[[], float]] = {k: v for k, v in (("wall", wall), ("monotonic", monotonic)) if v}
     source, leadership, events, shared = None, SoleLeader(), None, False
     if api is not None:

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterable, Iterator
 
 import prometheus_client
-from prometheus_client import CollectorRegistry, Counter, Histogram, PlatformCollector, ProcessCollector
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, PlatformCollector, ProcessCollector
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 
@@ -175,6 +175,14 @@ class Metrics:
         PlatformCollector(registry=self.registry)
         self._state_persisted: bool | None = None
         self.registry.register(_PersistenceCollector(self))
+        self.discovery_rate_limit = Gauge(
+            "albsg_discovery_rate_limit",
+            "Requests a second discovery may send now, by API family (--discovery-rate, lowered after throttling).",
+            ["family"], registry=self.registry)
+        self.discovery_waited = Counter(
+            "albsg_discovery_wait_seconds_total",
+            "Seconds discovery waited on its own request budget, by API family.",
+            ["family"], registry=self.registry)
         self.state_save_failures = Counter(
             "albsg_state_save_failures_total",
             "Saves of the remembered rules and remediation history that failed (retried every cycle).",
@@ -289,6 +297,14 @@ class Metrics:
 
     def api_error(self, service: str, operation: str, code: str) -> None:
         self.api_errors.labels(service, operation, code).inc()
+
+    # Pacer listener (monitor.aws.pacing.PaceListener): `clients.pacer.add_listener(metrics)`.
+    def discovery_rate(self, family: str, rate: float) -> None:
+        self.discovery_rate_limit.labels(family).set(rate)
+        self.discovery_waited.labels(family)
+
+    def discovery_wait(self, family: str, seconds: float) -> None:
+        self.discovery_waited.labels(family).inc(seconds)
 
     # -- exposition ---------------------------------------------------------------------------
     def exposition(self, accept: str | None = None) -> tuple[bytes, str]:

@@ -269,3 +269,40 @@ def wait_until(what, timeout: float = 20.0) -> bool:
             return False
         time.sleep(0.05)
     return True
+
+
+def test_a_checks_request_count_leaves_out_a_discovery_running_beside_it(tiny_world, monkeypatch):
+    import threading
+
+    from tests.support.awsproxy import AwsProxy
+
+    with AwsProxy(tiny_world.endpoint) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        clients = aws.connect(None)
+        clients.pacer.configure(None)
+        daemon = Daemon(clients, CLUSTER, Metrics(), interval=10.0, topology_interval=300.0)
+        daemon.run_once()
+        proxy.delay(["DescribeSecurityGroupRules"], seconds=3.0)  # the check waits while discovery runs
+        proxy.reset_counts()
+        refresh = threading.Thread(target=daemon.refresh_topology, args=("scheduled",))
+        refresh.start()
+        summary = daemon.check()
+        proxy.heal()
+        refresh.join(30)
+        assert summary.ok and proxy.count() > 4  # the discovery sent its requests meanwhile
+        assert summary.api_calls == 2
+
+
+def test_the_first_discovery_is_not_the_first_checks_duration(tiny_world, monkeypatch):
+    from tests.support.awsproxy import AwsProxy
+
+    with AwsProxy(tiny_world.endpoint) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        clients = aws.connect(None)
+        metrics = Metrics()
+        daemon = Daemon(clients, CLUSTER, metrics, interval=10.0, topology_interval=300.0)
+        proxy.delay(["DescribeTargetHealth"], seconds=3.0)  # two target groups: a 6 s discovery
+        summary = daemon.check()  # no topology yet: the check runs the first discovery
+        assert summary.ok and summary.api_calls == 2
+        assert summary.duration_seconds < 3.0
+        assert metrics.cycle_duration.collect()[0].samples[-1].value < 3.0  # the histogram's sum

@@ -96,6 +96,8 @@ def exposed() -> dict[str, tuple[str, set[str]]]:
     m.set_state_persisted(True)  # as with --state-file or the ConfigMap
     m.observe_event("RevokeSecurityGroupIngress", 2.0)  # as with --events-queue
     m.observe_outage_window(4.0)
+    m.discovery_rate("elbv2", 10.0)  # as the daemon's pacer sets it at start
+    m.discovery_wait("elbv2", 0.5)
     families = {}
     for family in text_string_to_metric_families(m.exposition()[0].decode()):
         labels = {name for s in family.samples for name in s.labels} - {"le"}

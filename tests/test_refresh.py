@@ -73,3 +73,67 @@ def test_changes_already_discovered_are_not_changes():
     observation = Observation(rules=(), read_groups=frozenset(), live_lb_arns=frozenset({"a", "new"}),
                               new_lb_arns=frozenset({"new"}))  # read against a topology without "new"
     assert lb_changes(seen, observation) == {"b"}
+
+
+# -- merging an incremental change (pure) -------------------------------------------------------
+
+from monitor.model import SecurityGroup, Target, TargetGroup  # noqa: E402
+from monitor.topology_delta import Delta, changed_security_groups, merge  # noqa: E402
+
+
+def tg(arn: str, *lbs: str, sg: str = "sg-node") -> TargetGroup:
+    return TargetGroup(arn=arn, name=arn, target_type="instance", protocol="HTTP", port=80, vpc_id="vpc-1",
+                       health_check_port="traffic-port", load_balancer_arns=lbs,
+                       targets=(Target(target_id="i-1", port=80, eni_id="eni-1", security_groups=(sg,), state="healthy"),))
+
+
+def world(lbs: tuple[str, ...], tgs: tuple[TargetGroup, ...], known: tuple[str, ...] = (),
+          failures: tuple[ReadFailure, ...] = (), incomplete: frozenset[str] = frozenset()) -> Topology:
+    return Topology(cluster="c", region="r", load_balancers=tuple(alb(a) for a in lbs), target_groups=tgs,
+                    security_groups=(SecurityGroup("sg-1", "alb", "", "vpc-1"),), known_lb_arns=frozenset(lbs + known),
+                    failures=failures, incomplete_lbs=incomplete)
+
+
+def test_a_new_alb_is_added_and_known_and_the_old_failures_still_hold():
+    before = world(("a",), (tg("tg-a", "a"),), known=("x",), failures=(THROTTLED_HEALTH,))
+    fresh = world(("n",), (tg("tg-n", "n"),), known=("other-cluster",))
+    after = merge(before, Delta(fresh, reread=frozenset({"n", "other-cluster"}), carried_failures=before.failures))
+    assert [lb.arn for lb in after.load_balancers] == ["a", "n"]
+    assert [t.arn for t in after.target_groups] == ["tg-a", "tg-n"]
+    assert after.known_lb_arns == {"a", "x", "n", "other-cluster"}
+    assert after.failures == (THROTTLED_HEALTH,)
+
+
+def test_a_gone_alb_takes_its_own_target_groups_and_leaves_shared_ones_to_the_others():
+    before = world(("a", "b"), (tg("tg-a", "a"), tg("tg-shared", "a", "b")))
+    after = merge(before, Delta(world((), ()), gone=frozenset({"a"})))
+    assert [lb.arn for lb in after.load_balancers] == ["b"]
+    assert [(t.arn, t.load_balancer_arns) for t in after.target_groups] == [("tg-shared", ("b",))]
+    assert "a" not in after.known_lb_arns
+
+
+def test_a_reread_alb_gets_its_fresh_target_groups_shared_ones_keep_both_albs():
+    before = world(("a", "b"), (tg("tg-a-old", "a"), tg("tg-shared", "a", "b")))
+    fresh = world(("a",), (tg("tg-shared", "a", sg="sg-new"), tg("tg-a-new", "a")))
+    after = merge(before, Delta(fresh, reread=frozenset({"a"})))
+    shared = next(t for t in after.target_groups if t.arn == "tg-shared")
+    assert set(shared.load_balancer_arns) == {"a", "b"} and shared.targets[0].security_groups == ("sg-new",)
+    assert sorted(t.arn for t in after.target_groups) == ["tg-a-new", "tg-shared"]
+
+
+def test_a_reread_that_failed_is_not_known_so_the_next_check_asks_again_and_its_alb_is_unknown():
+    before = world(("a",), (tg("tg-a", "a"),))
+    fresh = world(("n",), (), failures=(THROTTLED_HEALTH,), incomplete=frozenset({"n"}))
+    after = merge(before, Delta(fresh, reread=frozenset({"n"})))
+    assert "n" not in after.known_lb_arns and "n" in after.incomplete_lbs
+    assert after.failures == (THROTTLED_HEALTH,)
+    listing = Observation(rules=(), read_groups=frozenset(), live_lb_arns=frozenset({"a", "n"}),
+                          new_lb_arns=frozenset({"n"}))
+    assert lb_changes(after, listing) == {"n"}
+
+
+def test_an_alb_listed_with_other_security_groups_is_a_change():
+    topology = world(("a", "b"), ())
+    observation = Observation(rules=(), read_groups=frozenset(), live_lb_arns=frozenset({"a", "b"}),
+                              lb_security_groups=(("a", ("sg-1",)), ("b", ("sg-1", "sg-2"))))
+    assert changed_security_groups(topology, observation) == {"b"}

@@ -47,10 +47,64 @@ def discover(clients: AwsClients, cluster: str, progress: Callable[[str], None] 
     if raw_lbs is None:
         return Topology(cluster=cluster, region=clients.region, load_balancers=(), target_groups=(),
                         security_groups=(), failures=tuple(d.failures))
+    # One listing for the whole region (400 a page) beats one call per load balancer.
+    return _describe(d, raw_lbs, lambda _: paginate(clients.elbv2, "describe_target_groups", "TargetGroups", ELB_PAGE))
+
+
+def discover_load_balancers(clients: AwsClients, cluster: str, raw_lbs: list[dict]) -> Topology:
+    """The topology behind a few load balancers only (DescribeLoadBalancers items the rule check
+    listed): their tags, their own target groups (one DescribeTargetGroups each), their targets'
+    health and ENIs, their security groups and subnets. Costs requests in proportion to them, not
+    to the region. `known_lb_arns` are the ones read: merge it into the full topology."""
+    d = _Discovery(clients, cluster)
+
+    def their_target_groups(lb_arns: list[str]) -> list[dict]:
+        groups: dict[str, dict] = {}
+        for arn in lb_arns:
+            for tg in paginate(clients.elbv2, "describe_target_groups", "TargetGroups", ELB_PAGE,
+                               LoadBalancerArn=arn):
+                groups.setdefault(tg["TargetGroupArn"], tg)
+        return list(groups.values())
+
+    return _describe(d, raw_lbs, their_target_groups)
+
+
+def listed_by_arn(clients: AwsClients, arns: list[str], failures: list[ReadFailure]) -> tuple[list[dict], set[str]]:
+    """DescribeLoadBalancers items by ARN (20 a call), and the ARNs AWS says do not exist. A batch
+    naming a deleted load balancer fails as a whole: its ARNs are then asked one by one."""
+    items: list[dict] = []
+    gone: set[str] = set()
+    for batch in chunks(arns, ELB_TAGS_PER_CALL):
+        for group in ([batch], [[arn] for arn in batch]):
+            missing = False
+            for arns_of in group:
+                tried: list[ReadFailure] = []
+                answer = attempt(tried, "elbv2", "DescribeLoadBalancers",
+                                 lambda: clients.elbv2.describe_load_balancers(LoadBalancerArns=arns_of),
+                                 scope_of(arns_of))
+                if answer is not None:
+                    items.extend(answer.get("LoadBalancers", ()))
+                elif tried[0].code == "LoadBalancerNotFound" and len(arns_of) > 1:
+                    missing = True
+                    break
+                elif tried[0].code == "LoadBalancerNotFound":
+                    gone.update(arns_of)
+                else:
+                    failures.extend(tried)
+            if not missing:
+                break
+    return items, gone
+
+
+TargetGroupLister = Callable[[list[str]], list[dict]]  # the cluster's load balancer ARNs -> target groups
+
+
+def _describe(d: _Discovery, raw_lbs: list[dict], list_target_groups: TargetGroupLister) -> Topology:
+    clients, cluster, progress = d.clients, d.cluster, d.progress
     tags = _lb_tags(d, [lb["LoadBalancerArn"] for lb in raw_lbs])
     lbs = [lb for lb in raw_lbs if _is_cluster_alb(lb, tags.get(lb["LoadBalancerArn"]), cluster)]
     progress(f"{len(lbs)} load balancers of {cluster} among {len(raw_lbs)}; listing target groups")
-    target_groups = _target_groups(d, {lb["LoadBalancerArn"] for lb in lbs})
+    target_groups = _target_groups(d, {lb["LoadBalancerArn"] for lb in lbs}, list_target_groups)
     progress("looking up the ENIs behind the targets")
     target_groups = _attach_enis(d, target_groups)
     lb_groups = {sg for lb in lbs for sg in lb.get("SecurityGroups", ())}
@@ -89,12 +143,10 @@ def _is_cluster_alb(lb: dict, tags: dict[str, str] | None, cluster: str) -> bool
     return lb.get("Type") == "application" or bool(lb.get("SecurityGroups"))
 
 
-def _target_groups(d: _Discovery, lb_arns: set[str]) -> list[TargetGroup]:
+def _target_groups(d: _Discovery, lb_arns: set[str], list_target_groups: TargetGroupLister) -> list[TargetGroup]:
     if not lb_arns:
         return []
-    # One listing for the whole region (400 a page) beats one call per load balancer.
-    raw = attempt(d.failures, "elbv2", "DescribeTargetGroups",
-                  lambda: paginate(d.clients.elbv2, "describe_target_groups", "TargetGroups", ELB_PAGE))
+    raw = attempt(d.failures, "elbv2", "DescribeTargetGroups", lambda: list_target_groups(sorted(lb_arns)))
     if raw is None:
         d.incomplete.update(lb_arns)
         return []

@@ -16,7 +16,7 @@ import boto3
 import botocore.config
 
 from monitor.aws.calls import attempt
-from monitor.aws.session import CONNECT_TIMEOUT_SECONDS, RETRY_MAX_ATTEMPTS, ApiCounter, _instrument, resolve_region
+from monitor.aws.session import CONNECT_TIMEOUT_SECONDS, RETRY_MAX_ATTEMPTS, ApiCounter, instrument, resolve_region
 from monitor.event_match import Watched, touches
 from monitor.events import ApiEvent, Rejected, parse_message
 from monitor.model import ReadFailure
@@ -58,7 +58,7 @@ def connect_queue(region: str | None, counter: ApiCounter | None = None) -> Any:
         connect_timeout=CONNECT_TIMEOUT_SECONDS, read_timeout=READ_TIMEOUT_SECONDS,
         user_agent_extra="alb-sg-monitor")
     sqs = session.client("sqs", config=config)
-    _instrument(sqs, "sqs", counter or ApiCounter())
+    instrument(sqs, "sqs", counter or ApiCounter())
     return sqs
 
 

@@ -21,6 +21,15 @@ class RuleReader:
         self._clients = clients
         self._groups: dict[str, SecurityGroup] = {}
         self._prefix_lists: dict[str, tuple[str, ...]] = {}
+        # The last listing's items for the load balancers the topology lacks or lists with other
+        # security groups: what an incremental discovery starts from. Only those few are kept.
+        self._changed: dict[str, dict] = {}
+
+    def listed(self, arns: frozenset[str] | set[str]) -> list[dict]:
+        """The DescribeLoadBalancers items of these load balancers, as the last check listed them
+        (those it did not list are left out)."""
+        changed = self._changed
+        return [changed[arn] for arn in sorted(arns) if arn in changed]
 
     def read(self, topology: Topology) -> Observation:
         failures: list[ReadFailure] = []
@@ -67,15 +76,33 @@ class RuleReader:
         )
 
     def _load_balancers(self, topology: Topology, failures: list[ReadFailure]):
-        raw = attempt(failures, "elbv2", "DescribeLoadBalancers",
-                      lambda: paginate(self._clients.elbv2, "describe_load_balancers", "LoadBalancers", ELB_PAGE))
-        if raw is None:
+        """Each ALB's security groups, every ARN listed, and the ARNs the topology lacks; page by
+        page, keeping nothing else of the listing but the few items an incremental discovery needs."""
+        ours = {lb.arn: set(lb.security_groups) for lb in topology.load_balancers}
+        groups: list[tuple[str, tuple[str, ...]]] = []
+        arns: set[str] = set()
+        changed: dict[str, dict] = {}
+
+        def listing() -> None:
+            pages = self._clients.elbv2.get_paginator("describe_load_balancers").paginate(
+                PaginationConfig={"PageSize": ELB_PAGE})
+            for page in pages:
+                for lb in page.get("LoadBalancers", ()):
+                    arn = lb["LoadBalancerArn"]
+                    arns.add(arn)
+                    mine = ours.get(arn)
+                    if mine is not None:
+                        listed = tuple(lb.get("SecurityGroups", ()))
+                        groups.append((arn, listed))
+                        if set(listed) != mine or arn not in topology.known_lb_arns:
+                            changed[arn] = lb  # (not known: an earlier re-read of it failed)
+                    elif arn not in topology.known_lb_arns:
+                        changed[arn] = lb
+
+        if attempt(failures, "elbv2", "DescribeLoadBalancers", lambda: listing() or True) is None:
             return None
-        arns = {lb["LoadBalancerArn"] for lb in raw}
-        ours = {lb.arn for lb in topology.load_balancers}
-        groups = tuple((lb["LoadBalancerArn"], tuple(lb.get("SecurityGroups", ()))) for lb in raw
-                       if lb["LoadBalancerArn"] in ours)
-        return groups, frozenset(arns), frozenset(arns - topology.known_lb_arns)
+        self._changed = changed
+        return tuple(groups), frozenset(arns), frozenset(arns - topology.known_lb_arns)
 
     def _sources(self, topology: Topology, rules: list[Rule], failures: list[ReadFailure]) -> tuple[SecurityGroup, ...]:
         """Rule sources the topology did not describe (e.g. a user-made SG on no ALB): needed to

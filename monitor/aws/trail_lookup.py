@@ -13,7 +13,7 @@ import botocore.config
 
 from monitor.aws.calls import attempt
 from monitor.aws.session import CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS, RETRY_MAX_ATTEMPTS, ApiCounter, \
-    _instrument, resolve_region
+    instrument, resolve_region
 from monitor.events import DETAIL_TYPE, EC2, ApiEvent, parse_event
 from monitor.model import ReadFailure
 
@@ -27,7 +27,7 @@ def connect_cloudtrail(region: str | None, counter: ApiCounter | None = None) ->
         connect_timeout=CONNECT_TIMEOUT_SECONDS, read_timeout=READ_TIMEOUT_SECONDS,
         user_agent_extra="alb-sg-monitor")
     client = session.client("cloudtrail", config=config)
-    _instrument(client, "cloudtrail", counter or ApiCounter())
+    instrument(client, "cloudtrail", counter or ApiCounter())
     return client
 
 

@@ -198,7 +198,8 @@ def run_demo(settings: Settings) -> int:
 
     cluster = settings.cluster_name or DEMO_CLUSTER
     # The story's world is AWS only; a developer's kubeconfig must not join it.
-    settings = replace(settings, cluster_name=cluster, region=DEMO_REGION, kubernetes="off")
+    # The demo's account is local: nobody else's request budget to spare, so discovery is not paced.
+    settings = replace(settings, cluster_name=cluster, region=DEMO_REGION, kubernetes="off", discovery_rate=None)
     # The daemon's own log events would interleave with the view: only errors, on stderr.
     logs.configure("console" if sys.stderr.isatty() else "json", stream=sys.stderr, level=logging.ERROR)
     for name in ("apscheduler", "botocore"):  # a skipped run while discovery is slow is no news here

@@ -14,6 +14,7 @@ import re
 import socket
 import struct
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable
@@ -88,6 +89,7 @@ class AwsProxy:
         self._healed = threading.Event()  # set by heal() and stop(): delayed requests go on at once
         self.requests: Counter[tuple[str, str]] = Counter()  # forwarded or failed, per (service, action)
         self.injected: Counter[tuple[str, str]] = Counter()  # answered with a fault
+        self.arrivals: list[tuple[float, str, str]] = []  # (time.monotonic(), service, action) per request
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="awsproxy", daemon=True)
@@ -161,10 +163,12 @@ class AwsProxy:
         with self._lock:
             self.requests.clear()
             self.injected.clear()
+            self.arrivals.clear()
 
     def _decide(self, service: str, action: str) -> _Fault | None:
         with self._lock:
             self.requests[(service, action)] += 1
+            self.arrivals.append((time.monotonic(), service, action))
             for fault in self._faults:
                 if fault.applies(service, action):
                     self.injected[(service, action)] += 1
