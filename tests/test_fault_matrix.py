@@ -4,8 +4,14 @@ fault, for `check`, `preflight` and the daemon in observe and in enforce mode, a
 honest: nothing the failed read decides is reported ok, unreachable or critical, nothing is written,
 and the next cycle after the fault ends is complete and right again.
 
+The calls that only say who cut a path (the events queue's probe, receives and deletes; CloudTrail
+lookups, served by a CloudTrail-shaped responder since moto has no LookupEvents) fail in turn too:
+attribution goes off (ATTRIBUTION_OFF) or stays absent, and every verdict, finding and write is the
+baseline's.
+
 One moto server and world serve the whole module. AWS_MAX_ATTEMPTS=1 keeps botocore from
 retrying, so a fault costs one request instead of a backoff: the verdict, not the retry, is tested here.
+(The queue's and CloudTrail's clients keep their own retries.)
 """
 
 from __future__ import annotations
@@ -482,7 +488,10 @@ def test_queue_probe(matrix, attribution, operation, command, kind):
         m.proxy.heal()
     baseline = getattr(attribution, command)
     assert m.proxy.injected[operation], f"{name} was never sent"
-    assert verdict(report) == verdict(baseline) and report.exit_code == baseline.exit_code
+    # The same reads as with the queue read: only the warning is added (other cases of this module
+    # change the shop rule's description, so the findings are compared with this very read's).
+    assert verdict(report) == verdict(base) and report.exit_code == base.exit_code == baseline.exit_code
+    assert reachability(report) == reachability(baseline) and criticals(report) == criticals(baseline)
     (off,) = [f for f in report.findings if f.code == "ATTRIBUTION_OFF"]
     assert off.severity.value == "warning" and line.startswith("OFF")
     assert not writes_sent(m.proxy)
