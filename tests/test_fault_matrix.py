@@ -367,14 +367,24 @@ def verdict(report: Report) -> tuple[dict, set, set]:
              if f.code != "ATTRIBUTION_OFF"})
 
 
-def new_queue(m: Matrix) -> str:
+def new_queue(m: Matrix, event: dict | None = None) -> str:
     """A fresh queue (visibility 0: a message whose delete failed comes back at the next receive),
     holding the CloudTrail event of the shop rule's revocation, as EventBridge delivers it."""
-    sqs = boto3.client("sqs", region_name=m.world.region, endpoint_url=m.world.endpoint,
-                       aws_access_key_id="testing", aws_secret_access_key="testing")
-    url = sqs.create_queue(QueueName=f"matrix-{uuid.uuid4().hex[:8]}", Attributes={"VisibilityTimeout": "0"})["QueueUrl"]
-    sqs.send_message(QueueUrl=url, MessageBody=json.dumps(revoke_event(m)))
+    url = sqs_of(m).create_queue(QueueName=f"matrix-{uuid.uuid4().hex[:8]}",
+                                 Attributes={"VisibilityTimeout": "0"})["QueueUrl"]
+    redeliver(m, url, event or revoke_event(m))
     return url
+
+
+def sqs_of(m: Matrix) -> Any:
+    return boto3.client("sqs", region_name=m.world.region, endpoint_url=m.world.endpoint,
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def redeliver(m: Matrix, url: str, event: dict) -> None:
+    """Put the event on the queue (again: EventBridge delivers at least once). A receive then
+    answers at once instead of waiting out its long poll on an empty queue."""
+    sqs_of(m).send_message(QueueUrl=url, MessageBody=json.dumps(event))
 
 
 def revoke_event(m: Matrix) -> dict:
@@ -399,7 +409,8 @@ def _queue_daemon_run(m: Matrix, mode: str, fault) -> QueueRun:
     state = m.tmp / f"state-{uuid.uuid4().hex[:8]}.json"
     shutil.copy(m.template, state)
     clock = Clock(T0 + INTERVAL + GRACE + 2 * INTERVAL)
-    queue = new_queue(m)
+    event = revoke_event(m)
+    queue = new_queue(m, event)
     parts = assemble_daemon(settings(m.world, mode, str(state), queue), m.clients, kube=None, wall=clock,
                             monotonic=clock)
     summaries = []
@@ -413,6 +424,7 @@ def _queue_daemon_run(m: Matrix, mode: str, fault) -> QueueRun:
         summaries.append(parts.daemon.run_once())
         written = writes_sent(m.proxy)
         m.proxy.heal()
+        redeliver(m, queue, event)
         parts.daemon.feed.poll_once()
         clock.now += INTERVAL
         summaries.append(parts.daemon.run_once())
