@@ -95,3 +95,15 @@ def test_drop_resets_the_connection_for_that_action_only(proxy):
         ec2.describe_subnets()
     ec2.describe_vpcs()  # a new connection for the next request: nothing else is affected
     assert proxy.injected[("ec2", "DescribeSubnets")] == 1
+
+
+def test_json_protocol_actions_are_counted_and_failed_in_json(proxy):
+    """SQS speaks the JSON protocol (the action is in X-Amz-Target): counted and failed per action too."""
+    sqs = client(proxy, "sqs")
+    url = sqs.create_queue(QueueName="proxy-json")["QueueUrl"]
+    sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0)
+    assert proxy.count("sqs", "CreateQueue") == 1 and proxy.count("sqs", "ReceiveMessage") == 1
+    proxy.fail(["ReceiveMessage"], kind=THROTTLE, service="sqs")
+    assert error_code(lambda: sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0)) == ("Throttling", 400)
+    assert sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]  # not chosen
+    assert proxy.injected[("sqs", "ReceiveMessage")] == 1

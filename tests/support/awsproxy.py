@@ -3,13 +3,16 @@ can answer chosen actions with the errors real AWS gives under throttling or an 
 them late (a slow endpoint).
 
 ELBv2, EC2 and IAM use the AWS query protocol: the action is the `Action` field of the form body
-(or the query string), and the service is the SigV4 credential scope of the Authorization header.
-Point a client at it with AWS_ENDPOINT_URL=proxy.url.
+(or the query string). SQS and CloudTrail use the JSON protocol: the action is the last part of the
+X-Amz-Target header (`AmazonSQS.ReceiveMessage`), and errors are JSON with a `__type`. The service is
+the SigV4 credential scope of the Authorization header. Point a client at it with
+AWS_ENDPOINT_URL=proxy.url.
 """
 
 from __future__ import annotations
 
 import http.client
+import json
 import re
 import socket
 import struct
@@ -55,9 +58,11 @@ class _Delay:
         return (self.service is None or self.service == service) and (self.actions is None or action in self.actions)
 
 
-def error_response(kind: str, service: str, code: str | None = None, status: int = 400) -> tuple[int, bytes]:
-    """The status and XML body the service sends for this fault, in the shape botocore parses:
-    EC2's `<Response><Errors>` and the other query services' `<ErrorResponse>`."""
+def error_response(kind: str, service: str, code: str | None = None, status: int = 400,
+                   json_protocol: bool = False) -> tuple[int, bytes]:
+    """The status and body the service sends for this fault, in the shape botocore parses: EC2's
+    `<Response><Errors>`, the other query services' `<ErrorResponse>`, and the JSON protocol's
+    `{"__type": ...}`."""
     request_id = str(uuid.uuid4())
     if kind == ERROR:
         status, code, message = status, code or "InternalError", "injected by the test proxy"
@@ -67,6 +72,8 @@ def error_response(kind: str, service: str, code: str | None = None, status: int
     else:
         status, code, message = 503, ("Unavailable" if service == "ec2" else "ServiceUnavailable"), (
             "The service is unavailable. Please try again shortly.")
+    if json_protocol:
+        return status, json.dumps({"__type": code, "message": message}).encode()
     if service == "ec2":
         body = (f"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code}</Code>"
                 f"<Message>{message}</Message></Error></Errors><RequestID>{request_id}</RequestID></Response>")
@@ -193,11 +200,14 @@ class AwsProxy:
 
 
 def identify(headers: dict[str, str], path: str, body: bytes) -> tuple[str, str]:
-    """(service, action) of a query-protocol request; ('unknown', '') parts when absent."""
+    """(service, action) of a query- or JSON-protocol request; ('unknown', '') parts when absent."""
     match = _SCOPE.search(headers.get("authorization", ""))
     service = match.group(1) if match else "unknown"
     if service == "elasticloadbalancing":
         service = "elbv2"
+    target = headers.get("x-amz-target", "")
+    if target:
+        return service, target.rsplit(".", 1)[-1]
     fields = parse_qs(urlsplit(path).query)
     if not fields.get("Action") and body:
         fields = parse_qs(body.decode("utf-8", "replace"))
@@ -224,8 +234,10 @@ def _handler_for(proxy: AwsProxy) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
                 return
             if fault is not None:
-                status, payload = error_response(fault.kind, service, fault.code, fault.status)
-                self._send(status, [("Content-Type", "text/xml")], payload)
+                json_protocol = "x-amz-target" in lowered
+                status, payload = error_response(fault.kind, service, fault.code, fault.status, json_protocol)
+                self._send(status, [("Content-Type", lowered.get("content-type", "application/x-amz-json-1.0")
+                                     if json_protocol else "text/xml")], payload)
                 return
             headers = [(k, v) for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP]
             status, answer_headers, payload = proxy._forward(self.command, self.path, headers, body)
