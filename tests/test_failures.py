@@ -139,3 +139,12 @@ def test_the_table_never_counts_an_unknown_path_as_covered():
     table = to_table(Report("c", "r", complete=False, load_balancers=(lb,), findings=()))
     row = next(line for line in table.splitlines() if line.startswith("k8s-shop-web"))
     assert row.split()[3:] == ["1/3", "(2", "unknown)", "unknown"]
+
+
+def test_a_target_address_no_eni_owns_is_advised_as_a_target_to_look_at_not_an_aws_outage():
+    gone = ReadFailure("ec2", "DescribeNetworkInterfaces", "NoMatchingInterface",
+                       "no ENI in the VPC owns these target addresses", "10.20.10.250")
+    (finding,) = failures.incomplete_findings([gone])
+    assert "Health Dashboard" not in finding.message
+    assert "describe-target-health" in finding.message
+    assert "AvailabilityZone=all" in finding.message
