@@ -13,7 +13,8 @@ from monitor.errors import ConfigError
 from monitor.settings import Settings, format_duration, parse_duration
 
 COMMANDS = {
-    "check": "one full discovery and evaluation, printed; exit 0 ok, 1 critical, 3 incomplete",
+    "check": "one full discovery and evaluation, printed; exit 0 ok, 1 critical, 2 usage or configuration error, "
+             "3 incomplete",
     "preflight": "migration readiness: what will cut traffic if the v1 -> v2 cutover goes on",
     "run": "the daemon: checks rules every --interval and serves /metrics, /healthz, /readyz on --listen",
     "demo": "the whole monitor against an embedded simulated AWS account mid-migration",
@@ -108,7 +109,7 @@ OPTIONS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
     "--cluster-name": (str, None, "EKS cluster name, as in kubernetes.io/cluster/<name> (required)"),
     "--region": (str, None, "AWS region (default: from the AWS configuration)"),
     "--kubernetes": (_choice("auto", "on", "off"), "auto", "use the Kubernetes API: auto, on, off"),
-    "--interval": (_duration, "15s", "how often rules are checked, e.g. 500ms, 15s, 5m"),
+    "--interval": (_duration, "15s", "how often rules are checked, e.g. 15s, 5m"),
     "--topology-interval": (_duration, "5m", "how often ALBs, targets and ENIs are re-discovered"),
     "--cycle-timeout": (_duration, None, "a rule check still running after this is abandoned: its result is "
                                          "unknown and the next one starts on time (default: three intervals, "
@@ -186,7 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
             if name not in ONLY.get(flag, {name}):
                 continue
             default = COMMAND_DEFAULTS.get(name, {}).get(flag, default)
-            shown = f" [env {env_name(flag)}" + (f", default {default}]" if default else "]")
+            least = MINIMUMS.get(name, {}).get(flag)
+            shown = (f" [env {env_name(flag)}" + (f", default {default}" if default else "")
+                     + (f", at least {format_duration(least)}" if least is not None else "") + "]")
             if convert is _boolean:
                 command.add_argument(flag, action="store_const", const="true", default=None, help=help_text + shown)
             else:

@@ -77,6 +77,12 @@ def advice(failure: ReadFailure) -> str:
         action = f"{_IAM_PREFIX.get(failure.service, failure.service)}:{failure.operation}"
         return (f"allow {action} to the monitor's role (deploy/iam/read-only.json) and check that the monitor "
                 "runs with the credentials meant for it (IRSA or EKS Pod Identity)")
+    if failure.code == "NoMatchingInterface":
+        # Not an AWS fault: the target itself has no network interface behind it any more.
+        return ("a registered target has no network interface: usually a pod or node that is gone while its "
+                "target drains (it clears when deregistration ends), else an address outside the VPC "
+                "registered without AvailabilityZone=all; see `aws elbv2 describe-target-health` for the "
+                "target group")
     return "the read is retried at the next cycle; if this persists, check the AWS Health Dashboard for the region"
 
 

@@ -77,8 +77,10 @@ def to_table(report: Report, title: str = "check", attribution: str | None = Non
         lines.append(f"attribution: {attribution}")
     rows = [("LOAD BALANCER", "ADOPTION", "INGRESS", "PATHS", "STATE")]
     for lb in report.load_balancers:
-        bad = sum(1 for p in lb.paths if p.reachable is False)
-        paths = f"{len(lb.paths) - bad}/{len(lb.paths)}"
+        # Only paths known to be covered count as covered; an unknown one is said apart, never as covered.
+        good = sum(1 for p in lb.paths if p.reachable is True)
+        unknown = sum(1 for p in lb.paths if p.reachable is None)
+        paths = f"{good}/{len(lb.paths)}" + (f" ({unknown} unknown)" if unknown else "")
         ingress = f"{lb.ingress_namespace}/{lb.ingress}" if lb.ingress else "-"
         rows.append((lb.name, lb.adoption, ingress, paths, _STATE[lb.reachable]))
     lines.extend(_columns(rows))

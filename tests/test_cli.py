@@ -113,3 +113,12 @@ def test_env_twins_and_flag_precedence(monkeypatch):
 def test_no_command_prints_help_and_exits_2(capsys):
     assert main([]) == 2
     assert "COMMAND" in capsys.readouterr().err
+
+
+def test_help_says_each_commands_shortest_interval_and_every_exit_status():
+    run_help = " ".join(run("run", "--help").stdout.split())
+    options = run_help.split("options:", 1)[1]
+    interval = options.split("--interval INTERVAL", 1)[1].split("--topology-interval", 1)[0]
+    assert "at least 1s" in interval and "500ms" not in interval  # run refuses 500ms
+    check_help = " ".join(run("check", "--help").stdout.split())
+    assert "exit 0 ok, 1 critical, 2 usage or configuration error, 3 incomplete" in check_help

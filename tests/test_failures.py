@@ -126,3 +126,25 @@ def test_the_daemon_logs_one_event_for_a_read_that_failed_for_every_target_group
         daemon.run_once()
     assert failed_reads(events) == [
         ("warning", "topology", "DescribeTargetHealth", "AccessDenied", "access_denied", len(world.tg))]
+
+
+def test_the_table_never_counts_an_unknown_path_as_covered():
+    from monitor.model import LoadBalancerResult, PathResult
+
+    def path(target, covered):
+        return PathResult("arn:lb", "arn:tg", target, (8080,), ("sg-1",), covered)
+
+    lb = LoadBalancerResult("k8s-shop-web-0123456789", "arn:lb", "v2", ("sg-2",), None,
+                            (path("10.0.0.1", True), path("10.0.0.2", None), path("10.0.0.3", None)))
+    table = to_table(Report("c", "r", complete=False, load_balancers=(lb,), findings=()))
+    row = next(line for line in table.splitlines() if line.startswith("k8s-shop-web"))
+    assert row.split()[3:] == ["1/3", "(2", "unknown)", "unknown"]
+
+
+def test_a_target_address_no_eni_owns_is_advised_as_a_target_to_look_at_not_an_aws_outage():
+    gone = ReadFailure("ec2", "DescribeNetworkInterfaces", "NoMatchingInterface",
+                       "no ENI in the VPC owns these target addresses", "10.20.10.250")
+    (finding,) = failures.incomplete_findings([gone])
+    assert "Health Dashboard" not in finding.message
+    assert "describe-target-health" in finding.message
+    assert "AvailabilityZone=all" in finding.message

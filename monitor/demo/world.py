@@ -249,7 +249,7 @@ def _pod_enis(world: World, ec2: Any, ips: tuple[str, ...], group: str, port: in
 
 def _marketing_user_sg(world: World, ec2: Any, elbv2: Any) -> None:
     """An Ingress with alb.ingress.kubernetes.io/security-groups: the team made the ALB SG and the
-    node rule themselves; no controller manages that rule (pitfall 2 of the seed write-up)."""
+    node rule themselves; no controller manages that rule (docs/controllers.md, "User-made security groups")."""
     sg = _group(world, ec2, "marketing_alb", "marketing-landing-alb",
                 "ALB for the marketing landing pages (web team)", {"team": "web"})
     _authorize(ec2, sg, "tcp", 443, 443, cidr="0.0.0.0/0")
