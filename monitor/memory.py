@@ -2,7 +2,8 @@
 later disappears can be put back exactly as it was, even after a restart.
 
 Pure: the next memory is a function of the previous one, this cycle's report, the observed rules
-and `now`. Only complete observations teach it anything: a failed read proves nothing (docs/controllers.md).
+and `now`. It learns each path port decided on reads that all succeeded, even in a cycle where another
+read failed, but only a complete observation forgets: a failed read proves nothing (docs/controllers.md).
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ class PathMemory:
     uncovered_since: float | None = None
     """When this port was first seen uncovered in the current outage; None while covered."""
     lost: tuple[RuleTuple, ...] = ()
-    """Remembered covering rules absent from the latest complete observation, while uncovered."""
+    """Remembered covering rules absent from the rules observed when this port was last seen uncovered."""
 
 
 @dataclass(frozen=True)
@@ -104,33 +105,36 @@ class Memory:
 
 
 def remember(previous: Memory, report: Report, rules: tuple[Rule, ...], now: float) -> Memory:
-    """The next memory. Paths that vanished from a complete report (ALB deleted, target
-    deregistered) are forgotten; unknown paths keep what was remembered."""
-    if not report.complete:
-        return previous
+    """The next memory. Each path port this report decides is learnt, even when another read failed
+    (evaluate leaves a path unknown when any read it depends on failed). Unknown paths keep what was
+    remembered. Paths that vanished (ALB deleted, target deregistered) are forgotten only by a
+    complete report: from an incomplete one a missing path may just have been unreadable."""
     by_id = {_coverage_id(rule): rule for rule in rules}
     present = {RuleTuple.of(rule) for rule in rules}
     old = previous.as_dict()
-    new: dict[PathKey, PathMemory] = {}
+    new: dict[PathKey, PathMemory] = {} if report.complete else dict(old)
     for lb in report.load_balancers:
         for path in lb.paths:
             for port in path.ports:
                 key = PathKey(lb.arn, path.target_group_arn, path.target, port)
                 before = old.get(key)
-                if path.covered is None:
-                    if before is not None:
-                        new[key] = before
-                elif port not in path.missing_ports:
+                if path.covered is False and port in path.missing_ports:
+                    # Covered False means every group of the target was read, so a remembered rule
+                    # absent from the observed rules is really gone, not merely unread.
+                    covering = before.covering if before else ()
+                    since = before.uncovered_since if before and before.uncovered_since is not None else now
+                    lost = tuple(t for t in covering if t not in present)
+                    new[key] = PathMemory(covering=covering, uncovered_since=since, lost=lost)
+                elif path.covered is True or (path.covered is False and report.complete):
+                    # On a path uncovered on another port, this port's own needs may be unknown when a
+                    # read failed; only a complete report vouches for its covering rules then.
                     # Only rules that admit this port in a protocol the path needs on it count.
                     needs = [n for n in path.needs if n[1] == port] or [("tcp", port)]
                     covering = {RuleTuple.of(r) for i in path.covered_by
                                 if (r := by_id.get(i)) and any(admits(r, n) for n in needs)}
                     new[key] = PathMemory(covering=sort_tuples(covering))
-                else:
-                    covering = before.covering if before else ()
-                    since = before.uncovered_since if before and before.uncovered_since is not None else now
-                    lost = tuple(t for t in covering if t not in present)
-                    new[key] = PathMemory(covering=covering, uncovered_since=since, lost=lost)
+                elif before is not None:
+                    new[key] = before
     return Memory(paths=tuple(sorted(new.items(), key=lambda item: item[0])))
 
 

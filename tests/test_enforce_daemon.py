@@ -203,6 +203,28 @@ def test_a_throttled_read_causes_no_write(world, proxy, clock):
     run.close()
 
 
+def test_a_draining_ip_target_on_another_alb_does_not_stop_learning_and_the_restore_follows_it(world, clock):
+    # A pod gone but still registered on checkout's ALB: no ENI owns its address, so from the very
+    # first cycle every observation is incomplete. The shop ALB's rule is still learnt meanwhile.
+    ghost = [{"Id": "10.20.10.250", "Port": 8080}]
+    elbv2 = world.clients()["elbv2"]
+    elbv2.register_targets(TargetGroupArn=world.tg["checkout"], Targets=ghost)
+    run = Run(world, clock)
+    assert not run.step(0).complete
+    demo_world.revoke(world, "shop_v1")
+    summary = run.step()
+    for _ in range(int(GRACE // INTERVAL) + 1):  # past the grace, still incomplete: said, not written
+        summary = run.step()
+        assert not summary.complete and writes(summary) == []
+    assert [(o.decision.action, o.decision.reason) for o in summary.remediations] == [
+        ("suppressed", "incomplete_observation")]
+    elbv2.deregister_targets(TargetGroupArn=world.tg["checkout"], Targets=ghost)
+    summary = run.step()
+    assert summary.complete and [o.label for o in writes(summary)] == ["restored"]
+    assert reachable(run.step(), world, "shop") is True
+    run.close()
+
+
 def test_after_its_alb_and_sg_are_deleted_the_monitor_removes_its_own_rule_and_nothing_else(world, clock):
     run = Run(world, clock, cleanup_grace=120.0)
     run.step(0)

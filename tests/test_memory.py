@@ -9,8 +9,9 @@ import pytest
 
 from monitor import memory
 from monitor.errors import StateError
+from monitor.evaluate import evaluate
 from monitor.memory import Memory, PathKey, PathMemory, RuleTuple, remember
-from monitor.model import PeerKind, Rule, Target
+from monitor.model import PeerKind, ReadFailure, Rule, Target
 from tests.pure_world import (
     ALB_SG, CLUSTER_SG, LB_ARN, NODE_SG, SSH_RULE, TG_ARN, V1_RULE, load_balancer, observe, topology,
     with_description,
@@ -47,16 +48,46 @@ def test_the_description_is_not_part_of_a_rules_identity():
     assert step(healthy, [relabelled], 115.0).get(KEY) == PathMemory(covering=(V1,))
 
 
-@pytest.mark.parametrize("case", ["incomplete observation", "unknown path"])
-def test_what_was_not_observed_changes_nothing(case):
+def test_an_unknown_path_keeps_what_was_remembered():
     healthy = step(Memory(), [V1_RULE], 100.0)
-    if case == "incomplete observation":
-        after = step(healthy, [], 115.0, failed=True)  # the revocation seen through a failed cycle
-        assert after is healthy
-    else:  # the ENI could not be looked up: its SGs are unknown, so is the path
-        topo = topology(targets=(Target("i-0aaa", 30080, None, None),))
-        after = step(healthy, [], 115.0, topo=topo)
-        assert after.get(KEY) == healthy.get(KEY)
+    # the ENI could not be looked up: its SGs are unknown, so is the path
+    topo = topology(targets=(Target("i-0aaa", 30080, None, None),))
+    after = step(healthy, [], 115.0, topo=topo)
+    assert after.get(KEY) == healthy.get(KEY)
+
+
+# One target whose ENI no one owns (a pod's ip target draining): its path is unknown and the whole
+# report incomplete, while the other target's path was decided on reads that all succeeded.
+DRAINING = Target("10.0.3.7", 30080, None, None)
+KEY_DRAINING = PathKey(LB_ARN, TG_ARN, "10.0.3.7", 30080)
+NO_ENI = ReadFailure("ec2", "DescribeNetworkInterfaces", "NoMatchingInterface", "no ENI owns 10.0.3.7")
+
+
+def step_draining(previous: Memory, rules, now: float) -> Memory:
+    topo = topology(targets=(Target("i-0aaa", 30080, "eni-0aaa", (NODE_SG,), "healthy"), DRAINING))
+    _, observation = observe(rules, topo=topo)
+    report = evaluate(topo, replace(observation, failures=(NO_ENI,)))
+    assert not report.complete
+    return remember(previous, report, observation.rules, now)
+
+
+def test_an_incomplete_report_still_learns_the_paths_it_decided():
+    mem = step_draining(Memory(), [V1_RULE, SSH_RULE], 100.0)
+    assert mem.get(KEY) == PathMemory(covering=(V1,))
+    assert mem.get(KEY_DRAINING) is None  # unknown: nothing learnt about it
+    revoked = step_draining(mem, [SSH_RULE], 115.0)
+    assert revoked.get(KEY) == PathMemory(covering=(V1,), uncovered_since=115.0, lost=(V1,))
+
+
+def test_an_incomplete_report_forgets_nothing_and_a_complete_one_forgets_what_is_gone():
+    healthy = step(Memory(), [V1_RULE], 100.0)
+    other = load_balancer(name="k8s-shop-api-0123456789", arn=LB_ARN.replace("shop-web", "shop-api"))
+    # The ALB is missing from a cycle that failed a read: it may just have been unreadable.
+    kept = step(healthy, [V1_RULE], 115.0, topo=topology(lbs=(other,)), failed=True)
+    assert kept.get(KEY) == healthy.get(KEY)
+    assert kept.get(replace(KEY, load_balancer_arn=other.arn)) == PathMemory(covering=(V1,))
+    forgotten = step(kept, [V1_RULE], 130.0, topo=topology(lbs=(other,)))
+    assert forgotten.get(KEY) is None
 
 
 def test_a_rule_replaced_by_another_that_covers_the_path_is_not_lost():
@@ -154,3 +185,15 @@ def test_a_lost_rule_keeps_its_id_in_the_state_and_an_older_document_without_ids
             rule.pop("rule_id", None)
     before = memory.from_json(old)
     assert before == revoked and before.get(KEY).lost[0].rule_id is None
+
+
+def test_a_port_left_unknown_on_a_path_uncovered_elsewhere_keeps_its_rules_until_a_complete_report():
+    health = Rule(NODE_SG, "tcp", 8080, 8080, PeerKind.CIDR, "10.0.0.0/16", rule_id="sgr-000000000000hc80")
+    traffic = Rule(NODE_SG, "tcp", 30080, 30080, PeerKind.SECURITY_GROUP, ALB_SG, rule_id="sgr-000000000000tr80")
+    healthy = step(Memory(), [health, traffic], 100.0, topo=topology(health_port="8080"))
+    assert healthy.get(replace(KEY, port=8080)) == PathMemory(covering=(RuleTuple.of(health),))
+    # The subnets were not read, so the CIDR rule's coverage of 8080 is unknown; 30080 is plainly uncovered.
+    blind = topology(lbs=(replace(load_balancer(), subnets_read=False),), health_port="8080")
+    after = step(healthy, [health], 115.0, topo=blind, failed=True)
+    assert after.get(KEY).lost == (RuleTuple.of(traffic),)
+    assert after.get(replace(KEY, port=8080)) == healthy.get(replace(KEY, port=8080))

@@ -412,3 +412,17 @@ def test_a_rule_with_our_tag_that_we_did_not_write_is_another_writer(name, rule,
         assert finding.load_balancer == "1a2b3c4d-shop-web-0f1e"
         assert "did not create it" in finding.message and "leader election" in finding.message
         assert policy.with_findings(report, plan).exit_code == 0  # a warning: no page by itself
+
+
+def test_a_rule_learnt_and_lost_while_another_read_failed_is_restored_once_the_observation_is_complete():
+    # A draining ip target no ENI owns keeps every cycle incomplete; the other path is still learnt.
+    draining = Target("10.0.3.7", 30080, None, None)
+    topo = topology(targets=(Target("i-0aaa", 30080, "eni-0aaa", (NODE_SG,), "healthy"), draining))
+    healthy = remember(Memory(), observe((V1_RULE, SSH_RULE), topo=topo, failed=True)[0], (V1_RULE, SSH_RULE), T0)
+    mem = remember(healthy, observe((SSH_RULE,), topo=topo, failed=True)[0], (SSH_RULE,), T1)
+    waiting = decide(mem, topo=topo, failed=True)
+    assert [(d.action, d.reason, d.rule) for d in restores(waiting)] == [
+        ("suppressed", "incomplete_observation", V1)]
+    assert waiting.writes == ()
+    (decision,) = restores(decide(mem))  # the draining target is gone: complete again
+    assert (decision.action, decision.reason, decision.rule) == ("restore", "", V1)
