@@ -12,11 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
-import botocore.config
-
 from monitor.aws.calls import attempt
-from monitor.aws.session import CONNECT_TIMEOUT_SECONDS, RETRY_MAX_ATTEMPTS, ApiCounter, instrument, resolve_region
+from monitor.aws.session import ApiCounter, side_client
 from monitor.event_match import Watched, touches
 from monitor.events import ApiEvent, Rejected, parse_message
 from monitor.model import ReadFailure
@@ -52,14 +49,7 @@ class PollResult:
 
 def connect_queue(region: str | None, counter: ApiCounter | None = None) -> Any:
     """An SQS client with the monitor's retries, and a read timeout longer than the long poll."""
-    session = boto3.Session(region_name=resolve_region(region))
-    config = botocore.config.Config(
-        retries={"mode": "standard", "total_max_attempts": RETRY_MAX_ATTEMPTS},
-        connect_timeout=CONNECT_TIMEOUT_SECONDS, read_timeout=READ_TIMEOUT_SECONDS,
-        user_agent_extra="alb-sg-monitor")
-    sqs = session.client("sqs", config=config)
-    instrument(sqs, "sqs", counter or ApiCounter())
-    return sqs
+    return side_client("sqs", region, counter, read_timeout=READ_TIMEOUT_SECONDS)
 
 
 class EventsQueue:

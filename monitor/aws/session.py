@@ -147,6 +147,18 @@ def _keep_timestamps_as_text(session: botocore.session.Session) -> None:
     factory.set_parser_defaults(timestamp_parser=str)
 
 
+def side_client(service: str, region: str | None, counter: "ApiCounter | None" = None,
+                read_timeout: float = READ_TIMEOUT_SECONDS) -> Any:
+    """A client outside the checks' set (the events queue, CloudTrail lookups): the same retries,
+    timeouts and request counting, no discovery pacing."""
+    config = botocore.config.Config(
+        retries={"mode": "standard", "total_max_attempts": RETRY_MAX_ATTEMPTS},
+        connect_timeout=CONNECT_TIMEOUT_SECONDS, read_timeout=read_timeout, user_agent_extra="alb-sg-monitor")
+    client = boto3.Session(region_name=resolve_region(region)).client(service, config=config)
+    instrument(client, service, counter or ApiCounter())
+    return client
+
+
 def instrument(client: Any, service: str, counter: ApiCounter, pacer: Pacer | None = None) -> None:
     """Count every request and error of `client` in `counter`; with a `pacer`, hold discovery's
     requests to its rate (the attribution clients have none)."""

@@ -8,12 +8,8 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
-import boto3
-import botocore.config
-
 from monitor.aws.calls import attempt
-from monitor.aws.session import CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS, RETRY_MAX_ATTEMPTS, ApiCounter, \
-    instrument, resolve_region
+from monitor.aws.session import ApiCounter, side_client
 from monitor.events import DETAIL_TYPE, EC2, ApiEvent, parse_event
 from monitor.model import ReadFailure
 
@@ -21,14 +17,7 @@ MAX_RESULTS = 50  # LookupEvents returns at most 50 events a page; one page is e
 
 
 def connect_cloudtrail(region: str | None, counter: ApiCounter | None = None) -> Any:
-    session = boto3.Session(region_name=resolve_region(region))
-    config = botocore.config.Config(
-        retries={"mode": "standard", "total_max_attempts": RETRY_MAX_ATTEMPTS},
-        connect_timeout=CONNECT_TIMEOUT_SECONDS, read_timeout=READ_TIMEOUT_SECONDS,
-        user_agent_extra="alb-sg-monitor")
-    client = session.client("cloudtrail", config=config)
-    instrument(client, "cloudtrail", counter or ApiCounter())
-    return client
+    return side_client("cloudtrail", region, counter)
 
 
 def lookup_group(client: Any, group_id: str, start: float, end: float) -> tuple[tuple[ApiEvent, ...], ReadFailure | None]:

@@ -77,7 +77,7 @@ class _Scanner(ast.NodeVisitor):
         # Services the file builds clients for, besides the ones the session module provides.
         self.services = set(BASE_SERVICES) | {
             n.args[0].value for n in ast.walk(tree)
-            if isinstance(n, ast.Call) and self._name(n.func) == "client" and n.args
+            if isinstance(n, ast.Call) and (self._name(n.func) or "").endswith("client") and n.args
             and isinstance(n.args[0], ast.Constant) and n.args[0].value in all_services()}
         for _ in range(2):  # twice, so an alias made from another alias resolves
             for node in ast.walk(tree):
@@ -101,7 +101,7 @@ class _Scanner(ast.NodeVisitor):
 
     def service_of(self, node: ast.AST) -> str | None:
         if isinstance(node, ast.Call) and isinstance(node.func, (ast.Attribute, ast.Name)) \
-                and self._name(node.func) == "client" and node.args:
+                and (self._name(node.func) or "").endswith("client") and node.args:
             first = node.args[0]
             if isinstance(first, ast.Constant) and first.value in all_services():
                 return first.value
