@@ -31,8 +31,6 @@ from monitor.model import (
 )
 
 _SEVERITY_ORDER = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
-# Targets that will not receive traffic again; a missing rule behind them harms nobody.
-_IGNORED_TARGET_STATES = frozenset({"draining"})
 
 
 def evaluate(topology: Topology, observation: Observation) -> Report:
@@ -114,7 +112,7 @@ def _paths(lb: LoadBalancer, target_groups, context: _Context) -> Iterable[PathR
         if tg.target_type not in ("instance", "ip"):
             continue
         for target in tg.targets or ():
-            if target.state in _IGNORED_TARGET_STATES:
+            if not target.judged:
                 continue
             yield _path(lb, tg, target, _needs(tg, target), context)
 

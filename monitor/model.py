@@ -85,6 +85,14 @@ class Target:
     state: str = ""
     address: str | None = None  # where the load balancer sends to: the IP, or an instance's primary IPv4
 
+    @property
+    def judged(self) -> bool:
+        """Whether its path is checked. A draining target takes no new connections (its pod or node
+        is often gone already, so its ENI cannot be found); an unused one gets neither traffic nor
+        health checks (its zone is not enabled for the load balancer, or it is stopped). Unhealthy
+        and initial targets are checked: after a revoke AWS reports them so."""
+        return self.state not in ("draining", "unused")
+
 
 @dataclass(frozen=True)
 class TargetGroup:

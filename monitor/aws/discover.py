@@ -192,14 +192,17 @@ def _targets(tg: dict, health: dict) -> tuple[Target, ...]:
 def _attach_enis(d: _Discovery, groups: list[TargetGroup]) -> list[TargetGroup]:
     """Fill in each target's ENI and its SGs: the primary ENI of an instance target, the ENI that
     owns the address of an ip target (a branch ENI with security groups for pods)."""
-    instance_ids = sorted({t.target_id for tg in groups if tg.target_type == "instance" for t in tg.targets or ()})
+    # Targets that are not judged (draining, unused) are not looked up: a draining pod's address
+    # often has no ENI any more, and that must not make its load balancer unknown.
+    instance_ids = sorted({t.target_id for tg in groups if tg.target_type == "instance" for t in tg.targets or ()
+                           if t.judged})
     addresses: dict[str, str] = {}
     by_instance = enis.instance_enis(d.clients, instance_ids, d.failures, addresses)
     # Addresses are only unique within a VPC (overlapping CIDRs across VPCs are common).
     by_ip: dict[tuple[str, str], object] = {}
     for vpc in sorted({tg.vpc_id for tg in groups if tg.target_type == "ip"}):
         ips = sorted({t.target_id for tg in groups if tg.target_type == "ip" and tg.vpc_id == vpc
-                      for t in tg.targets or ()})
+                      for t in tg.targets or () if t.judged})
         by_ip.update({(vpc, ip): eni for ip, eni in enis.ip_enis(d.clients, vpc, ips, d.failures).items()})
     out = []
     for tg in groups:
@@ -208,6 +211,9 @@ def _attach_enis(d: _Discovery, groups: list[TargetGroup]) -> list[TargetGroup]:
             continue
         targets = []
         for t in tg.targets:
+            if not t.judged:
+                targets.append(t)
+                continue
             found = by_instance.get(t.target_id) if tg.target_type == "instance" else by_ip.get((tg.vpc_id, t.target_id))
             if found == enis.GONE:
                 continue  # deregistered-in-effect: the instance no longer exists
