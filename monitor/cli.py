@@ -76,24 +76,21 @@ def _boolean(value: str) -> bool:
     raise ValueError(f"{value!r} is not true or false")
 
 
-def _speed(value: str) -> float:
-    try:
-        speed = float(value)
-    except ValueError:
-        raise ValueError(f"{value!r} is not a number, e.g. 1 or 5") from None
-    if not 0.1 <= speed <= 100:
-        raise ValueError(f"{value!r} must be between 0.1 and 100")
-    return speed
+def _number(low: float, high: float, what: str, example: str, unit: str = "") -> Callable[[str], float]:
+    """A parser of a number between `low` and `high`, saying what it is in its messages."""
+    def parse(value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not {what}, e.g. {example}") from None
+        if not low <= number <= high:
+            raise ValueError(f"{value!r} must be between {low:g} and {high:g}{unit}")
+        return number
+    return parse
 
 
-def _rate(value: str) -> float:
-    try:
-        rate = float(value)
-    except ValueError:
-        raise ValueError(f"{value!r} is not a number of requests a second, e.g. 10 or 2.5") from None
-    if not 0.1 <= rate <= 1000:
-        raise ValueError(f"{value!r} must be between 0.1 and 1000 requests a second")
-    return rate
+_speed = _number(0.1, 100, "a number", "1 or 5")
+_rate = _number(0.1, 1000, "a number of requests a second", "10 or 2.5", " requests a second")
 
 
 def _listen(value: str) -> str:

@@ -134,16 +134,6 @@ def incomplete_retry_after(failed_refreshes: int, interval: float, topology_inte
     return min(topology_interval, intervals * interval)
 
 
-def refresh_reason(topology: Topology, observation: Observation) -> str | None:
-    """Why the rule check's observation calls for a re-discovery now, if it does."""
-    if observation.new_lb_arns:
-        return "new_load_balancer"
-    if observation.live_lb_arns is not None and any(
-            lb.arn not in observation.live_lb_arns for lb in topology.load_balancers):
-        return "load_balancer_gone"
-    return None
-
-
 def log_failed_reads(job: str, failures: tuple[ReadFailure, ...]) -> None:
     """One warning per distinct (operation, error code) a cycle met, however many calls failed."""
     for d in failures_words.distinct(failures):

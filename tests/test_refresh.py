@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.daemon import carry_topology, incomplete_retry_after, lb_changes, refresh_reason
+from monitor.daemon import carry_topology, incomplete_retry_after, lb_changes
 from monitor.model import LoadBalancer, Observation, ReadFailure, Topology
 
 
@@ -43,18 +43,18 @@ def test_nothing_to_carry_on_the_first_discovery():
     assert carry_topology(None, fresh) is fresh
 
 
-@pytest.mark.parametrize(("observation", "reason"), [
-    (Observation(rules=(), read_groups=frozenset(), live_lb_arns=frozenset({"a", "b", "x"})), None),
+@pytest.mark.parametrize(("observation", "changes"), [
+    (Observation(rules=(), read_groups=frozenset(), live_lb_arns=frozenset({"a", "b", "x"})), set()),
     (Observation(rules=(), read_groups=frozenset(), live_lb_arns=frozenset({"a", "b", "x", "new"}),
-                 new_lb_arns=frozenset({"new"})), "new_load_balancer"),
-    (Observation(rules=(), read_groups=frozenset(), live_lb_arns=frozenset({"a", "x"})), "load_balancer_gone"),
+                 new_lb_arns=frozenset({"new"})), {"new"}),
+    (Observation(rules=(), read_groups=frozenset(), live_lb_arns=frozenset({"a", "x"})), {"b"}),
     # another cluster's LB went away: not ours, nothing to re-discover
-    (Observation(rules=(), read_groups=frozenset(), live_lb_arns=frozenset({"a", "b"})), None),
+    (Observation(rules=(), read_groups=frozenset(), live_lb_arns=frozenset({"a", "b"})), set()),
     # the listing failed this cycle: no evidence either way
-    (Observation(rules=(), read_groups=frozenset(), live_lb_arns=None), None),
+    (Observation(rules=(), read_groups=frozenset(), live_lb_arns=None), set()),
 ])
-def test_a_check_asks_for_discovery_when_albs_come_or_go(observation, reason):
-    assert refresh_reason(topology("a", "b", known=("x",)), observation) == reason
+def test_a_check_asks_for_discovery_when_albs_come_or_go(observation, changes):
+    assert lb_changes(topology("a", "b", known=("x",)), observation) == changes
 
 
 @pytest.mark.parametrize(("failed_refreshes", "after"), [
