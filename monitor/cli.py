@@ -153,9 +153,10 @@ ONLY: dict[str, set[str]] = {
 }
 
 # Defaults a command has of its own, given as text like OPTIONS'; a flag or its twin still wins.
-# The demo checks every second so that its story (events 5-10 seconds apart) shows each detection.
+# The demo checks every second so that its story (events 5-10 seconds apart) shows each detection,
+# and in enforce mode restores after a few seconds, within the story's 40 s.
 COMMAND_DEFAULTS: dict[str, dict[str, str]] = {
-    "demo": {"--interval": "1s"},
+    "demo": {"--interval": "1s", "--grace": "3s"},
 }
 
 

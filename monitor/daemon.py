@@ -177,6 +177,7 @@ class Daemon:
         self._ask_lock = threading.Lock()
         self._acting = threading.Lock()  # held while a check remediates: no two at once
         self._abandoned: list[threading.Thread] = []
+        self._said_waiting = False  # `check_waiting_for_first_discovery` is logged once
         self._busy = threading.Condition()
         self._running = 0
         self._heartbeat = monotonic()
@@ -409,9 +410,16 @@ class Daemon:
     def _abandon(self, cycle: Cycle) -> CycleSummary:
         why = f"the check did not finish within {self._deadline:g}s ({cycle.phase})"
         self._metrics.publish(abandoned_report(self._topology, self._cluster, self._clients.region, why), self._wall())
-        self._metrics.count_cycle_failure("check")
-        log.warning("check_abandoned", deadline_seconds=self._deadline, phase=cycle.phase,
-                    still_running=len(self._abandoned))
+        if cycle.phase == FIRST_DISCOVERY and self._topology is None:
+            # A first discovery of minutes (a large account, paced) is start-up, not a failing
+            # check: the result is unknown all the same, but said once and not counted.
+            if not self._said_waiting:
+                log.info("check_waiting_for_first_discovery", deadline_seconds=self._deadline)
+                self._said_waiting = True
+        else:
+            self._metrics.count_cycle_failure("check")
+            log.warning("check_abandoned", deadline_seconds=self._deadline, phase=cycle.phase,
+                        still_running=len(self._abandoned))
         return CycleSummary(report=None, error=f"{DEADLINE_CODE}: {why}", abandoned=True)
 
     def _wait_for(self, lock: threading.Lock, cycle: Cycle, phase: str) -> None:

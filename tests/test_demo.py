@@ -15,6 +15,7 @@ from tests.support import procs
 from tests.support.tinyworld import free_port
 
 SHOP = v1_name(DEMO_CLUSTER, "shop", "frontend")
+BLOG = v1_name(DEMO_CLUSTER, "blog", "web")
 # ALBSG_DEMO_SPEED (the twin of --demo-speed) plays the 40-second story in 5 seconds.
 FAST = {"ALBSG_DEMO_SPEED": "8"}
 
@@ -54,6 +55,8 @@ def test_demo_serves_metrics_and_shows_each_detection_of_the_story(tmp_path):
         ("STORY     Someone follows the migration guide's jq recipe",
          "DETECTED  critical SHARED_LABEL_ON_FOREIGN_SOURCE: Rule sgr-"),
         ("STORY     An engineer puts the shop rule back by hand", f"CLEARED   ACCESS_REVOKED on {SHOP}"),
+        ("STORY     Tidying up from the console, a platform engineer revokes",
+         f"DETECTED  critical ACCESS_REVOKED: {BLOG} (Ingress blog/web) cannot reach"),
         ("STORY     The marketing team takes the label off", "CLEARED   SHARED_LABEL_ON_FOREIGN_SOURCE"),
     ]
     position = 0
@@ -67,7 +70,11 @@ def test_demo_serves_metrics_and_shows_each_detection_of_the_story(tmp_path):
     summary = output[output.index("What the monitor saw:"):]
     assert "NOT " not in summary
     # one revoked rule behind three targets is one revocation of the ALB
-    assert f"1 revocation(s) counted in albsg_rule_revocations_total ({SHOP}: 1)" in summary
+    assert f"2 revocation(s) counted in albsg_rule_revocations_total ({SHOP}: 1, {BLOG}: 1)" in summary
+    # who cut each path, from the CloudTrail events: the v2 controller's role, then a person's SSO role
+    assert re.search(rf"ACCESS_REVOKED on {SHOP}: rule sgr-\w+ cut by \S+aws-load-balancer-controller\S+ "
+                     r"\(v2 controller\)", summary), summary
+    assert re.search(rf"ACCESS_REVOKED on {BLOG}: rule sgr-\w+ cut by \S+AWSReservedSSO_\S+ \(other\)", summary)
     assert "Traceback" not in output
 
 
@@ -87,15 +94,21 @@ def test_demo_json_output_is_one_object_per_line(tmp_path):
     detected = {r["code"] for r in records if r["type"] == "detected"}
     assert {"ACCESS_REVOKED", "SHARED_LABEL_ON_FOREIGN_SOURCE"} <= detected
     story = records[-1]["story"]
-    assert [s["code"] for s in story] == ["ACCESS_REVOKED", "SHARED_LABEL_ON_FOREIGN_SOURCE"] * 2
+    assert [s["code"] for s in story] == ["ACCESS_REVOKED", "SHARED_LABEL_ON_FOREIGN_SOURCE", "ACCESS_REVOKED",
+                                          "ACCESS_REVOKED", "SHARED_LABEL_ON_FOREIGN_SOURCE"]
     assert all(s["after_seconds"] is not None for s in story)
-    # Who cut it: the revoke arrived as the v2 controller's CloudTrail event, the repair as a person's.
-    (cut,) = records[-1]["attributions"]
+    # Who cut it: the revoke arrived as the v2 controller's CloudTrail event, the repair as a person's;
+    # the last cut is a person's too.
+    cut, by_hand = records[-1]["attributions"]
+    assert by_hand["load_balancer"] == BLOG and by_hand["actor_kind"] == "other"
+    assert "AWSReservedSSO_" in by_hand["principal"] and by_hand["rule"] != cut["rule"]
     assert cut["code"] == "ACCESS_REVOKED" and cut["load_balancer"] == SHOP and cut["rule"].startswith("sgr-")
     assert cut["actor_kind"] == "v2_controller" and "aws-load-balancer-controller" in cut["principal"]
     revoked_findings = [f for r in cycles for f in r["report"]["findings"] if f["code"] == "ACCESS_REVOKED"]
-    assert revoked_findings and all(f["rule"] == cut["rule"] for f in revoked_findings)
-    assert any(f.get("attribution", {}).get("event_id") == cut["event_id"] for f in revoked_findings)
+    assert revoked_findings
+    shop_findings = [f for f in revoked_findings if f["load_balancer"] == SHOP]
+    assert shop_findings and all(f["rule"] == cut["rule"] for f in shop_findings)
+    assert any(f.get("attribution", {}).get("event_id") == cut["event_id"] for f in shop_findings)
     (window,) = records[-1]["outage_windows"]
     assert "AWSReservedSSO_" in window["granted_by"] and "aws-load-balancer-controller" in window["revoked_by"]
     assert window["seconds"] >= 1
@@ -126,7 +139,7 @@ def test_demo_in_enforce_mode_shows_the_restore_and_credits_it_in_the_summary_as
                                            "--output", "json"], tmp_path, demo_env(**QUICK), merge_stderr=False)
         assert demo.process.wait(timeout=90) == 0, demo.tail()
     records = [json.loads(line) for line in demo.log.read_text().splitlines()]
-    (restored,) = [r for r in records if r["type"] == "restored"]
+    restored, *later_restores = [r for r in records if r["type"] == "restored"]
     assert restored["load_balancer"] == SHOP and restored["ingress"] == "shop/frontend"
     assert re.fullmatch(r"tcp 0-65535 from sg-\w+ on sg-\w+", restored["rule"]) and restored["rule_id"].startswith("sgr-")
     assert 1.0 <= restored["after_seconds"] < 10.0  # past the grace, before the engineer's step
@@ -140,7 +153,10 @@ def test_demo_in_enforce_mode_shows_the_restore_and_credits_it_in_the_summary_as
     assert all(s["after_seconds"] is not None for s in summary["story"]), summary["story"]
     cleared = [s for s in summary["story"] if s["code"] == "ACCESS_REVOKED" and s["expected"] == "cleared"]
     assert cleared[0]["by"] == "alb-sg-monitor"
-    assert [(r["load_balancer"], r["rule_id"]) for r in summary["restores"]] == [(SHOP, restored["rule_id"])]
+    # and the colleague's cut of the blog rule, later in the story, is restored too
+    assert [r["load_balancer"] for r in later_restores] == [BLOG]
+    assert [(r["load_balancer"], r["rule_id"]) for r in summary["restores"]] == [
+        (SHOP, restored["rule_id"]), (BLOG, later_restores[0]["rule_id"])]
 
 
 def test_demo_in_enforce_mode_says_what_it_restored_in_the_table_output(tmp_path):
@@ -164,5 +180,6 @@ def test_demo_in_enforce_mode_says_what_it_restored_in_the_table_output(tmp_path
     summary = output[output.index("What the monitor saw:"):]
     assert "NOT " not in summary
     assert re.search(r"ACCESS_REVOKED cleared by alb-sg-monitor's restore at t\+\S+s, \d+\.\ds after it happened", summary)
-    assert f"alb-sg-monitor restored 1 rule(s): tcp 0-65535 from {line.group(1)} on {line.group(2)} for {SHOP}" in summary
+    assert f"alb-sg-monitor restored 2 rule(s): tcp 0-65535 from {line.group(1)} on {line.group(2)} for {SHOP}" in summary
+    assert re.search(rf"; tcp 0-65535 from sg-\w+ on {line.group(2)} for {BLOG} at", summary)
     assert "Traceback" not in output

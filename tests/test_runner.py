@@ -154,8 +154,9 @@ def test_a_long_first_discovery_keeps_the_daemon_alive_but_not_ready(tiny_world,
             time.sleep(0.2)
         wait_for(lambda: reachable(port).get(web) == 1)
         assert status(port, "/readyz") == 200
-        # the checks that waited for it did not start discoveries of their own
+        # the checks that waited for it did not start discoveries of their own, nor count as failed
         assert scrape(port)[("albsg_topology_refreshes_total", (("reason", "start"),))] == 1
+        assert check_failures(port) == 0
 
 
 def check_failures(port: int) -> float:

@@ -3,13 +3,14 @@
 A moto server holds a cluster halfway through the v1 -> v2 migration (monitor.demo.world). The
 daemon runs exactly as `alb-sg-monitor run` does (scheduler, /metrics, /healthz, /readyz) and a
 story thread changes the world on a timeline: the v2 controller revokes a v1 rule, someone puts
-the v2 label on a rule v2 does not own, both are repaired. The live view (monitor.demo.view)
+the v2 label on a rule v2 does not own, both are repaired, and last a colleague revokes another
+ALB's rule by hand. The live view (monitor.demo.view)
 shows each detection as it happens. The story takes about 40 seconds (--demo-speed plays it
 faster); then the demo exits 0, or with --demo-after serve keeps serving until Ctrl-C. With
---mode enforce the monitor puts the revoked rule back itself; the view says so, the engineer of
+--mode enforce the monitor puts the revoked rules back itself; the view says so, the engineer of
 the story then finds nothing to do, and the summary credits the monitor. The story's calls also
 arrive as CloudTrail events through EventBridge and an SQS queue (monitor.demo.trail), so the view
-and the summary say who cut the path and how long the gap lasted.
+and the summary say who cut each path and how long the gap lasted.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class Beat:
 
 def story(world, enforce: bool = False, v2_role: str | None = None) -> tuple[Beat, ...]:
     """With `v2_role`, the story's calls also make their CloudTrail events (monitor.demo.trail): the
-    revoke from the v2 controller's role, the engineer's repair from a person's SSO role."""
+    v2 controller's revoke from its role; the engineer's repair and a colleague's revoke from people's SSO roles."""
     from monitor.demo import trail, world as w
 
     shop = world.lb_name["shop"]
@@ -56,6 +57,7 @@ def story(world, enforce: bool = False, v2_role: str | None = None) -> tuple[Bea
         repair = Beat(25, "An engineer puts the shop rule back by hand (tcp 0-65535 from the ALB's security group).",
                       by_hand, ("ACCESS_REVOKED", False))
     cut = (lambda wd: trail.revoke(wd, "shop_v1", v2_role)) if v2_role else (lambda wd: w.revoke(wd, "shop_v1"))
+    human_cut = (lambda wd: trail.revoke_by_hand(wd, "blog_v1")) if v2_role else (lambda wd: w.revoke(wd, "blog_v1"))
     return (
         Beat(5, f"The v2 controller starts without the migration IAM policy and revokes the v1 node rule "
                 f"of {shop} (Ingress shop/frontend).", cut, ("ACCESS_REVOKED", True)),
@@ -65,6 +67,9 @@ def story(world, enforce: bool = False, v2_role: str | None = None) -> tuple[Bea
              lambda wd: [w.label_with_shared(wd, key) for key in ("blog_v1", "marketing_user")],
              ("SHARED_LABEL_ON_FOREIGN_SOURCE", True)),
         repair,
+        Beat(28, f"Tidying up from the console, a platform engineer revokes the v1 node rule of "
+                 f"{world.lb_name['blog']} (Ingress blog/web), sure that v2 covers that path by now.", human_cut,
+             ("ACCESS_REVOKED", True)),
         Beat(32, "The marketing team takes the label off their rule's description.",
              lambda wd: w.describe_rule(wd, "marketing_user", "marketing ALB to nodes"),
              ("SHARED_LABEL_ON_FOREIGN_SOURCE", False)),

@@ -84,10 +84,19 @@ def _client(world: World, service: str) -> Any:
 
 def revoke(world: World, key: str, role_arn: str) -> None:
     """The v2 controller revokes a rule by its id: the call, and its CloudTrail event."""
+    _revoke(world, key, identity(role_arn, "1733043600123456789"))
+
+
+def revoke_by_hand(world: World, key: str) -> None:
+    """A person on the platform team's SSO role revokes a rule from the console: the call, and its event."""
+    _revoke(world, key, identity(HUMAN_ROLE, "alice@example.com"))
+
+
+def _revoke(world: World, key: str, who: dict[str, Any]) -> None:
     from monitor.demo import world as w
 
     w.revoke(world, key)
-    put_call(world, "RevokeSecurityGroupIngress", identity(role_arn, "1733043600123456789"), world.revoked[key])
+    put_call(world, "RevokeSecurityGroupIngress", who, world.revoked[key])
 
 
 def restore_by_hand(world: World, key: str) -> None:
