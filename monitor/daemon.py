@@ -538,12 +538,37 @@ class Daemon:
             self.on_check_wanted(reason)
 
     def _on_events(self, events: tuple[ApiEvent, ...]) -> None:
-        """A matched event: check the rules now; an ALB, target or ENI change re-discovers first."""
-        if any(needs_refresh(e) for e in events):
-            self._check_after_refresh = True
+        """A matched event: check the rules now; an ALB, target group or ENI change first reads again
+        the ALBs it concerns (a full discovery only when the topology cannot say which)."""
+        changes = [e for e in events if needs_refresh(e)]
+        if not changes:
+            self.want_check("event")
+            return
+        self._check_after_refresh = True
+        concerned = self._load_balancers_concerned(changes)
+        if concerned is None:
             self.want_refresh("event")
         else:
-            self.want_check("event")
+            self.reread_load_balancers(concerned)
+
+    def _load_balancers_concerned(self, events: list[ApiEvent]) -> set[str] | None:
+        """The ALBs whose topology these events change: named, behind a named target group, or with
+        a target on a named ENI; None when an event names nothing the topology knows."""
+        topology = self._topology
+        if topology is None:
+            return None
+        known = {lb.arn for lb in topology.load_balancers}
+        concerned: set[str] = set()
+        for event in events:
+            groups, enis = set(event.target_groups), set(event.network_interfaces)
+            found = known.intersection(event.load_balancers)
+            for tg in topology.target_groups:
+                if tg.arn in groups or any(t.eni_id in enis for t in tg.targets or ()):
+                    found.update(arn for arn in tg.load_balancer_arns if arn in known)
+            if not found:
+                return None
+            concerned |= found
+        return concerned
 
     def roles(self) -> KnownRoles:
         """The callers' roles: from flags and the pod, and the controllers' IRSA roles Kubernetes shows."""

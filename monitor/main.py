@@ -90,7 +90,8 @@ def check(settings: Settings) -> int:
     report = check_once(clients, settings.cluster_name, kube_source(settings.kubernetes), progress_line())
     report, attribution = with_attribution(report, settings, clients)
     _clear_progress()
-    print(render.to_json(report) if settings.output == "json" else render.to_table(report, attribution=attribution))
+    print(render.to_json(report, attribution=attribution) if settings.output == "json"
+          else render.to_table(report, attribution=attribution["detail"]))
     return report.exit_code
 
 
@@ -99,23 +100,27 @@ def preflight(settings: Settings) -> int:
     report = preflight_once(clients, settings.cluster_name, kube_source(settings.kubernetes), progress_line())
     report, attribution = with_attribution(report, settings, clients)
     _clear_progress()
-    print(render.to_json(report) if settings.output == "json"
-          else render.to_table(report, title="preflight", attribution=attribution))
+    print(render.to_json(report, attribution=attribution) if settings.output == "json"
+          else render.to_table(report, title="preflight", attribution=attribution["detail"]))
     return report.exit_code
 
 
-def with_attribution(report: Report, settings: Settings, clients: aws.AwsClients) -> tuple[Report, str]:
+def with_attribution(report: Report, settings: Settings,
+                     clients: aws.AwsClients) -> tuple[Report, dict[str, str | None]]:
     """Whether the daemon could say who cuts a path: the events queue, read without taking a message
-    from it; an unreadable one adds ATTRIBUTION_OFF. Returns the report and the table's line."""
-    if not settings.events_queue:
-        return report, "off (no --events-queue: the daemon names a lost rule, not who removed it)"
+    from it; an unreadable one adds ATTRIBUTION_OFF. Returns the report and the setup as the JSON
+    report's `attribution` (state `on`, `off` or `not_configured`; `detail` is the table's line)."""
+    queue = settings.events_queue
+    if not queue:
+        return report, {"state": "not_configured", "events_queue": None,
+                        "detail": "off (no --events-queue: the daemon names a lost rule, not who removed it)"}
     from monitor.aws.events_queue import connect_queue, probe
 
-    failure = probe(connect_queue(clients.region, clients.counter), settings.events_queue)
+    failure = probe(connect_queue(clients.region, clients.counter), queue)
     if failure is None:
-        return report, f"events queue {settings.events_queue}"
-    return replace(report, findings=report.findings + (attribution_off(settings.events_queue, failure.code),)), \
-        f"OFF: events queue {settings.events_queue} cannot be read ({failure.code})"
+        return report, {"state": "on", "events_queue": queue, "detail": f"events queue {queue}"}
+    return replace(report, findings=report.findings + (attribution_off(queue, failure.code),)), \
+        {"state": "off", "events_queue": queue, "detail": f"OFF: events queue {queue} cannot be read ({failure.code})"}
 
 
 @dataclass(frozen=True)

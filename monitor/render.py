@@ -66,8 +66,12 @@ def _pairs(needs) -> list[dict[str, Any]]:
     return [{"protocol": protocol, "port": port} for protocol, port in needs]
 
 
-def to_json(report: Report) -> str:
-    return json.dumps(to_dict(report), indent=2)
+def to_json(report: Report, attribution: dict[str, Any] | None = None) -> str:
+    """The report as JSON; check and preflight add how attribution is set up."""
+    out = to_dict(report)
+    if attribution is not None:
+        out["attribution"] = attribution
+    return json.dumps(out, indent=2)
 
 
 def to_table(report: Report, title: str = "check", attribution: str | None = None) -> str:

@@ -244,6 +244,11 @@ def test_check_and_preflight_say_whether_attribution_is_set_up(world, queue, aws
     document = json.loads(capsys.readouterr().out)
     (off,) = [f for f in document["findings"] if f["code"] == "ATTRIBUTION_OFF"]
     assert off["severity"] == "warning" and missing in off["message"]
+    assert document["attribution"]["state"] == "off" and document["attribution"]["events_queue"] == missing
+    # the JSON says the setup in every case, not only when it is broken
+    for flags, state in (([], "not_configured"), (["--events-queue", queue], "on")):
+        cli.main(["preflight", *base, *flags, "--output", "json"])
+        assert json.loads(capsys.readouterr().out)["attribution"]["state"] == state
 
 
 def test_with_kubernetes_the_v2_role_is_read_from_its_service_account_and_the_ingress_gets_events(world, queue):
@@ -284,11 +289,41 @@ def test_with_kubernetes_the_v2_role_is_read_from_its_service_account_and_the_in
             built.server.stop()
 
 
-def test_a_load_balancer_event_re_discovers_the_topology_before_checking(world, parts):
+def test_a_target_group_event_reads_again_only_its_load_balancers_before_checking(world, parts):
     assert parts.daemon.run_once().ok
-    group = parts.daemon.topology.target_groups[0]
+    shop = world.lb["shop"]
+    group = next(tg for tg in parts.daemon.topology.target_groups if shop in tg.load_balancer_arns)
+    # the target leaves its group in moto, and the call's event arrives
+    world.clients()["elbv2"].deregister_targets(TargetGroupArn=group.arn,
+                                                Targets=[{"Id": t.target_id, "Port": t.port} for t in group.targets])
     put(message("DeregisterTargets", {"targetGroupArn": group.arn, "targets": [{"id": group.targets[0].target_id}]},
                 {}, identity=HUMAN, time=stamp(), event_id=event_id()))
     poll_until(parts, 1)
+    before = parts.clients.counter.calls.copy()
     assert parts.daemon.run_once().ok
+    # the shop ALB alone was read again (not a full discovery), then checked against the new topology
+    assert metric(parts, "albsg_topology_refreshes_total", reason="load_balancer_changed") == 1
+    assert metric(parts, "albsg_topology_refreshes_total", reason="event") in (None, 0)
+    sent = parts.clients.counter.calls - before
+    assert sent[("elbv2", "DescribeTargetHealth")] <= 2  # the shop ALB's groups, not every group
+    after = next(tg for tg in parts.daemon.topology.target_groups if tg.arn == group.arn)
+    assert not [t for t in after.targets or () if t.judged]
+
+
+def test_an_event_the_topology_cannot_place_asks_for_a_full_discovery(world, parts):
+    from monitor.events import ApiEvent, Principal
+
+    assert parts.daemon.run_once().ok
+    daemon = parts.daemon
+
+    def change(**touched) -> ApiEvent:
+        return ApiEvent(event_id=event_id(), event_name="ModifyNetworkInterfaceAttribute", source="aws.ec2",
+                        event_time=time.time(), principal=Principal(arn=HUMAN["arn"]), **touched)
+
+    shop_eni = next(t.eni_id for tg in daemon.topology.target_groups if world.lb["shop"] in tg.load_balancer_arns
+                    for t in tg.targets or () if t.eni_id)
+    assert world.lb["shop"] in daemon._load_balancers_concerned([change(network_interfaces=(shop_eni,))])
+    assert daemon._load_balancers_concerned([change(network_interfaces=("eni-0notinthetopology",))]) is None
+    daemon._on_events((change(network_interfaces=("eni-0notinthetopology",)),))
+    assert daemon.run_once().ok
     assert metric(parts, "albsg_topology_refreshes_total", reason="event") == 1

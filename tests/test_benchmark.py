@@ -4,6 +4,8 @@ rule), and a tiny run of the whole bench writes a table with every figure and ev
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench import mix, naive, report
-from bench.benchmark import start_moto
+from bench.benchmark import start_moto, stop
 from monitor.demo import world as demo_world
 from tests.helpers import run_check
 
@@ -25,8 +27,7 @@ def own_moto(aws_env, monkeypatch):
     server, endpoint = start_moto()
     monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
     yield endpoint
-    server.terminate()
-    server.wait(10)
+    stop(server)
 
 
 def monitor_verdicts(capsys, cluster: str) -> dict[str, bool | None]:
@@ -95,3 +96,37 @@ def test_a_tiny_bench_run_writes_every_figure_and_budget(tmp_path):
     assert all("| not measured |" in line for line in sized)  # 10 ALBs measure no budget's size
     burst = next(line for line in budgets if "burst" in line)
     assert "| held |" in burst  # discovery paced at its default rate, counted at the proxy
+
+
+AWS_ID = re.compile(r"\b(sg|sgr|eni|i|subnet|vpc|r)-[0-9a-f]{8,17}\b")
+
+
+def answers(endpoint: str, world: demo_world.World) -> str:
+    """What the monitor and the checker read where bench.fastmoto changed moto's lookups (tags of
+    rules, groups and instances; a group-id filter), AWS ids numbered in
+    order of appearance and times left out: the same for two worlds seeded alike."""
+    ec2 = demo_world.aws_clients(endpoint, "ap-northeast-1")["ec2"]
+    node_groups = [world.sg["cluster"], world.sg["v1nodes0"]]
+    read = {
+        "rules": ec2.describe_security_group_rules()["SecurityGroupRules"],
+        "node rules": ec2.describe_security_group_rules(
+            Filters=[{"Name": "group-id", "Values": node_groups}])["SecurityGroupRules"],
+        "groups": ec2.describe_security_groups()["SecurityGroups"],
+        "instance tags": [sorted((t["Key"], t["Value"]) for t in i.get("Tags", ()))
+                          for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]],
+    }
+    text = json.dumps(read, default=str)
+    numbers: dict[str, str] = {}
+    return AWS_ID.sub(lambda m: numbers.setdefault(m.group(0), f"{m.group(1)}-{len(numbers)}"), text)
+
+
+def test_the_benchs_indexed_moto_answers_as_moto_does(aws_env):
+    worlds = {}
+    for module in ("moto.server", "bench.fastmoto"):
+        server, endpoint = start_moto(module)
+        try:
+            worlds[module] = answers(endpoint, mix.seed(endpoint, "bench-same", 12))
+        finally:
+            stop(server)
+    assert '"node rules": [{' in worlds["moto.server"] and '"Tags": [{' in worlds["moto.server"]
+    assert worlds["bench.fastmoto"] == worlds["moto.server"]

@@ -164,3 +164,18 @@ def test_duplicates_are_remembered_within_a_bound_and_an_idle_poll_is_one_reques
     assert {k: v - calls.get(k, 0) for k, v in counter.calls.items() if v != calls.get(k, 0)} == {
         ("sqs", "ReceiveMessage"): 1}
     assert counter.calls[("sqs", "DeleteMessage")] == 5 and remaining(queue) == 0
+
+
+@pytest.mark.parametrize("max_attempts, sent", [("1", 1), (None, 3)])
+def test_the_queue_client_keeps_to_aws_max_attempts_like_the_checks_clients(aws_env, monkeypatch, max_attempts, sent):
+    """AWS_MAX_ATTEMPTS (or the profile's max_attempts) bounds the queue's retries as it bounds the
+    checks': 1 is one request per poll; unset, the monitor's own 3."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{_closed_port()}")
+    if max_attempts is None:
+        monkeypatch.delenv("AWS_MAX_ATTEMPTS", raising=False)
+    else:
+        monkeypatch.setenv("AWS_MAX_ATTEMPTS", max_attempts)
+    counter = ApiCounter()
+    url = "https://sqs.ap-northeast-1.amazonaws.com/123456789012/alb-sg-monitor-events-prod"
+    result = EventsQueue(connect_queue(None, counter), url, wait_seconds=1).poll(WATCHED)
+    assert result.failures and counter.calls[("sqs", "ReceiveMessage")] == sent

@@ -505,10 +505,10 @@ def test_queue_probe(matrix, attribution, operation, command, kind):
     assert verdict(report) == verdict(base) and report.exit_code == base.exit_code == baseline.exit_code
     assert reachability(report) == reachability(baseline) and criticals(report) == criticals(baseline)
     (off,) = [f for f in report.findings if f.code == "ATTRIBUTION_OFF"]
-    assert off.severity.value == "warning" and line.startswith("OFF")
+    assert off.severity.value == "warning" and line["state"] == "off" and line["detail"].startswith("OFF")
     assert not writes_sent(m.proxy)
     again, line = with_attribution(base, settings(m.world, "observe", "", queue), m.clients)
-    assert "ATTRIBUTION_OFF" not in codes(again) and not line.startswith("OFF")
+    assert "ATTRIBUTION_OFF" not in codes(again) and line["state"] == "on"
 
 
 @pytest.mark.parametrize("mode", ("observe", "enforce"))

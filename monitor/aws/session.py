@@ -152,7 +152,7 @@ def side_client(service: str, region: str | None, counter: "ApiCounter | None" =
     """A client outside the checks' set (the events queue, CloudTrail lookups): the same retries,
     timeouts and request counting, no discovery pacing."""
     config = botocore.config.Config(
-        retries={"mode": "standard", "total_max_attempts": RETRY_MAX_ATTEMPTS},
+        retries=retries(),
         connect_timeout=CONNECT_TIMEOUT_SECONDS, read_timeout=read_timeout, user_agent_extra="alb-sg-monitor")
     client = boto3.Session(region_name=resolve_region(region)).client(service, config=config)
     instrument(client, service, counter or ApiCounter())
