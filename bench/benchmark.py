@@ -43,10 +43,22 @@ class CountingProxy(AwsProxy):
     def __init__(self, upstream: str) -> None:
         super().__init__(upstream)
         self.log: list[tuple[float, str, str]] = []
+        self.answered: list[tuple[float, float]] = []  # (sent, seconds moto took to answer)
 
     def _decide(self, service: str, action: str):
         self.log.append((time.monotonic(), service, action))
         return super()._decide(service, action)
+
+    def _forward(self, method: str, path: str, headers: list[tuple[str, str]], body: bytes):
+        began = time.monotonic()
+        try:
+            return super()._forward(method, path, headers, body)
+        finally:
+            self.answered.append((began, time.monotonic() - began))
+
+    def moto_seconds(self, start: float, end: float) -> float:
+        """How long moto took to answer the requests sent from `start` to `end`."""
+        return sum(took for t, took in self.answered if start <= t <= end)
 
     def between(self, start: float, end: float) -> int:
         return sum(1 for t, _, _ in self.log if start <= t <= end)
@@ -153,6 +165,7 @@ def _measure(endpoint: str, proxy: CountingProxy, albs: int, cycles: int, interv
         row["cycle_requests"] = proxy.between(begin, end) / cycles
         row["cycle_s"] = sorted(c["duration_seconds"] for c in window[1:])[cycles // 2]
         row["cycle_cpu_s"] = (window[-1]["_cpu"] - window[0]["_cpu"]) / cycles
+        row["cycle_moto_s"] = proxy.moto_seconds(begin, end) / cycles
         _say(albs, f"steady cycles: {row['cycle_requests']:.1f} requests, {row['cycle_cpu_s']:.2f} CPU-s each")
 
         # Does the monitor agree with the per-ALB checker?

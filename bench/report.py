@@ -21,6 +21,7 @@ COST_COLUMNS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
     ("full discovery: wall", lambda r: f"{r['discovery_s']:.1f} s"),
     ("steady cycle: requests", lambda r: f"{r['cycle_requests']:.1f}"),
     ("steady cycle: wall", lambda r: f"{r['cycle_s']:.2f} s"),
+    ("steady cycle: moto answering", lambda r: f"{r['cycle_moto_s']:.2f} s"),
     ("steady cycle: CPU", lambda r: f"{r['cycle_cpu_s']:.2f} CPU-s"),
     ("checker ÷ cycle: requests", lambda r: times(r["naive_requests"], r["cycle_requests"])),
     ("checker ÷ cycle: wall", lambda r: times(r["naive_s"], r["cycle_s"])),
@@ -141,7 +142,8 @@ def render(rows: list[dict[str, Any]], host: dict[str, str], interval: float, gr
         f"(`alb-sg-monitor run --kubernetes off --interval {interval:g}s --cycle-timeout {CYCLE_TIMEOUT}`) in "
         f"another, requests counted by a proxy in front of moto (bench.fastmoto: moto with its tag and "
         f"group-id lookups indexed; the same answers). Steady cycle: the median of {cycles} cycles; its CPU is the daemon "
-        f"process's user + system time over those cycles, divided by their number. Enforce: "
+        f"process's user + system time over those cycles, divided by their number; “moto answering” is the "
+        f"time moto took to answer that cycle's requests, a share of its wall that AWS answers far sooner. Enforce: "
         f"`--grace {grace:g}s`.",
         "",
         "## Cost",

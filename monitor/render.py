@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from monitor import failures
-from monitor.model import Finding, Report
+from monitor.model import Finding, LoadBalancerResult, Report
 
 _STATE = {True: "ok", False: "UNREACHABLE", None: "unknown"}
 
@@ -74,6 +74,14 @@ def to_json(report: Report, attribution: dict[str, Any] | None = None) -> str:
     return json.dumps(out, indent=2)
 
 
+def paths_cell(lb: LoadBalancerResult) -> str:
+    """`reachable/all` paths of a load balancer: only a path known to be reachable counts; an unknown
+    one is said apart, never as reachable."""
+    good = sum(1 for p in lb.paths if p.reachable is True)
+    unknown = sum(1 for p in lb.paths if p.reachable is None)
+    return f"{good}/{len(lb.paths)}" + (f" ({unknown} unknown)" if unknown else "")
+
+
 def to_table(report: Report, title: str = "check", attribution: str | None = None) -> str:
     lines = [f"{title}: cluster {report.cluster} in {report.region}"
              + ("" if report.complete else "  (observation INCOMPLETE: some reads failed)")]
@@ -81,10 +89,7 @@ def to_table(report: Report, title: str = "check", attribution: str | None = Non
         lines.append(f"attribution: {attribution}")
     rows = [("LOAD BALANCER", "ADOPTION", "INGRESS", "PATHS", "STATE")]
     for lb in report.load_balancers:
-        # Only paths known to be covered count as covered; an unknown one is said apart, never as covered.
-        good = sum(1 for p in lb.paths if p.reachable is True)
-        unknown = sum(1 for p in lb.paths if p.reachable is None)
-        paths = f"{good}/{len(lb.paths)}" + (f" ({unknown} unknown)" if unknown else "")
+        paths = paths_cell(lb)
         ingress = f"{lb.ingress_namespace}/{lb.ingress}" if lb.ingress else "-"
         rows.append((lb.name, lb.adoption, ingress, paths, _STATE[lb.reachable]))
     lines.extend(_columns(rows))

@@ -55,3 +55,18 @@ def test_a_path_left_to_a_human_and_a_dry_run_are_said_too():
     assert [r["type"] for r in records if r["type"] in ("not_restored", "dry_run")] == ["not_restored", "dry_run"]
     # Repeats of a decision already announced are not said again.
     assert "HELD" not in feed("lines", Outcome(held.decision, None, "suppressed", False, 1090.0))
+
+
+def test_the_live_table_never_counts_an_unknown_path_as_covered():
+    from monitor.model import LoadBalancerResult, PathResult, Report
+
+    def path(target, covered):
+        return PathResult("arn:lb", "arn:tg", target, (8080,), ("sg-1",), covered)
+
+    lb = LoadBalancerResult(LB, "arn:lb", "v2", ("sg-2",), None,
+                            (path("10.0.0.1", True), path("10.0.0.2", None), path("10.0.0.3", None)))
+    out = io.StringIO()
+    LiveView(out, "lines", "http://127.0.0.1:9917/metrics", clock=Clock()).cycle(
+        CycleSummary(report=Report("c", "r", complete=False, load_balancers=(lb,), findings=())))
+    row = next(line for line in out.getvalue().splitlines() if line.startswith(LB))
+    assert row.split()[3:6] == ["1/3", "(2", "unknown)"]

@@ -241,9 +241,8 @@ class LiveView:
     def _table(self, report: Report) -> list[str]:
         rows = [("LOAD BALANCER", "INGRESS", "ADOPTION", "PATHS", "REVOCATIONS", "STATE")]
         for lb in report.load_balancers:
-            covered = sum(1 for p in lb.paths if p.covered is not False)
             ingress = f"{lb.ingress_namespace}/{lb.ingress}" if lb.ingress else "-"
-            rows.append((lb.name, ingress, lb.adoption, f"{covered}/{len(lb.paths)}",
+            rows.append((lb.name, ingress, lb.adoption, render.paths_cell(lb),
                          str(self.seen.revocations.get(lb.name, 0)), _STATE[lb.reachable]))
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
