@@ -99,7 +99,7 @@ def _v1_node_group(world: World, ec2: Any) -> str:
 def _target_group(world: World, elbv2: Any, key: str, target_type: str, targets: list[tuple[str, int]],
                   listener: str | None) -> str:
     """A target group forwarded to by a new port-80 listener, or by a path rule on `listener`."""
-    name = demo_world.v2_name(world.cluster, key.replace("_", "-"), "tg")[:32]
+    name = demo_world.v2_name(world.cluster, key.replace("_", ""), "tg")[:32]  # mix1003_b: no "--" in the name
     tg = elbv2.create_target_group(Name=name, Protocol="HTTP", Port=targets[0][1], VpcId=world.vpc_id,
                                    TargetType=target_type)["TargetGroups"][0]["TargetGroupArn"]
     world.tg[key] = tg

@@ -1,11 +1,17 @@
 """The fast rule check: the inbound rules on every target SG, the outbound rules on every ALB SG,
 and each ALB's current SG list.
 
-Costs one paginated DescribeSecurityGroupRules per 200 group ids (targets' and ALBs' SGs in one
-filter, 1,000 rules a page) and one paginated DescribeLoadBalancers (400 a page) a cycle.
+Costs one paginated DescribeLoadBalancers (400 a page) and one paginated DescribeSecurityGroupRules
+per 200 group ids (targets' and ALBs' SGs in one filter, 1,000 rules a page) a cycle. With more than
+200 groups (an SG per ALB: from 200 ALBs on) the account's whole listing is often cheaper: it is
+tried, and used while it takes fewer pages than the filtered calls would; when it would take as
+many, it is dropped after that many pages and not tried again for an hour.
 """
 
 from __future__ import annotations
+
+import time
+from collections.abc import Callable
 
 from monitor.aws.calls import EC2_FILTER_VALUES, EC2_PAGE, ELB_PAGE, attempt, chunks, paginate, scope_of, tag_pairs
 from monitor.aws.discover import describe_groups
@@ -13,12 +19,18 @@ from monitor.aws.session import AwsClients
 from monitor.model import Observation, PeerKind, ReadFailure, Rule, SecurityGroup, Topology
 
 
+WHOLE_LISTING_RETRY_SECONDS = 3600.0  # a whole listing found dearer is not tried again for this long
+_DEARER = object()
+
+
 class RuleReader:
     """Reads rules each cycle; remembers rule sources and prefix lists it had to look up, so a
     steady state costs no extra calls."""
 
-    def __init__(self, clients: AwsClients) -> None:
+    def __init__(self, clients: AwsClients, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._clients = clients
+        self._monotonic = monotonic
+        self._whole_after = 0.0  # when the account's whole listing may be tried again (found dearer)
         self._groups: dict[str, SecurityGroup] = {}
         self._prefix_lists: dict[str, tuple[str, ...]] = {}
         # The last listing's items for the load balancers the topology lacks or lists with other
@@ -42,24 +54,17 @@ class RuleReader:
         group_ids = sorted(target_groups | lb_groups)
         rules: list[Rule] = []
         egress: list[Rule] = []
-        read: set[str] = set()
-        for batch in chunks(group_ids, EC2_FILTER_VALUES):
-            raw = attempt(failures, "ec2", "DescribeSecurityGroupRules",
-                          lambda: paginate(self._clients.ec2, "describe_security_group_rules", "SecurityGroupRules",
-                                           EC2_PAGE, Filters=[{"Name": "group-id", "Values": batch}]),
-                          scope_of(batch))
-            if raw is None:
+        raw, read = self._rules_of(group_ids, failures)
+        for rule in map(to_rule, raw):
+            # Only the directions that matter: everything downstream treats `rules` as what admits
+            # traffic into targets, so an ALB SG's inbound rules stay out of it (and a whole
+            # listing's rules of other groups are dropped here).
+            if rule is None:
                 continue
-            read.update(batch)
-            for rule in map(to_rule, raw):
-                # Only the directions that matter: everything downstream treats `rules` as what
-                # admits traffic into targets, so an ALB SG's inbound rules stay out of it.
-                if rule is None:
-                    continue
-                if rule.egress and rule.group_id in lb_groups:
-                    egress.append(rule)
-                elif not rule.egress and rule.group_id in target_groups:
-                    rules.append(rule)
+            if rule.egress and rule.group_id in lb_groups:
+                egress.append(rule)
+            elif not rule.egress and rule.group_id in target_groups:
+                rules.append(rule)
         extra = self._sources(topology, rules, failures)
         prefix_lists = self._resolve_prefix_lists([*rules, *egress], failures)
         lb_groups, live_arns, new_arns = live if live is not None else ((), None, frozenset())
@@ -74,6 +79,43 @@ class RuleReader:
             failures=tuple(failures),
             egress_rules=tuple(egress),
         )
+
+    def _rules_of(self, group_ids: list[str], failures: list[ReadFailure]) -> tuple[list[dict], set[str]]:
+        """The rules of these groups (with, from a whole listing, other groups' too) and the groups
+        read completely. A failed whole listing leaves every group unread: unknown, not retried
+        filtered in the same cycle (a throttled account would only be asked more)."""
+        batches = list(chunks(group_ids, EC2_FILTER_VALUES))
+        if len(batches) > 1 and self._monotonic() >= self._whole_after:
+            whole = attempt(failures, "ec2", "DescribeSecurityGroupRules",
+                            lambda: self._whole_listing(len(batches) - 1), "every group of the account")
+            if whole is None:
+                return [], set()
+            if whole is not _DEARER:
+                return whole, set(group_ids)
+            self._whole_after = self._monotonic() + WHOLE_LISTING_RETRY_SECONDS
+        raw: list[dict] = []
+        read: set[str] = set()
+        for batch in batches:
+            found = attempt(failures, "ec2", "DescribeSecurityGroupRules",
+                            lambda: paginate(self._clients.ec2, "describe_security_group_rules", "SecurityGroupRules",
+                                             EC2_PAGE, Filters=[{"Name": "group-id", "Values": batch}]),
+                            scope_of(batch))
+            if found is not None:
+                raw.extend(found)
+                read.update(batch)
+        return raw, read
+
+    def _whole_listing(self, most_pages: int) -> list[dict] | object:
+        """Every rule of the account and region, unless it takes more than `most_pages` pages: then
+        _DEARER (the filtered calls cost no more)."""
+        items: list[dict] = []
+        pages = self._clients.ec2.get_paginator("describe_security_group_rules").paginate(
+            PaginationConfig={"PageSize": EC2_PAGE})
+        for count, page in enumerate(pages, start=1):
+            if count > most_pages:
+                return _DEARER
+            items.extend(page.get("SecurityGroupRules", ()))
+        return items
 
     def _load_balancers(self, topology: Topology, failures: list[ReadFailure]):
         """Each ALB's security groups, every ARN listed, and the ARNs the topology lacks; page by

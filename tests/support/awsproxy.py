@@ -23,7 +23,8 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
+from xml.etree import ElementTree
 
 _SCOPE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_request")
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "upgrade", "server", "date"}
@@ -97,6 +98,7 @@ class AwsProxy:
         self.requests: Counter[tuple[str, str]] = Counter()  # forwarded or failed, per (service, action)
         self.injected: Counter[tuple[str, str]] = Counter()  # answered with a fault
         self.arrivals: list[tuple[float, str, str]] = []  # (time.monotonic(), service, action) per request
+        self._pages: dict[str, tuple[str, int]] = {}  # action -> (list element, items a page): see paginate()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="awsproxy", daemon=True)
@@ -146,6 +148,39 @@ class AwsProxy:
             if self._healed.is_set():
                 self._healed = threading.Event()
             self._delays.append(_Delay(seconds, service, None if actions is None else frozenset(actions)))
+
+    def paginate(self, action: str, items: str, size: int) -> None:
+        """Answer an EC2 (query protocol) list action `size` items a page, with a NextToken, as AWS
+        does and moto does not (moto answers every item at once): `items` is the response's list
+        element, e.g. securityGroupRuleSet. Each page asks moto for the whole list and slices it."""
+        with self._lock:
+            self._pages[action] = (items, size)
+
+    def _page(self, action: str, body: bytes) -> tuple[bytes, int, int] | None:
+        """For a paged action: the body without MaxResults and NextToken, the offset and page size."""
+        with self._lock:
+            paged = self._pages.get(action)
+        if paged is None:
+            return None
+        fields = parse_qs(body.decode(), keep_blank_values=True)
+        offset = int((fields.pop("NextToken", None) or ["0"])[0])
+        fields.pop("MaxResults", None)
+        return urlencode(fields, doseq=True).encode(), offset, paged[1]
+
+    def _slice(self, action: str, payload: bytes, offset: int, size: int) -> bytes:
+        root = ElementTree.fromstring(payload)
+        namespace = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+        ElementTree.register_namespace("", namespace.strip("{}"))
+        listing = root.find(f"{namespace}{self._pages[action][0]}")
+        if listing is None:
+            return payload
+        items = list(listing)
+        for item in items[:offset] + items[offset + size:]:
+            listing.remove(item)
+        if offset + size < len(items):
+            token = ElementTree.SubElement(root, f"{namespace}nextToken")
+            token.text = str(offset + size)
+        return ElementTree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
     def heal(self) -> None:
         """Stop injecting faults and delays: every request is forwarded again, at once."""
@@ -240,7 +275,14 @@ def _handler_for(proxy: AwsProxy) -> type[BaseHTTPRequestHandler]:
                                      if json_protocol else "text/xml")], payload)
                 return
             headers = [(k, v) for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP]
+            paged = proxy._page(action, body)
+            if paged is not None:
+                body = paged[0]
+                headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+                headers.append(("Content-Length", str(len(body))))
             status, answer_headers, payload = proxy._forward(self.command, self.path, headers, body)
+            if paged is not None and status == 200:
+                payload = proxy._slice(action, payload, paged[1], paged[2])
             self._send(status, [(k, v) for k, v in answer_headers if k.lower() != "content-length"], payload)
 
         def _send(self, status: int, headers: list[tuple[str, str]], payload: bytes) -> None:
