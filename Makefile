@@ -25,8 +25,9 @@ test: $(STAMP)
 
 # The monitor at 10, 100 and 1,000 ALBs beside a per-ALB checker: requests, wall, CPU, peak RSS,
 # revocation and new-ALB latency; writes bench/results.md with the budgets held or not. On a shared
-# 2-CPU machine 10 ALBs took 47 s and 100 took 129 s; 1,000 should take about 15 minutes (the
-# per-ALB checker's pass alone about 8). bench-5000 adds 5,000 ALBs: about 1.5 to 2 hours more.
+# 2-CPU machine 10 ALBs took 49 s, 100 took 2 minutes and 1,000 took 13 (the per-ALB checker's pass
+# alone 4). bench-5000 adds 5,000 ALBs (no per-ALB checker there): 42 minutes more (seeding 9,
+# each of its two daemons' first discovery 15).
 bench: $(STAMP)
 	$(BIN)/python -m bench.benchmark --albs 10 100 1000
 
