@@ -16,6 +16,7 @@ import json
 import re
 import socket
 import struct
+import sys
 import threading
 import time
 import uuid
@@ -85,6 +86,13 @@ def error_response(kind: str, service: str, code: str | None = None, status: int
     return status, body.encode()
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:  # noqa: ANN001
+        """A client that went away mid-answer (a daemon stopped, a timed-out test) is routine."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class AwsProxy:
     """Start with `with AwsProxy(upstream_url) as proxy:`; `proxy.url` is the endpoint to use."""
 
@@ -99,7 +107,7 @@ class AwsProxy:
         self.injected: Counter[tuple[str, str]] = Counter()  # answered with a fault
         self.arrivals: list[tuple[float, str, str]] = []  # (time.monotonic(), service, action) per request
         self._pages: dict[str, tuple[str, int]] = {}  # action -> (list element, items a page): see paginate()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server = _Server(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="awsproxy", daemon=True)
 
