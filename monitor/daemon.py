@@ -558,13 +558,17 @@ class Daemon:
         if topology is None:
             return None
         known = {lb.arn for lb in topology.load_balancers}
+        # Who sits behind each target group and ENI, built once for all the events.
+        behind: dict[str, set[str]] = {}
+        for tg in topology.target_groups:
+            lbs = known.intersection(tg.load_balancer_arns)
+            for key in (tg.arn, *(t.eni_id for t in tg.targets or () if t.eni_id)):
+                behind.setdefault(key, set()).update(lbs)
         concerned: set[str] = set()
         for event in events:
-            groups, enis = set(event.target_groups), set(event.network_interfaces)
             found = known.intersection(event.load_balancers)
-            for tg in topology.target_groups:
-                if tg.arn in groups or any(t.eni_id in enis for t in tg.targets or ()):
-                    found.update(arn for arn in tg.load_balancer_arns if arn in known)
+            for key in (*event.target_groups, *event.network_interfaces):
+                found |= behind.get(key, set())
             if not found:
                 return None
             concerned |= found
