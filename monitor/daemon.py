@@ -26,7 +26,7 @@ from monitor.evaluate import evaluate
 from monitor.ingress_join import join_ingresses
 from monitor.metrics import Metrics
 from monitor import failures as failures_words
-from monitor.deadline import DEADLINE_CODE, Cycle, PastDeadline, abandoned_report
+from monitor.deadline import DEADLINE_CODE, FAILED_CODE, Cycle, PastDeadline, blind_report
 from monitor.event_feed import EventFeed, attribution_off, needs_refresh
 from monitor.event_match import KnownRoles, Watched
 from monitor.events import ApiEvent
@@ -182,6 +182,7 @@ class Daemon:
         self._running = 0
         self._heartbeat = monotonic()
         self._reported = False
+        self._blind: str | None = None  # why the last check produced no verdict, if it did not
         self.cycles = 0
         # Set by the scheduler so that a wanted refresh runs at once; without it the next
         # run_once() refreshes first.
@@ -398,9 +399,12 @@ class Daemon:
         except Exception as exc:  # one bad cycle must not end the loop
             try:
                 with cycle.commit():
-                    log.exception("check_failed")
+                    log.exception("check_failed", phase=cycle.phase)
                     self._metrics.count_cycle_failure("check")
-                    summary = CycleSummary(report=None, error=f"{type(exc).__name__}: {exc}")
+                    # Blind like an abandoned check: the last good verdict must not stand for this one.
+                    error = f"{type(exc).__name__}: {exc}"
+                    self._go_blind(f"the check failed while {cycle.phase} ({error[:200]})", FAILED_CODE)
+                    summary = CycleSummary(report=None, error=error)
             except PastDeadline:
                 pass
         finally:
@@ -409,7 +413,7 @@ class Daemon:
 
     def _abandon(self, cycle: Cycle) -> CycleSummary:
         why = f"the check did not finish within {self._deadline:g}s ({cycle.phase})"
-        self._metrics.publish(abandoned_report(self._topology, self._cluster, self._clients.region, why), self._wall())
+        self._go_blind(why, DEADLINE_CODE)
         if cycle.phase == FIRST_DISCOVERY and self._topology is None:
             # A first discovery of minutes (a large account, paced) is start-up, not a failing
             # check: the result is unknown all the same, but said once and not counted.
@@ -421,6 +425,11 @@ class Daemon:
             log.warning("check_abandoned", deadline_seconds=self._deadline, phase=cycle.phase,
                         still_running=len(self._abandoned))
         return CycleSummary(report=None, error=f"{DEADLINE_CODE}: {why}", abandoned=True)
+
+    def _go_blind(self, why: str, code: str) -> None:
+        """Publish that this check has no verdict: every ALB unknown, observation incomplete, not ready."""
+        self._blind = why
+        self._metrics.publish(blind_report(self._topology, self._cluster, self._clients.region, why, code), self._wall())
 
     def _wait_for(self, lock: threading.Lock, cycle: Cycle, phase: str) -> None:
         """Take `lock` within the cycle's deadline, or stop the cycle."""
@@ -467,7 +476,7 @@ class Daemon:
             self._coverage, revocations = advance(self._coverage, report)
             self._metrics.publish(report, self._wall())
             self._metrics.count_revocations(revoked_load_balancers(revocations))
-            self._reported = True
+            self._reported, self._blind = True, None
             for r in revocations:
                 log.warning("path_revoked", load_balancer=r.load_balancer, target_group=r.target_group_arn,
                             target=r.target, ports=list(r.ports), missing_ports=list(r.missing_ports),
@@ -659,8 +668,11 @@ class Daemon:
         return False, f"check loop last active {age:.1f}s ago, more than {HEALTHY_WITHIN_INTERVALS} intervals ({limit:g}s)"
 
     def ready(self) -> tuple[bool, str]:
-        if self._reported:
+        blind = self._blind
+        if self._reported and blind is None:
             return True, "ok: a check cycle has completed"
+        if self._reported:
+            return False, f"the last check produced no verdict: {blind}"
         return False, "waiting for the first check cycle to complete"
 
     # -- shutdown -----------------------------------------------------------------------------

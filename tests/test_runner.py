@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 import time
 import urllib.error
@@ -209,3 +210,30 @@ def test_an_abandoned_check_never_writes(tiny_world, monkeypatch):
         proxy.heal()  # in time again: now the restore goes out
         wait_for(lambda: proxy.count(action="AuthorizeSecurityGroupIngress") >= 1)
         wait_for(lambda: reachable(port).get(web) == 1)
+
+
+def test_a_check_that_raises_is_blind_like_an_abandoned_one(tiny_world, monkeypatch):
+    """Checks that fail with an error (here: rules answered without their group id, which the rule
+    parser cannot place) must not leave the last good verdict on /metrics while a rule is really gone."""
+    with scheduled(tiny_world, monkeypatch) as (parts, proxy):
+        port, web, api = parts.server.port, tiny_world.albs["web"].name, tiny_world.albs["api"].name
+        wait_for(lambda: reachable(port) == {web: 1, api: 1})
+        assert status(port, "/readyz") == 200
+        proxy.rewrite("DescribeSecurityGroupRules",
+                      lambda body: re.sub(rb"<groupId>[^<]*</groupId>", b"", body))
+        tiny_world.revoke_node_rule("web")  # really cut while the checks are failing
+
+        def blind() -> bool:
+            got = scrape(port)
+            return got.get(("albsg_observation_complete", ())) == 0 and not reachable(port)
+
+        wait_for(blind)
+        wait_for(lambda: check_failures(port) >= 2)
+        got = scrape(port)
+        assert blind(), got
+        assert got[("albsg_findings", (("code", "OBSERVATION_INCOMPLETE"), ("severity", "warning")))] == 1
+        assert not got.get(("albsg_findings", (("code", "ACCESS_REVOKED"), ("severity", "critical"))))
+        assert (status(port, "/healthz"), status(port, "/readyz")) == (200, 503)
+        proxy.heal()
+        wait_for(lambda: reachable(port) == {web: 0, api: 1})
+        assert status(port, "/readyz") == 200 and scrape(port)[("albsg_observation_complete", ())] == 1
