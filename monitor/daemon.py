@@ -108,14 +108,31 @@ class CycleSummary:
 
 def carry_topology(previous: Topology | None, fresh: Topology) -> Topology:
     """When discovery could not list the load balancers or read their tags, keep the ALBs we knew and
-    mark them unknown, rather than reporting that they vanished."""
+    mark them unknown, rather than reporting that they vanished. An ALB known before and absent
+    from this listing is kept as it was: the next check finds it unlisted (unknown) and reads it by
+    ARN, and only AWS saying it does not exist drops it. One answer never erases what is known."""
     # Without the tags, which load balancers are the cluster's is unknown too.
     listing_failed = any(f.service == "elbv2" and f.operation in ("DescribeLoadBalancers", "DescribeTags")
                          for f in fresh.failures)
-    if previous is None or not listing_failed:
+    if previous is None:
         return fresh
-    return replace(previous, incomplete_lbs=frozenset(lb.arn for lb in previous.load_balancers),
-                   failures=fresh.failures)
+    if listing_failed:
+        return replace(previous, incomplete_lbs=frozenset(lb.arn for lb in previous.load_balancers),
+                       failures=fresh.failures)
+    missing = frozenset(lb.arn for lb in previous.load_balancers) - fresh.known_lb_arns
+    if not missing:
+        return fresh
+    fresh_tgs = {tg.arn for tg in fresh.target_groups}
+    carried_tgs = tuple(replace(tg, load_balancer_arns=tuple(a for a in tg.load_balancer_arns if a in missing))
+                        for tg in previous.target_groups
+                        if tg.arn not in fresh_tgs and any(a in missing for a in tg.load_balancer_arns))
+    groups = {g.group_id: g for g in previous.security_groups}
+    groups.update((g.group_id, g) for g in fresh.security_groups)
+    return replace(fresh, load_balancers=fresh.load_balancers + tuple(
+                       lb for lb in previous.load_balancers if lb.arn in missing),
+                   target_groups=fresh.target_groups + carried_tgs, security_groups=tuple(groups.values()),
+                   known_lb_arns=fresh.known_lb_arns | missing,
+                   incomplete_lbs=fresh.incomplete_lbs | (previous.incomplete_lbs & missing))
 
 
 def lb_changes(topology: Topology, observation: Observation) -> frozenset[str]:
@@ -250,22 +267,27 @@ class Daemon:
 
     def _update(self, reason: str, asked: dict[str, str]) -> Topology | None:
         """The incremental refresh: read the ALBs new or changed (from the check's listing), drop
-        those gone (no request), merge into the topology."""
+        those gone once a read of them by ARN confirms it (a listing that lost them proves
+        nothing), merge into the topology."""
         with self._working():
             self._wanted = None
             started = self._monotonic()
             current = self._topology
             assert current is not None
             entries = self._reader.listed({arn for arn, kind in asked.items() if kind in (NEW, CHANGED)})
-            gone = frozenset(arn for arn, kind in asked.items() if kind == GONE)
+            gone: frozenset[str] = frozenset()
             listed = {e["LoadBalancerArn"] for e in entries}
-            by_arn = sorted(arn for arn, kind in asked.items() if kind == REREAD and arn not in listed)
+            reread = {arn for arn, kind in asked.items() if kind == REREAD and arn not in listed}
+            # Unlisted ALBs are described by ARN with the re-reads: dropped only when AWS says they are
+            # gone; still there, they stay as they were (the next listing judges them again).
+            by_arn = sorted(reread | {arn for arn, kind in asked.items() if kind == GONE})
             failures: list[ReadFailure] = []
             try:
                 with self._clients.pacer.discovering(), self._clients.counter.scope() as tally:
                     if by_arn:
                         more, vanished = listed_by_arn(self._clients, by_arn, failures)
-                        entries, gone = entries + more, gone | vanished
+                        entries = entries + [e for e in more if e.get("LoadBalancerArn") in reread]
+                        gone = frozenset(vanished)
                     fresh = (discover_load_balancers(self._clients, self._cluster, entries) if entries
                              else Topology(self._cluster, current.region, (), (), ()))
             except Exception:  # one bad refresh must not end the loop

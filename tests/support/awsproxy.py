@@ -255,6 +255,20 @@ class AwsProxy:
             connection.close()
 
 
+def emptied(element: str) -> Callable[[bytes], bytes]:
+    """For rewrite(): the answer with every member of its list element (e.g. LoadBalancers) removed,
+    the way AWS answers when it finds nothing."""
+    def change(payload: bytes) -> bytes:
+        root = ElementTree.fromstring(payload)
+        namespace = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+        ElementTree.register_namespace("", namespace.strip("{}"))
+        for listing in root.iter(f"{namespace}{element}"):
+            for item in list(listing):
+                listing.remove(item)
+        return ElementTree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    return change
+
+
 def identify(headers: dict[str, str], path: str, body: bytes) -> tuple[str, str]:
     """(service, action) of a query- or JSON-protocol request; ('unknown', '') parts when absent."""
     match = _SCOPE.search(headers.get("authorization", ""))
