@@ -14,7 +14,7 @@ from monitor.settings import Settings, format_duration, parse_duration
 
 COMMANDS = {
     "check": "one full discovery and evaluation, printed; exit 0 ok, 1 critical, 2 usage or configuration error, "
-             "3 incomplete",
+             "3 incomplete or failed (verdict unknown)",
     "preflight": "migration readiness: what will cut traffic if the v1 -> v2 cutover goes on",
     "run": "the daemon: checks rules every --interval and serves /metrics, /healthz, /readyz on --listen",
     "demo": "the whole monitor against an embedded simulated AWS account mid-migration",

@@ -26,7 +26,7 @@ from monitor.evaluate import evaluate
 from monitor.ingress_join import join_ingresses
 from monitor.metrics import Metrics
 from monitor import failures as failures_words
-from monitor.deadline import DEADLINE_CODE, Cycle, PastDeadline, abandoned_report
+from monitor.deadline import DEADLINE_CODE, FAILED_CODE, Cycle, PastDeadline, blind_report
 from monitor.event_feed import EventFeed, attribution_off, needs_refresh
 from monitor.event_match import KnownRoles, Watched
 from monitor.events import ApiEvent
@@ -108,14 +108,31 @@ class CycleSummary:
 
 def carry_topology(previous: Topology | None, fresh: Topology) -> Topology:
     """When discovery could not list the load balancers or read their tags, keep the ALBs we knew and
-    mark them unknown, rather than reporting that they vanished."""
+    mark them unknown, rather than reporting that they vanished. An ALB known before and absent
+    from this listing is kept as it was: the next check finds it unlisted (unknown) and reads it by
+    ARN, and only AWS saying it does not exist drops it. One answer never erases what is known."""
     # Without the tags, which load balancers are the cluster's is unknown too.
     listing_failed = any(f.service == "elbv2" and f.operation in ("DescribeLoadBalancers", "DescribeTags")
                          for f in fresh.failures)
-    if previous is None or not listing_failed:
+    if previous is None:
         return fresh
-    return replace(previous, incomplete_lbs=frozenset(lb.arn for lb in previous.load_balancers),
-                   failures=fresh.failures)
+    if listing_failed:
+        return replace(previous, incomplete_lbs=frozenset(lb.arn for lb in previous.load_balancers),
+                       failures=fresh.failures)
+    missing = frozenset(lb.arn for lb in previous.load_balancers) - fresh.known_lb_arns
+    if not missing:
+        return fresh
+    fresh_tgs = {tg.arn for tg in fresh.target_groups}
+    carried_tgs = tuple(replace(tg, load_balancer_arns=tuple(a for a in tg.load_balancer_arns if a in missing))
+                        for tg in previous.target_groups
+                        if tg.arn not in fresh_tgs and any(a in missing for a in tg.load_balancer_arns))
+    groups = {g.group_id: g for g in previous.security_groups}
+    groups.update((g.group_id, g) for g in fresh.security_groups)
+    return replace(fresh, load_balancers=fresh.load_balancers + tuple(
+                       lb for lb in previous.load_balancers if lb.arn in missing),
+                   target_groups=fresh.target_groups + carried_tgs, security_groups=tuple(groups.values()),
+                   known_lb_arns=fresh.known_lb_arns | missing,
+                   incomplete_lbs=fresh.incomplete_lbs | (previous.incomplete_lbs & missing))
 
 
 def lb_changes(topology: Topology, observation: Observation) -> frozenset[str]:
@@ -182,6 +199,7 @@ class Daemon:
         self._running = 0
         self._heartbeat = monotonic()
         self._reported = False
+        self._blind: str | None = None  # why the last check produced no verdict, if it did not
         self.cycles = 0
         # Set by the scheduler so that a wanted refresh runs at once; without it the next
         # run_once() refreshes first.
@@ -249,22 +267,27 @@ class Daemon:
 
     def _update(self, reason: str, asked: dict[str, str]) -> Topology | None:
         """The incremental refresh: read the ALBs new or changed (from the check's listing), drop
-        those gone (no request), merge into the topology."""
+        those gone once a read of them by ARN confirms it (a listing that lost them proves
+        nothing), merge into the topology."""
         with self._working():
             self._wanted = None
             started = self._monotonic()
             current = self._topology
             assert current is not None
             entries = self._reader.listed({arn for arn, kind in asked.items() if kind in (NEW, CHANGED)})
-            gone = frozenset(arn for arn, kind in asked.items() if kind == GONE)
+            gone: frozenset[str] = frozenset()
             listed = {e["LoadBalancerArn"] for e in entries}
-            by_arn = sorted(arn for arn, kind in asked.items() if kind == REREAD and arn not in listed)
+            reread = {arn for arn, kind in asked.items() if kind == REREAD and arn not in listed}
+            # Unlisted ALBs are described by ARN with the re-reads: dropped only when AWS says they are
+            # gone; still there, they stay as they were (the next listing judges them again).
+            by_arn = sorted(reread | {arn for arn, kind in asked.items() if kind == GONE})
             failures: list[ReadFailure] = []
             try:
                 with self._clients.pacer.discovering(), self._clients.counter.scope() as tally:
                     if by_arn:
                         more, vanished = listed_by_arn(self._clients, by_arn, failures)
-                        entries, gone = entries + more, gone | vanished
+                        entries = entries + [e for e in more if e.get("LoadBalancerArn") in reread]
+                        gone = frozenset(vanished)
                     fresh = (discover_load_balancers(self._clients, self._cluster, entries) if entries
                              else Topology(self._cluster, current.region, (), (), ()))
             except Exception:  # one bad refresh must not end the loop
@@ -398,9 +421,12 @@ class Daemon:
         except Exception as exc:  # one bad cycle must not end the loop
             try:
                 with cycle.commit():
-                    log.exception("check_failed")
+                    log.exception("check_failed", phase=cycle.phase)
                     self._metrics.count_cycle_failure("check")
-                    summary = CycleSummary(report=None, error=f"{type(exc).__name__}: {exc}")
+                    # Blind like an abandoned check: the last good verdict must not stand for this one.
+                    error = f"{type(exc).__name__}: {exc}"
+                    self._go_blind(f"the check failed while {cycle.phase} ({error[:200]})", FAILED_CODE)
+                    summary = CycleSummary(report=None, error=error)
             except PastDeadline:
                 pass
         finally:
@@ -409,7 +435,7 @@ class Daemon:
 
     def _abandon(self, cycle: Cycle) -> CycleSummary:
         why = f"the check did not finish within {self._deadline:g}s ({cycle.phase})"
-        self._metrics.publish(abandoned_report(self._topology, self._cluster, self._clients.region, why), self._wall())
+        self._go_blind(why, DEADLINE_CODE)
         if cycle.phase == FIRST_DISCOVERY and self._topology is None:
             # A first discovery of minutes (a large account, paced) is start-up, not a failing
             # check: the result is unknown all the same, but said once and not counted.
@@ -421,6 +447,11 @@ class Daemon:
             log.warning("check_abandoned", deadline_seconds=self._deadline, phase=cycle.phase,
                         still_running=len(self._abandoned))
         return CycleSummary(report=None, error=f"{DEADLINE_CODE}: {why}", abandoned=True)
+
+    def _go_blind(self, why: str, code: str) -> None:
+        """Publish that this check has no verdict: every ALB unknown, observation incomplete, not ready."""
+        self._blind = why
+        self._metrics.publish(blind_report(self._topology, self._cluster, self._clients.region, why, code), self._wall())
 
     def _wait_for(self, lock: threading.Lock, cycle: Cycle, phase: str) -> None:
         """Take `lock` within the cycle's deadline, or stop the cycle."""
@@ -467,7 +498,7 @@ class Daemon:
             self._coverage, revocations = advance(self._coverage, report)
             self._metrics.publish(report, self._wall())
             self._metrics.count_revocations(revoked_load_balancers(revocations))
-            self._reported = True
+            self._reported, self._blind = True, None
             for r in revocations:
                 log.warning("path_revoked", load_balancer=r.load_balancer, target_group=r.target_group_arn,
                             target=r.target, ports=list(r.ports), missing_ports=list(r.missing_ports),
@@ -659,8 +690,11 @@ class Daemon:
         return False, f"check loop last active {age:.1f}s ago, more than {HEALTHY_WITHIN_INTERVALS} intervals ({limit:g}s)"
 
     def ready(self) -> tuple[bool, str]:
-        if self._reported:
+        blind = self._blind
+        if self._reported and blind is None:
             return True, "ok: a check cycle has completed"
+        if self._reported:
+            return False, f"the last check produced no verdict: {blind}"
         return False, "waiting for the first check cycle to complete"
 
     # -- shutdown -----------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""A rule check's deadline: which of the check and its deadline wins, and what an abandoned check publishes."""
+"""A rule check's deadline: which of the check and its deadline wins, and what a blind check publishes."""
 
 from __future__ import annotations
 
@@ -13,12 +13,14 @@ if TYPE_CHECKING:
     from monitor.daemon import CycleSummary
 
 DEADLINE_CODE = "CycleDeadlineExceeded"
+FAILED_CODE = "CheckFailed"  # the check raised: a bug, or an AWS answer shaped unlike any the code knows
 
 
-def abandoned_report(topology: Topology | None, cluster: str, region: str, why: str) -> Report:
-    """What an abandoned check publishes: every ALB known and unknown (no verdict), one
-    OBSERVATION_INCOMPLETE finding saying why, nothing else from a cycle that did not finish."""
-    failure = ReadFailure("monitor", "check cycle", DEADLINE_CODE, why)
+def blind_report(topology: Topology | None, cluster: str, region: str, why: str, code: str = DEADLINE_CODE) -> Report:
+    """What a check that produced no verdict publishes (abandoned at its deadline, or failed with an
+    error): every ALB known and unknown (no verdict), one OBSERVATION_INCOMPLETE finding saying why,
+    nothing else from a cycle that did not finish. The last good verdict must not outlive it."""
+    failure = ReadFailure("monitor", "check cycle", code, why)
     lbs = topology.load_balancers if topology else ()
     return Report(
         cluster=cluster, region=topology.region if topology else region, complete=False,

@@ -48,9 +48,16 @@ def evaluate(topology: Topology, observation: Observation) -> Report:
             by_lb[arn].append(tg)
     results: list[LoadBalancerResult] = []
     findings: list[Finding] = []
+    unlisted: list[ReadFailure] = []
     for lb in topology.load_balancers:
         if observation.live_lb_arns is not None and lb.arn not in observation.live_lb_arns:
-            continue  # deleted since the topology was read
+            # Deleted since the topology was read, or a listing that lost it: one answer is no proof.
+            # Unknown (no verdict, no path) until a read of it by ARN confirms it gone.
+            unlisted.append(ReadFailure("elbv2", "DescribeLoadBalancers", failures_words.NOT_LISTED,
+                                        f"{lb.name} was missing from the load balancer listing", lb.name))
+            results.append(LoadBalancerResult(lb.name, lb.arn, lb.adoption, lb.security_groups, None, (),
+                                              lb.ingress_namespace, lb.ingress))
+            continue
         lb = _with_fresh_groups(lb, fresh_lb_sgs)
         paths = tuple(_paths(lb, by_lb[lb.arn], context))
         reachable = _reachability(paths, unknown=lb.arn in topology.incomplete_lbs)
@@ -73,7 +80,7 @@ def evaluate(topology: Topology, observation: Observation) -> Report:
 
     findings.extend(_ambiguous_node_groups(topology, groups))
     findings.extend(_rule_findings(observation.rules, groups, topology, fresh_lb_sgs))
-    failures = (*topology.failures, *observation.failures)
+    failures = (*topology.failures, *observation.failures, *unlisted)
     findings.extend(_incomplete(failures))
     findings.sort(key=lambda f: (_SEVERITY_ORDER[f.severity], f.code, f.load_balancer or "", f.rule or ""))
     return Report(

@@ -37,6 +37,10 @@ _ACCESS_DENIED = frozenset({
     "NoCredentialsError", "OptInRequired",
 })
 _IAM_PREFIX = {"ec2": "ec2", "elbv2": "elasticloadbalancing", "iam": "iam"}
+# Not AWS error codes: answers that came back successful but contradict what is known to exist.
+# A glitch must not erase what the monitor knows, so each is a failed read, never a fact.
+EMPTY_ANSWER = "EmptyAnswer"  # asked about things known to exist, answered with none of them
+NOT_LISTED = "NotListed"  # a load balancer the monitor knows was absent from the listing: read by ARN next
 
 
 def classify(code: str) -> str:
@@ -59,6 +63,8 @@ def cause(failure: ReadFailure) -> str:
         return f"AWS throttled the request ({failure.code})"
     if kind == ACCESS_DENIED:
         return f"AWS refused it ({failure.code})"
+    if failure.code in (EMPTY_ANSWER, NOT_LISTED):
+        return f"{failure.message.strip()[:200]} ({failure.code})"
     detail = f": {failure.message.strip()[:160]}" if failure.message.strip() else ""
     return f"AWS answered {failure.code}{detail}"
 
@@ -77,6 +83,12 @@ def advice(failure: ReadFailure) -> str:
         action = f"{_IAM_PREFIX.get(failure.service, failure.service)}:{failure.operation}"
         return (f"allow {action} to the monitor's role (deploy/iam/read-only.json) and check that the monitor "
                 "runs with the credentials meant for it (IRSA or EKS Pod Identity)")
+    if failure.code == EMPTY_ANSWER:
+        return ("an answer that lacks what is known to exist is taken for a glitch, not a fact: nothing is "
+                "forgotten on it, and the read is retried at the next cycle")
+    if failure.code == NOT_LISTED:
+        return ("each such load balancer is read by its ARN before anything about it is forgotten: if AWS says it "
+                "no longer exists it leaves the report at the next check, else it is judged again")
     if failure.code == "NoMatchingInterface":
         # Not an AWS fault: the target itself has no network interface behind it any more.
         return ("a registered target has no network interface: usually a pod or node that is gone while its "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -15,6 +16,7 @@ from monitor.cycle import check_once, preflight_once
 from monitor.daemon import Daemon
 from monitor.event_feed import EventFeed, attribution_off
 from monitor.model import Report
+from monitor.errors import ConfigError
 from monitor.event_match import KnownRoles
 from monitor.trail_lookups import TrailLookups
 from monitor.metrics import Metrics
@@ -35,10 +37,8 @@ def run_command(command: str, settings: Settings) -> int:
         from monitor.demo import account
 
         account.start(settings.cluster_name)
-    if command == "check":
-        return check(settings)
-    if command == "preflight":
-        return preflight(settings)
+    if command in ("check", "preflight"):
+        return one_shot(command, check if command == "check" else preflight, settings)
     if command == "run":
         return run(settings)
     if command == "demo":
@@ -83,6 +83,21 @@ def _clear_progress() -> None:
     if sys.stderr.isatty():
         sys.stderr.write("\r\033[K")
         sys.stderr.flush()
+
+
+def one_shot(command: str, run_it: Callable[[Settings], int], settings: Settings) -> int:
+    """`check` or `preflight`, whose unexpected error (a bug, an AWS answer shaped unlike any the code
+    knows) is an unknown verdict, exit status 3: never 1 (the exit status of a critical finding) nor 0."""
+    try:
+        return run_it(settings)
+    except (ConfigError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # noqa: BLE001 (reported, with its traceback, as an unknown verdict)
+        _clear_progress()
+        traceback.print_exc(file=sys.stderr)
+        print(f"alb-sg-monitor: {command} failed with an unexpected error ({type(exc).__name__}: {exc}); "
+              "nothing was judged, the verdict is unknown", file=sys.stderr)
+        return 3
 
 
 def check(settings: Settings) -> int:

@@ -11,11 +11,13 @@ import os
 import signal
 import sys
 import threading
+import time
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 import structlog
 from apscheduler.events import (EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED,
-                                JobEvent)
+                                EVENT_JOB_SUBMITTED, JobEvent)
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -44,16 +46,31 @@ def _not_a_skipped_run(record: logging.LogRecord) -> bool:
 class OverrunLog:
     """One `cycle_overrun` warning when a loop starts skipping runs (the last one still running at
     the next one's time), one `cycle_overrun_ended` when a run ends within its interval again: an
-    overrun episode is two lines, however many runs it skipped."""
+    overrun episode is two lines, however many runs it skipped.
 
-    def __init__(self, intervals: dict[str, float]) -> None:
+    A run skipped because the loop was woken early (an AWS event asks for a check at once) while
+    a run that is still within its interval goes on is no overrun, and neither is the first
+    discovery (`starting`): start-up, said by the daemon itself."""
+
+    def __init__(self, intervals: dict[str, float], starting: Callable[[], bool] = lambda: False,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self._intervals = intervals
+        self._starting = starting
+        self._monotonic = monotonic
         self._skipped: dict[str, int] = {}  # loop -> runs skipped in its current episode
+        self._began: dict[str, float] = {}  # loop -> when its running run was submitted
         self._lock = threading.Lock()
 
     def __call__(self, event: JobEvent) -> None:
         loop = event.job_id
         with self._lock:
+            if event.code == EVENT_JOB_SUBMITTED:
+                self._began[loop] = self._monotonic()
+                return
+            if event.code == EVENT_JOB_MAX_INSTANCES and loop not in self._skipped:
+                running_for = self._monotonic() - self._began.get(loop, self._monotonic())
+                if running_for < self._intervals.get(loop, 0.0) or self._starting():
+                    return  # woken early during a run on time, or the first discovery: no overrun
             if event.code in (EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED):
                 skipped = self._skipped.get(loop, 0) + 1
                 self._skipped[loop] = skipped
@@ -93,8 +110,10 @@ def build_scheduler(daemon: Daemon, interval: float, topology_interval: float) -
 
     daemon.on_refresh_wanted = wake_topology
     daemon.on_check_wanted = wake_check
-    scheduler.add_listener(OverrunLog({"check": interval, "topology": topology_interval}),
-                           EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED | EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
+    scheduler.add_listener(OverrunLog({"check": interval, "topology": topology_interval},
+                                      starting=lambda: daemon.topology is None),
+                           EVENT_JOB_SUBMITTED | EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED | EVENT_JOB_EXECUTED
+                           | EVENT_JOB_ERROR)
     return scheduler
 
 

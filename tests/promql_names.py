@@ -27,6 +27,7 @@ SPEC_METRICS: dict[str, str] = {
 MORE_METRICS: dict[str, str] = {
     "albsg_state_persisted": "gauge",
     "albsg_state_save_failures_total": "counter",
+    "albsg_cycle_failures_total": "counter",
 }
 
 _HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")

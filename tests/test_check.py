@@ -186,3 +186,22 @@ def test_an_ip_target_no_eni_owns_is_unknown_not_missing(world, capsys):
     assert ghost["covered"] is None and checkout["reachable"] is None
     assert report["complete"] is False and code == 3
     assert any("NoMatchingInterface" in f["message"] and "10.20.10.250" in f["message"] for f in report["findings"])
+
+
+def test_a_check_that_fails_with_an_error_exits_3_not_0_nor_1(world, capsys, monkeypatch):
+    """An AWS answer shaped unlike any the code knows (rules without their group id) is a verdict
+    nobody reached: exit 3 with one line saying so, never "no findings" (0) nor a finding (1)."""
+    import re
+
+    from monitor.cli import main
+    from tests.support.awsproxy import AwsProxy
+
+    demo_world.revoke(world, "shop_v1")
+    with AwsProxy(world.endpoint) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        proxy.rewrite("DescribeSecurityGroupRules", lambda body: re.sub(rb"<groupId>[^<]*</groupId>", b"", body))
+        code = main(["check", "--cluster-name", world.cluster, "--kubernetes", "off"])
+    captured = capsys.readouterr()
+    assert code == 3
+    assert "check failed with an unexpected error" in captured.err and "the verdict is unknown" in captured.err
+    assert "ACCESS_REVOKED" not in captured.out and "no findings" not in captured.out.lower()

@@ -110,12 +110,13 @@ def test_a_deleted_alb_vanishes_from_metrics_and_triggers_a_refresh(parts, tiny_
     parts.daemon.run_once()
     tiny_world.delete_alb("api")
     summary = parts.daemon.run_once()
-    assert reachable(parts) == {web.name: 1}
-    assert summary.refresh_wanted == "load_balancer_gone"
-    assert metric(parts, "albsg_rule_revocations_total", load_balancer=api.name) is None
+    assert reachable(parts) == {web.name: 1}  # api unknown until a read by ARN confirms it gone
+    assert summary.refresh_wanted == "load_balancer_gone" and not summary.complete
     parts.daemon.run_once()
     assert [lb.name for lb in parts.daemon.topology.load_balancers] == [web.name]
     assert metric(parts, "albsg_topology_refreshes_total", reason="load_balancer_gone") == 1
+    assert metric(parts, "albsg_rule_revocations_total", load_balancer=api.name) is None
+    assert reachable(parts) == {web.name: 1} and metric(parts, "albsg_observation_complete") == 1
 
 
 def test_a_new_alb_is_discovered_at_once(parts, tiny_world):

@@ -15,7 +15,7 @@ from monitor.demo import world as demo_world
 from monitor.main import DaemonParts, assemble_daemon
 from monitor.settings import Settings
 from monitor.state import FileStateStore, State
-from tests.support.awsproxy import THROTTLE
+from tests.support.awsproxy import THROTTLE, emptied
 from tests.test_writes import snapshot
 
 T0 = 1_700_000_000.0
@@ -359,3 +359,46 @@ def test_a_second_enforce_replica_without_kubernetes_is_seen_by_the_rules_it_wri
     # The writer itself knows the rule as its own.
     assert not [f for f in first.step(0).report.findings if f.code == "FOREIGN_RESTORE"]
     first.close(), second.close()
+
+
+def test_one_empty_listing_erases_nothing_and_the_cut_alb_is_still_restored(world, proxy, clock):
+    """A DescribeLoadBalancers answer that lists nothing, mid-outage: every ALB unknown (not gone),
+    no verdict, no write, the remembered rule kept; AWS read again by ARN before anything is dropped;
+    once the listing answers again, the rule is restored as if the glitch never happened."""
+    run = Run(world, clock)
+    assert run.step(0).complete
+    demo_world.revoke(world, "shop_v1")
+    assert reachable(run.step(), world, "shop") is False  # in grace
+    proxy.rewrite("DescribeLoadBalancers", emptied("LoadBalancers"))
+    for _ in range(2):
+        summary = run.step()
+        assert not summary.complete and writes(summary) == []
+        assert summary.report.load_balancers and {lb.reachable for lb in summary.report.load_balancers} == {None}
+        assert not [f for f in summary.report.findings if f.severity.value == "critical"]
+        assert run.metric("albsg_observation_complete") == 0
+        assert run.metric("albsg_load_balancer_reachable", load_balancer=world.lb_name["shop"],
+                          ingress_namespace="shop", ingress="frontend") is None
+    assert {lb.name for lb in run.parts.daemon.topology.load_balancers} >= {world.lb_name["shop"], world.lb_name["blog"]}
+    proxy.heal()
+    summary, _ = run.until_written(clock.now + GRACE + 4 * INTERVAL)
+    assert [o.label for o in writes(summary)] == ["restored"]
+    assert reachable(run.step(), world, "shop") is True
+    run.close()
+
+
+@pytest.mark.parametrize(("action", "element", "said"), [
+    ("DescribeLoadBalancers", "LoadBalancers", "could not list load balancers"),
+    ("DescribeTags", "TagDescriptions", "could not read load balancer tags"),
+])
+def test_an_empty_answer_is_checked_before_check_says_no_findings(world, proxy, capsys, action, element, said):
+    """Every ALB gone from one answer (the listing, or the tags that say which ALBs are the
+    cluster's) is not "no findings, exit 0": the target groups attached to load balancers, or the
+    ARNs asked, contradict it, and the check exits 3."""
+    from monitor.cli import main
+
+    demo_world.revoke(world, "shop_v1")
+    proxy.rewrite(action, emptied(element))
+    code = main(["check", "--cluster-name", world.cluster, "--kubernetes", "off"])
+    out = capsys.readouterr().out
+    assert code == 3, out
+    assert said in out and "EmptyAnswer" in out

@@ -133,9 +133,15 @@ def test_fresh_alb_security_groups_from_the_check_are_used():
     assert evaluate(topology(), fresh).load_balancers[0].reachable is True
 
 
-def test_deleted_alb_disappears_from_the_report():
-    gone = Observation(rules=(), read_groups=frozenset({"sg-node"}), live_lb_arns=frozenset())
-    assert evaluate(topology(), gone).load_balancers == ()
+def test_an_alb_missing_from_the_listing_is_unknown_not_gone_nor_revoked():
+    """Deleted, or a listing that lost it: no verdict, no path, no finding but the incomplete one,
+    until a read of it by ARN says (the daemon drops it from the topology only then)."""
+    unlisted = Observation(rules=(), read_groups=frozenset({"sg-node"}), live_lb_arns=frozenset())
+    report = evaluate(topology(), unlisted)
+    (lb,) = report.load_balancers
+    assert lb.arn == LB and lb.reachable is None and lb.paths == ()
+    assert not report.complete and [f.code for f in report.findings] == ["OBSERVATION_INCOMPLETE"]
+    assert "missing from the load balancer listing" in report.findings[0].message
 
 
 def test_the_same_cidrs_as_rules_or_in_a_prefix_list_give_the_same_verdict():

@@ -66,16 +66,20 @@ def test_a_new_alb_costs_the_same_few_requests_whatever_the_number_of_albs(tiny_
     assert 'albsg_topology_refreshes_total{reason="new_load_balancer"} 1.0' in body
 
 
-def test_a_deleted_alb_is_dropped_without_a_request(tiny_world, counted):
+def test_a_deleted_alb_is_dropped_once_a_read_of_it_confirms_it_gone(tiny_world, counted):
+    """The listing that lacks it proves nothing on its own: unknown for that check, then one
+    DescribeLoadBalancers by its ARN (LoadBalancerNotFound) drops it."""
     proxy, daemon, metrics = counted
     daemon.run_once()
+    web, api = tiny_world.albs["web"].name, tiny_world.albs["api"].name
     tiny_world.delete_alb("api")
     proxy.reset_counts()
     first, second = daemon.run_once(), daemon.run_once()
     assert first.refresh_wanted == "load_balancer_gone"
-    assert dict(proxy.requests) == plus(STEADY_CHECK, STEADY_CHECK)
-    assert [lb.name for lb in daemon.topology.load_balancers] == [tiny_world.albs["web"].name]
-    assert list(verdicts(second)) == [tiny_world.albs["web"].name]
+    assert verdicts(first) == {web: True, api: None} and not first.complete
+    assert dict(proxy.requests) == plus(STEADY_CHECK, STEADY_CHECK, {("elbv2", "DescribeLoadBalancers"): 1})
+    assert [lb.name for lb in daemon.topology.load_balancers] == [web]
+    assert verdicts(second) == {web: True} and second.complete
 
 
 def test_an_alb_given_another_security_group_is_read_again_alone(tiny_world, counted):

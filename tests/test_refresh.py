@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from monitor.daemon import carry_topology, incomplete_retry_after, lb_changes
-from monitor.model import LoadBalancer, Observation, ReadFailure, Topology
+from monitor.model import LoadBalancer, Observation, ReadFailure, TargetGroup, Topology
 
 
 def alb(arn: str) -> LoadBalancer:
     return LoadBalancer(arn=arn, name=arn, lb_type="application", vpc_id="vpc-1", security_groups=("sg-1",),
                         subnet_cidrs=())
+
+
+def tg(arn: str, *lbs: str) -> TargetGroup:
+    return TargetGroup(arn=arn, name=arn, target_type="instance", protocol="HTTP", port=80, vpc_id="vpc-1",
+                       health_check_port="traffic-port", health_check_protocol="HTTP", load_balancer_arns=lbs,
+                       targets=())
 
 
 def topology(*arns: str, known: tuple[str, ...] = (), failures: tuple[ReadFailure, ...] = ()) -> Topology:
@@ -31,11 +39,24 @@ def test_a_failed_listing_keeps_the_known_albs_as_unknown():
 
 
 @pytest.mark.parametrize("fresh", [
-    topology("a"),  # b was deleted: believe it
-    topology("a", failures=(THROTTLED_HEALTH,)),  # partial failures are already marked by discovery
+    topology("a", known=("b",)),  # b is listed but no longer the cluster's (its tags changed)
+    topology("a", "b", failures=(THROTTLED_HEALTH,)),  # partial failures are already marked by discovery
 ])
 def test_otherwise_the_fresh_topology_wins(fresh):
     assert carry_topology(topology("a", "b"), fresh) is fresh
+
+
+def test_an_alb_missing_from_the_listing_is_kept_until_a_read_of_it_confirms_it_gone():
+    """One listing that lacks b proves nothing: b stays, known (so no check takes it for new), and
+    the next check, not listing it either, reads it by ARN."""
+    before = replace(topology("a", "b"), target_groups=(tg("tg-a", "a"), tg("tg-b", "b"), tg("tg-ab", "a", "b")))
+    fresh = replace(topology("a"), target_groups=(tg("tg-a", "a"), tg("tg-ab", "a")))
+    after = carry_topology(before, fresh)
+    assert [lb.arn for lb in after.load_balancers] == ["a", "b"]
+    assert after.known_lb_arns == {"a", "b"}
+    assert {t.arn: t.load_balancer_arns for t in after.target_groups} == {
+        "tg-a": ("a",), "tg-ab": ("a",), "tg-b": ("b",)}
+    assert not after.failures
 
 
 def test_nothing_to_carry_on_the_first_discovery():

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -209,3 +211,56 @@ def test_an_abandoned_check_never_writes(tiny_world, monkeypatch):
         proxy.heal()  # in time again: now the restore goes out
         wait_for(lambda: proxy.count(action="AuthorizeSecurityGroupIngress") >= 1)
         wait_for(lambda: reachable(port).get(web) == 1)
+
+
+def test_a_check_that_raises_is_blind_like_an_abandoned_one(tiny_world, monkeypatch):
+    """Checks that fail with an error (here: rules answered without their group id, which the rule
+    parser cannot place) must not leave the last good verdict on /metrics while a rule is really gone."""
+    with scheduled(tiny_world, monkeypatch) as (parts, proxy):
+        port, web, api = parts.server.port, tiny_world.albs["web"].name, tiny_world.albs["api"].name
+        wait_for(lambda: reachable(port) == {web: 1, api: 1})
+        assert status(port, "/readyz") == 200
+        proxy.rewrite("DescribeSecurityGroupRules",
+                      lambda body: re.sub(rb"<groupId>[^<]*</groupId>", b"", body))
+        tiny_world.revoke_node_rule("web")  # really cut while the checks are failing
+
+        def blind() -> bool:
+            got = scrape(port)
+            return got.get(("albsg_observation_complete", ())) == 0 and not reachable(port)
+
+        wait_for(blind)
+        wait_for(lambda: check_failures(port) >= 2)
+        got = scrape(port)
+        assert blind(), got
+        assert got[("albsg_findings", (("code", "OBSERVATION_INCOMPLETE"), ("severity", "warning")))] == 1
+        assert not got.get(("albsg_findings", (("code", "ACCESS_REVOKED"), ("severity", "critical"))))
+        assert (status(port, "/healthz"), status(port, "/readyz")) == (200, 503)
+        proxy.heal()
+        wait_for(lambda: reachable(port) == {web: 0, api: 1})
+        assert status(port, "/readyz") == 200 and scrape(port)[("albsg_observation_complete", ())] == 1
+
+
+def test_a_wake_during_a_run_on_time_and_the_first_discovery_are_no_overrun():
+    """cycle_overrun says a check really outlived its interval: not that an AWS event woke the loop
+    while a short check ran, nor that the first discovery (start-up) takes long."""
+    from apscheduler.events import (EVENT_JOB_EXECUTED, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_SUBMITTED,
+                                    JobEvent, JobExecutionEvent)
+    from structlog.testing import capture_logs
+
+    now, starting = [100.0], [True]
+    log = runner.OverrunLog({"check": 15.0}, starting=lambda: starting[0], monotonic=lambda: now[0])
+
+    def skipped_after(seconds: float) -> None:
+        log(JobEvent(EVENT_JOB_SUBMITTED, "check", "default"))
+        now[0] += seconds
+        log(JobEvent(EVENT_JOB_MAX_INSTANCES, "check", "default"))
+
+    with capture_logs() as logged:
+        skipped_after(40.0)  # the first discovery, 40 s in: start-up
+        starting[0] = False
+        skipped_after(2.0)  # woken by an event 2 s into a check on time
+        log(JobExecutionEvent(EVENT_JOB_EXECUTED, "check", "default", datetime.now(timezone.utc)))
+        assert [e["event"] for e in logged] == []
+        skipped_after(20.0)  # a check past its 15 s interval: an overrun
+        log(JobEvent(EVENT_JOB_MAX_INSTANCES, "check", "default"))  # and more runs skipped: one line
+    assert [e["event"] for e in logged] == ["cycle_overrun"]

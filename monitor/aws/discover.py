@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from monitor import controllers
+from monitor import failures as failures_words
 from monitor.aws.calls import (
     EC2_FILTER_VALUES,
     EC2_PAGE,
@@ -44,11 +45,26 @@ def discover(clients: AwsClients, cluster: str, progress: Callable[[str], None] 
     progress("listing load balancers")
     raw_lbs = attempt(d.failures, "elbv2", "DescribeLoadBalancers",
                       lambda: paginate(clients.elbv2, "describe_load_balancers", "LoadBalancers", ELB_PAGE))
-    if raw_lbs is None:
+    if raw_lbs == []:
+        _confirm_no_load_balancers(d)
+    if raw_lbs is None or d.failures:
         return Topology(cluster=cluster, region=clients.region, load_balancers=(), target_groups=(),
                         security_groups=(), failures=tuple(d.failures))
     # One listing for the whole region (400 a page) beats one call per load balancer.
     return _describe(d, raw_lbs, lambda _: paginate(clients.elbv2, "describe_target_groups", "TargetGroups", ELB_PAGE))
+
+
+def _confirm_no_load_balancers(d: _Discovery) -> None:
+    """An empty listing erases everything the monitor knows, so it is checked against one page of the
+    region's target groups: any attached to a load balancer says load balancers exist, and the empty
+    listing becomes a failed read (EmptyAnswer). One request, only when the listing is empty."""
+    page = attempt(d.failures, "elbv2", "DescribeTargetGroups",
+                   lambda: d.clients.elbv2.describe_target_groups(PageSize=ELB_PAGE), "confirming an empty listing")
+    attached = [tg["TargetGroupArn"] for tg in (page or {}).get("TargetGroups", ()) if tg.get("LoadBalancerArns")]
+    if attached:
+        d.failures.append(ReadFailure(
+            "elbv2", "DescribeLoadBalancers", failures_words.EMPTY_ANSWER,
+            f"the listing named no load balancer while target group {attached[0]} is attached to one"))
 
 
 def discover_load_balancers(clients: AwsClients, cluster: str, raw_lbs: list[dict]) -> Topology:
@@ -83,7 +99,15 @@ def listed_by_arn(clients: AwsClients, arns: list[str], failures: list[ReadFailu
                                  lambda: clients.elbv2.describe_load_balancers(LoadBalancerArns=arns_of),
                                  scope_of(arns_of))
                 if answer is not None:
-                    items.extend(answer.get("LoadBalancers", ()))
+                    listed = answer.get("LoadBalancers", ())
+                    items.extend(listed)
+                    # Asked by ARN, AWS answers LoadBalancerNotFound for one that is gone: one left
+                    # out of a successful answer is unread, never proof that it is gone.
+                    left_out = sorted(set(arns_of) - {lb.get("LoadBalancerArn") for lb in listed})
+                    if left_out:
+                        failures.append(ReadFailure("elbv2", "DescribeLoadBalancers", failures_words.EMPTY_ANSWER,
+                                                    "a read by ARN left out load balancers it was asked for",
+                                                    scope_of(left_out)))
                 elif tried[0].code == "LoadBalancerNotFound" and len(arns_of) > 1:
                     missing = True
                     break
@@ -129,8 +153,16 @@ def _lb_tags(d: _Discovery, arns: list[str]) -> dict[str, dict[str, str]]:
     for batch in chunks(arns, ELB_TAGS_PER_CALL):
         answer = attempt(d.failures, "elbv2", "DescribeTags",
                          lambda: d.clients.elbv2.describe_tags(ResourceArns=batch), scope_of(batch))
-        for desc in (answer or {}).get("TagDescriptions", ()):
-            tags[desc["ResourceArn"]] = dict(tag_pairs(desc.get("Tags")))
+        if answer is None:
+            continue
+        found = {desc["ResourceArn"]: dict(tag_pairs(desc.get("Tags"))) for desc in answer.get("TagDescriptions", ())}
+        # AWS describes every ARN asked (with no tags, if it has none): one left out is unread, not untagged.
+        missing = [arn for arn in batch if arn not in found]
+        if missing:
+            d.failures.append(ReadFailure("elbv2", "DescribeTags", failures_words.EMPTY_ANSWER,
+                                          f"the answer left out {len(missing)} of the {len(batch)} load balancers asked",
+                                          scope_of(missing)))
+        tags.update((arn, t) for arn, t in found.items() if arn in batch)
     return tags
 
 

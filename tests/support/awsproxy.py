@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -107,6 +107,7 @@ class AwsProxy:
         self.injected: Counter[tuple[str, str]] = Counter()  # answered with a fault
         self.arrivals: list[tuple[float, str, str]] = []  # (time.monotonic(), service, action) per request
         self._pages: dict[str, tuple[str, int]] = {}  # action -> (list element, items a page): see paginate()
+        self._rewrites: dict[str, Callable[[bytes], bytes]] = {}  # action -> how its answers change: see rewrite()
         self._server = _Server(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="awsproxy", daemon=True)
@@ -190,11 +191,23 @@ class AwsProxy:
             token.text = str(offset + size)
         return ElementTree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
+    def rewrite(self, action: str, change: Callable[[bytes], bytes]) -> None:
+        """From now on pass this action's successful answers through `change` until heal(): an
+        answer shaped unlike any AWS sends (a field missing, a list emptied)."""
+        with self._lock:
+            self._rewrites[action] = change
+
+    def _rewritten(self, action: str, payload: bytes) -> bytes:
+        with self._lock:
+            change = self._rewrites.get(action)
+        return payload if change is None else change(payload)
+
     def heal(self) -> None:
-        """Stop injecting faults and delays: every request is forwarded again, at once."""
+        """Stop injecting faults, delays and rewrites: every request is forwarded again, at once."""
         with self._lock:
             self._faults.clear()
             self._delays.clear()
+            self._rewrites.clear()
             self._healed.set()
 
     def _hold(self, service: str, action: str) -> None:
@@ -240,6 +253,20 @@ class AwsProxy:
             return answer.status, [(k, v) for k, v in answer.getheaders() if k.lower() not in _HOP_BY_HOP], answer.read()
         finally:
             connection.close()
+
+
+def emptied(element: str) -> Callable[[bytes], bytes]:
+    """For rewrite(): the answer with every member of its list element (e.g. LoadBalancers) removed,
+    the way AWS answers when it finds nothing."""
+    def change(payload: bytes) -> bytes:
+        root = ElementTree.fromstring(payload)
+        namespace = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+        ElementTree.register_namespace("", namespace.strip("{}"))
+        for listing in root.iter(f"{namespace}{element}"):
+            for item in list(listing):
+                listing.remove(item)
+        return ElementTree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    return change
 
 
 def identify(headers: dict[str, str], path: str, body: bytes) -> tuple[str, str]:
@@ -291,6 +318,8 @@ def _handler_for(proxy: AwsProxy) -> type[BaseHTTPRequestHandler]:
             status, answer_headers, payload = proxy._forward(self.command, self.path, headers, body)
             if paged is not None and status == 200:
                 payload = proxy._slice(action, payload, paged[1], paged[2])
+            if status == 200:
+                payload = proxy._rewritten(action, payload)
             self._send(status, [(k, v) for k, v in answer_headers if k.lower() != "content-length"], payload)
 
         def _send(self, status: int, headers: list[tuple[str, str]], payload: bytes) -> None:
