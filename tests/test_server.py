@@ -172,7 +172,7 @@ def test_clients_sending_a_byte_a_second_hold_no_worker_and_are_closed_at_the_re
     """More trickling clients than workers: probes and scrapes still answer at once, and each
     trickler is closed when its whole request has not arrived by the deadline, though it never
     paused as long as a second."""
-    deadline, slow_clients = 3.0, 20
+    deadline, slow_clients = 3.0, 50
     assert slow_clients > http.WORKERS and len(SLOW_REQUEST) > 4 * deadline  # never whole in time
     with serving(request_deadline=deadline) as port:
         began = time.monotonic()
