@@ -229,7 +229,7 @@ class HttpServer:
                     if key.fileobj is self._socket:
                         self._accept(selector, waiting)
                     else:
-                        self._receive(selector, waiting, key.fileobj)
+                        self._receive_guarded(selector, waiting, key.fileobj)
                 self._expire(selector, waiting, time.monotonic())
         finally:
             for connection in waiting:
@@ -252,6 +252,17 @@ class HttpServer:
             connection.setblocking(False)
             selector.register(connection, selectors.EVENT_READ)
             waiting[connection] = _Pending(peer, time.monotonic() + self._request_deadline)
+
+    def _receive_guarded(self, selector: selectors.BaseSelector, waiting: dict[socket.socket, _Pending],
+                         connection: socket.socket) -> None:
+        """One odd request must not stop the thread that every scrape and probe goes through."""
+        try:
+            self._receive(selector, waiting, connection)
+        except Exception:
+            log.exception("http_request_failed")
+            if connection in waiting:
+                _forget(selector, waiting, connection)
+            connection.close()
 
     def _receive(self, selector: selectors.BaseSelector, waiting: dict[socket.socket, _Pending],
                  connection: socket.socket) -> None:
