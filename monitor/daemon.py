@@ -26,6 +26,7 @@ from monitor.evaluate import evaluate
 from monitor.ingress_join import join_ingresses
 from monitor.metrics import Metrics
 from monitor import failures as failures_words
+from monitor import cancellation
 from monitor.deadline import DEADLINE_CODE, FAILED_CODE, Cycle, PastDeadline, blind_report
 from monitor.event_feed import EventFeed, attribution_off, needs_refresh
 from monitor.event_match import KnownRoles, Watched
@@ -413,10 +414,11 @@ class Daemon:
         summary: CycleSummary | None = None
         try:
             # Only this thread's requests are the check's: not a discovery's running beside it.
-            with self._clients.counter.scope() as tally:
+            # Its reads stop at their next page once the cycle is abandoned (or past its deadline).
+            with self._clients.counter.scope() as tally, cancellation.bound(cycle.in_time):
                 summary = self._check(cycle)
             summary = replace(summary, api_calls=tally.calls)
-        except PastDeadline:
+        except cancellation.Cancelled:  # PastDeadline too
             pass  # abandoned: check() has published that the result is unknown
         except Exception as exc:  # one bad cycle must not end the loop
             try:
@@ -468,7 +470,8 @@ class Daemon:
             self._wait_for(self._refresh_lock, cycle, FIRST_DISCOVERY)
             try:
                 if self._topology is None:
-                    self._refresh("start")
+                    with cancellation.shielded():  # the next check waits for it: it must end
+                        self._refresh("start")
             finally:
                 self._refresh_lock.release()
             discovering = self._monotonic() - began

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from monitor.cancellation import Cancelled
 from monitor.model import Finding, LoadBalancerResult, ReadFailure, Report, Severity, Topology
 
 if TYPE_CHECKING:
@@ -31,8 +32,9 @@ def blind_report(topology: Topology | None, cluster: str, region: str, why: str,
         failures=(failure,))
 
 
-class PastDeadline(Exception):
-    """Raised in a check's own thread when it finds its deadline passed: it stops there."""
+class PastDeadline(Cancelled):
+    """Raised in a check's own thread when it finds its deadline passed: it stops there. A read that
+    finds its check abandoned between two pages raises its base, Cancelled (monitor.cancellation)."""
 
 
 class Cycle:

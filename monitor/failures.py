@@ -41,6 +41,12 @@ _IAM_PREFIX = {"ec2": "ec2", "elbv2": "elasticloadbalancing", "iam": "iam"}
 # A glitch must not erase what the monitor knows, so each is a failed read, never a fact.
 EMPTY_ANSWER = "EmptyAnswer"  # asked about things known to exist, answered with none of them
 NOT_LISTED = "NotListed"  # a load balancer the monitor knows was absent from the listing: read by ARN next
+# A listing the monitor ended itself (monitor/aws/calls.py): every page was answered, but a next
+# token came again (A, B, A, ...) or the pages passed the cap, so it would never have ended. Class
+# "other": not retried within the cycle, read again at the next one.
+PAGINATION_LOOP = "PaginationLoop"
+PAGE_LIMIT = "PaginationPageLimit"
+_ENDLESS_LISTING = frozenset({PAGINATION_LOOP, PAGE_LIMIT})
 
 
 def classify(code: str) -> str:
@@ -66,6 +72,8 @@ def cause(failure: ReadFailure) -> str:
     if failure.code in (EMPTY_ANSWER, NOT_LISTED):
         return f"{failure.message.strip()[:200]} ({failure.code})"
     detail = f": {failure.message.strip()[:160]}" if failure.message.strip() else ""
+    if failure.code in _ENDLESS_LISTING:
+        return f"its listing would never end ({failure.code}{detail})"
     return f"AWS answered {failure.code}{detail}"
 
 
@@ -95,6 +103,10 @@ def advice(failure: ReadFailure) -> str:
                 "target drains (it clears when deregistration ends), else an address outside the VPC "
                 "registered without AvailabilityZone=all; see `aws elbv2 describe-target-health` for the "
                 "target group")
+    if failure.code in _ENDLESS_LISTING:
+        return ("the monitor stopped paging rather than page forever and reads it again at the next cycle; "
+                "pages answered over and over come from the endpoint (AWS, or a proxy or VPC endpoint between "
+                "the monitor and AWS): if this persists, check that path and the AWS Health Dashboard for the region")
     return "the read is retried at the next cycle; if this persists, check the AWS Health Dashboard for the region"
 
 

@@ -31,6 +31,8 @@ from monitor.model import Report
     ("ServiceUnavailable", failures.OTHER),
     ("Unavailable", failures.OTHER),
     ("NoMatchingInterface", failures.OTHER),
+    ("PaginationLoop", failures.OTHER),  # a listing ended by the monitor: not retried within the cycle
+    ("PaginationPageLimit", failures.OTHER),
 ])
 def test_classify(code, kind):
     assert failures.classify(code) == kind
@@ -53,6 +55,9 @@ def test_advice_fits_the_class():
     assert "throttl" not in denied.lower() and "endpoint" not in denied
     other = message("InternalError")
     assert "AWS answered InternalError: the AWS message" in other and "allow " not in other
+    endless = message("PaginationLoop")
+    assert "listing would never end (PaginationLoop: the AWS message)" in endless and "AWS answered" not in endless
+    assert "stopped paging" in endless and "allow " not in endless and "throttl" not in endless.lower()
 
 
 def test_identical_failures_are_said_once():

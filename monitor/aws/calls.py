@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from monitor import cancellation
+from monitor.failures import PAGE_LIMIT, PAGINATION_LOOP
 from monitor.model import ReadFailure
 
 T = TypeVar("T")
@@ -18,8 +21,30 @@ EC2_PAGE = 1000
 ELB_PAGE = 400
 
 
+# Pages one listing may take before it is a failed read. The largest listing of a realistic account
+# is its whole DescribeSecurityGroupRules listing: a region at the default quota of 2,500 security
+# groups with 40 rules each is 100,000 rules, 100 pages of 1,000; ten times that is 1,000. Every
+# other listing takes far fewer pages (5,000 load balancers are 13 pages of 400, 20,000 network
+# interfaces 20 pages of 1,000). A listing that never ends stops here instead of growing forever.
+MAX_PAGES = 1000
+# The output token of each listing the monitor pages: EC2's NextToken, ELBv2's NextMarker, IAM's
+# Marker (meaningful only while IsTruncated).
+_TOKEN_KEYS = ("NextToken", "NextMarker", "Marker")
+
+
+class ListingFailed(Exception):
+    """A listing that would never end (a token seen before, or more than MAX_PAGES pages): a
+    failed read, so what depends on it is unknown."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
 def attempt(failures: list[ReadFailure], service: str, operation: str, fn: Callable[[], T], scope: str = "") -> T | None:
-    """Run one read; on failure record it and return None (unknown), never raise."""
+    """Run one read; on failure record it and return None (unknown), never raise. A cancelled read
+    (monitor.cancellation) is no failure: its Cancelled goes through, to stop the abandoned check."""
     try:
         return fn()
     except ClientError as exc:
@@ -27,15 +52,49 @@ def attempt(failures: list[ReadFailure], service: str, operation: str, fn: Calla
         failures.append(ReadFailure(service, operation, str(error.get("Code", "Unknown")), str(error.get("Message", "")), scope))
     except BotoCoreError as exc:
         failures.append(ReadFailure(service, operation, type(exc).__name__, str(exc), scope))
+    except ListingFailed as exc:
+        failures.append(ReadFailure(service, operation, exc.code, exc.message, scope))
     return None
 
 
-def paginate(client: Any, method: str, key: str, page_size: int, **kwargs: Any) -> list[dict]:
-    paginator = client.get_paginator(method)
+def pages(client: Any, method: str, page_size: int | None = None, **kwargs: Any) -> Iterator[dict]:
+    """Every page of one listing, requested one at a time. Each listing of the monitor goes through
+    here, for three guards botocore's paginator lacks (it only stops a token repeated at once):
+    before each request, a read whose check was abandoned stops (Cancelled); a token seen before in
+    this listing (A, B, A, ...) and a page past MAX_PAGES end it as a failed read (ListingFailed)."""
+    operation = client.meta.method_to_api_mapping.get(method, method)
+    config = {"PageSize": page_size} if page_size else {}
+    answers = iter(client.get_paginator(method).paginate(PaginationConfig=config, **kwargs))
+    seen: set[str] = set()
+    for number in itertools.count(1):
+        cancellation.stop_if_unwanted(operation)
+        page = next(answers, None)  # the request (none once botocore has seen the last page)
+        if page is None:
+            return
+        if number > MAX_PAGES:
+            raise ListingFailed(PAGE_LIMIT, f"{operation} had more than {MAX_PAGES} pages, ten times the "
+                                            "largest listing of a realistic account")
+        token = _next_token(page)
+        if token is not None:
+            if token in seen:
+                raise ListingFailed(PAGINATION_LOOP, f"page {number} of {operation} repeated a next token given "
+                                                     "earlier in the same listing")
+            seen.add(token)
+        yield page
+
+
+def paginate(client: Any, method: str, key: str, page_size: int | None, **kwargs: Any) -> list[dict]:
+    """Every item of one listing (`key` of each page), through pages()."""
     items: list[dict] = []
-    for page in paginator.paginate(PaginationConfig={"PageSize": page_size}, **kwargs):
+    for page in pages(client, method, page_size, **kwargs):
         items.extend(page.get(key, ()))
     return items
+
+
+def _next_token(page: dict) -> str | None:
+    if page.get("IsTruncated") is False:
+        return None
+    return next((str(page[k]) for k in _TOKEN_KEYS if page.get(k)), None)
 
 
 def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from urllib.parse import unquote
 
-from monitor.aws.calls import attempt
+from monitor.aws.calls import attempt, paginate
 from monitor.aws.session import AwsClients
 from monitor.iam_policy import PolicyDocument, RolePolicies, role_name_from_arn
 from monitor.model import ReadFailure
@@ -18,7 +18,8 @@ def read_role_policies(clients: AwsClients, role_arn: str) -> tuple[RolePolicies
     name = role_name_from_arn(role_arn)
     documents: list[PolicyDocument] = []
     inline = attempt(failures, "iam", "ListRolePolicies",
-                     lambda: _all(clients.iam, "list_role_policies", "PolicyNames", RoleName=name), role_arn)
+                     lambda: paginate(clients.iam, "list_role_policies", "PolicyNames", None, RoleName=name),
+                     role_arn)
     for policy_name in inline or ():
         answer = attempt(failures, "iam", "GetRolePolicy",
                          lambda: clients.iam.get_role_policy(RoleName=name, PolicyName=policy_name),
@@ -27,7 +28,8 @@ def read_role_policies(clients: AwsClients, role_arn: str) -> tuple[RolePolicies
             documents.append(PolicyDocument(name=policy_name, kind="inline", arn=None,
                                             document=_decode(answer["PolicyDocument"])))
     attached = attempt(failures, "iam", "ListAttachedRolePolicies",
-                       lambda: _all(clients.iam, "list_attached_role_policies", "AttachedPolicies", RoleName=name),
+                       lambda: paginate(clients.iam, "list_attached_role_policies", "AttachedPolicies", None,
+                                        RoleName=name),
                        role_arn)
     for policy in attached or ():
         arn = policy["PolicyArn"]
@@ -43,13 +45,6 @@ def read_role_policies(clients: AwsClients, role_arn: str) -> tuple[RolePolicies
     if failures:
         return None, tuple(failures)
     return RolePolicies(role_arn=role_arn, documents=tuple(documents)), ()
-
-
-def _all(client, method: str, key: str, **kwargs) -> list:
-    items: list = []
-    for page in client.get_paginator(method).paginate(**kwargs):
-        items.extend(page.get(key, ()))
-    return items
 
 
 def _decode(document) -> dict:

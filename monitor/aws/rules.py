@@ -13,7 +13,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from monitor.aws.calls import EC2_FILTER_VALUES, EC2_PAGE, ELB_PAGE, attempt, chunks, paginate, scope_of, tag_pairs
+from monitor.aws.calls import (
+    EC2_FILTER_VALUES, EC2_PAGE, ELB_PAGE, attempt, chunks, pages, paginate, scope_of, tag_pairs,
+)
 from monitor.aws.discover import describe_groups
 from monitor.aws.session import AwsClients
 from monitor.model import Observation, PeerKind, ReadFailure, Rule, SecurityGroup, Topology
@@ -109,9 +111,8 @@ class RuleReader:
         """Every rule of the account and region, unless it takes more than `most_pages` pages: then
         _DEARER (the filtered calls cost no more)."""
         items: list[dict] = []
-        pages = self._clients.ec2.get_paginator("describe_security_group_rules").paginate(
-            PaginationConfig={"PageSize": EC2_PAGE})
-        for count, page in enumerate(pages, start=1):
+        listing = pages(self._clients.ec2, "describe_security_group_rules", EC2_PAGE)
+        for count, page in enumerate(listing, start=1):
             if count > most_pages:
                 return _DEARER
             items.extend(page.get("SecurityGroupRules", ()))
@@ -126,9 +127,7 @@ class RuleReader:
         changed: dict[str, dict] = {}
 
         def listing() -> None:
-            pages = self._clients.elbv2.get_paginator("describe_load_balancers").paginate(
-                PaginationConfig={"PageSize": ELB_PAGE})
-            for page in pages:
+            for page in pages(self._clients.elbv2, "describe_load_balancers", ELB_PAGE):
                 for lb in page.get("LoadBalancers", ()):
                     arn = lb["LoadBalancerArn"]
                     arns.add(arn)

@@ -60,6 +60,34 @@ class _Delay:
         return (self.service is None or self.service == service) and (self.actions is None or action in self.actions)
 
 
+@dataclass
+class _Endless:
+    tokens: int | None  # distinct next tokens, given in turn; None: a new one each answer
+    answers: int | None  # endless answers to give; None: until heal()
+    given: int = 0
+
+
+def with_next_token(payload: bytes, service: str, token: str | None) -> bytes:
+    """A listing's answer with its own next token taken out and `token` put in, where the service
+    puts it: EC2's <nextToken> in the response, ELBv2's <NextMarker> in its Result."""
+    root = ElementTree.fromstring(payload)
+    namespace = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+    ElementTree.register_namespace("", namespace.strip("{}"))
+    for parent in [root, *root]:
+        for child in list(parent):
+            if child.tag in (f"{namespace}nextToken", f"{namespace}NextMarker"):
+                parent.remove(child)
+    if token is not None:
+        if service == "ec2":
+            ElementTree.SubElement(root, f"{namespace}nextToken").text = token
+        elif service == "elbv2":
+            result = next(child for child in root if child.tag.endswith("Result"))
+            ElementTree.SubElement(result, f"{namespace}NextMarker").text = token
+        else:
+            raise ValueError(f"endless listings of {service} are not served")
+    return ElementTree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
 def error_response(kind: str, service: str, code: str | None = None, status: int = 400,
                    json_protocol: bool = False) -> tuple[int, bytes]:
     """The status and body the service sends for this fault, in the shape botocore parses: EC2's
@@ -108,6 +136,7 @@ class AwsProxy:
         self.arrivals: list[tuple[float, str, str]] = []  # (time.monotonic(), service, action) per request
         self._pages: dict[str, tuple[str, int]] = {}  # action -> (list element, items a page): see paginate()
         self._rewrites: dict[str, Callable[[bytes], bytes]] = {}  # action -> how its answers change: see rewrite()
+        self._endless: dict[str, _Endless] = {}  # action -> its never-ending listing: see endless()
         self._server = _Server(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="awsproxy", daemon=True)
@@ -202,12 +231,33 @@ class AwsProxy:
             change = self._rewrites.get(action)
         return payload if change is None else change(payload)
 
+    def endless(self, action: str, tokens: int | None = 2, answers: int | None = None) -> None:
+        """From now on answer `action`, an EC2 or ELBv2 listing, as one that never ends: every answer
+        is moto's first page again with a next token, whatever token was asked for, the tokens going
+        round `tokens` values (A, B, A, B ... for 2; a new one each answer when None). After `answers`
+        such answers (None: until heal()) the listing ends, so that code that would page forever
+        fails a test rather than hanging it."""
+        with self._lock:
+            self._endless[action] = _Endless(tokens, answers)
+
+    def _endless_token(self, action: str) -> str | None:
+        """The next token this answer of `action` carries; None when it is not endless (or no more)."""
+        with self._lock:
+            endless = self._endless.get(action)
+            if endless is None or (endless.answers is not None and endless.given >= endless.answers):
+                return None
+            endless.given += 1
+            n = endless.given - 1 if endless.tokens is None else (endless.given - 1) % endless.tokens
+            return chr(ord("A") + n) if n < 26 else f"T{n}"
+
     def heal(self) -> None:
-        """Stop injecting faults, delays and rewrites: every request is forwarded again, at once."""
+        """Stop injecting faults, delays, rewrites and endless listings: every request is forwarded
+        again, at once."""
         with self._lock:
             self._faults.clear()
             self._delays.clear()
             self._rewrites.clear()
+            self._endless.clear()
             self._healed.set()
 
     def _hold(self, service: str, action: str) -> None:
@@ -310,7 +360,15 @@ def _handler_for(proxy: AwsProxy) -> type[BaseHTTPRequestHandler]:
                                      if json_protocol else "text/xml")], payload)
                 return
             headers = [(k, v) for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP]
-            paged = proxy._page(action, body)
+            endless = action in proxy._endless
+            if endless:  # the first page, whatever token was asked for (moto may not know it)
+                fields = parse_qs(body.decode(), keep_blank_values=True)
+                for name in ("NextToken", "Marker"):
+                    fields.pop(name, None)
+                body = urlencode(fields, doseq=True).encode()
+                headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+                headers.append(("Content-Length", str(len(body))))
+            paged = None if endless else proxy._page(action, body)
             if paged is not None:
                 body = paged[0]
                 headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
@@ -318,6 +376,8 @@ def _handler_for(proxy: AwsProxy) -> type[BaseHTTPRequestHandler]:
             status, answer_headers, payload = proxy._forward(self.command, self.path, headers, body)
             if paged is not None and status == 200:
                 payload = proxy._slice(action, payload, paged[1], paged[2])
+            if endless and status == 200:
+                payload = with_next_token(payload, service, proxy._endless_token(action))
             if status == 200:
                 payload = proxy._rewritten(action, payload)
             self._send(status, [(k, v) for k, v in answer_headers if k.lower() != "content-length"], payload)
