@@ -359,3 +359,72 @@ def test_a_second_enforce_replica_without_kubernetes_is_seen_by_the_rules_it_wri
     # The writer itself knows the rule as its own.
     assert not [f for f in first.step(0).report.findings if f.code == "FOREIGN_RESTORE"]
     first.close(), second.close()
+
+
+
+def remembered(world: demo_world.World, path) -> set:
+    """The paths the state file remembers (what a restarted daemon would start from)."""
+    state = FileStateStore(str(path), world.cluster).load()
+    return set() if state is None else {key for key, _ in state.memory.paths}
+
+
+def test_a_deleted_state_file_is_written_again_so_a_restart_still_restores(world, tmp_path, clock):
+    from structlog.testing import capture_logs
+
+    path = tmp_path / "state.json"
+    first = Run(world, clock, state_file=str(path))
+    first.step(0)
+    first.step()
+    paths = remembered(world, path)
+    assert paths
+    path.unlink()  # a clean-up job, or the volume swapped for an empty one, while nothing changes
+    with capture_logs() as logged:
+        first.step()
+    assert remembered(world, path) == paths  # back at the next cycle, with the same paths
+    (missing,) = [e for e in logged if e["event"] == "state_missing"]
+    assert missing["log_level"] == "warning" and missing["state"] == f"file {path}"
+    assert [e["event"] for e in logged if e["event"].startswith("state_")] == ["state_missing", "state_recreated"]
+    assert first.metric("albsg_state_persisted") == 1
+    first.close()
+
+    demo_world.revoke(world, "shop_v1")  # while the daemon is down
+    revoked_at = clock.now
+    second = Run(world, clock, state_file=str(path))
+    summary, at = second.until_written(T0 + 600)
+    assert at <= revoked_at + GRACE + 3 * INTERVAL
+    ((outcome,),) = [writes(summary)]
+    assert outcome.label == "restored"
+    assert outcome.decision.rule.text() == f"tcp 0-65535 from {world.sg['shop_alb']} on {world.sg['cluster']}"
+    assert reachable(second.step(), world, "shop") is True
+    second.close()
+
+
+def test_a_state_file_that_cannot_be_written_again_is_said_and_its_return_too(world, tmp_path, clock):
+    from structlog.testing import capture_logs
+
+    directory = tmp_path / "state"
+    directory.mkdir()
+    path = directory / "state.json"
+    run = Run(world, clock, state_file=str(path))
+    run.step(0)
+    assert path.exists() and run.metric("albsg_state_persisted") == 1
+    path.unlink()
+    directory.rmdir()  # nowhere to write it again
+    with capture_logs() as logged:
+        for _ in range(3):
+            run.step()
+    assert run.metric("albsg_state_persisted") == 0
+    assert run.metric("albsg_state_save_failures_total") == 3
+    events = [(e["event"], e["log_level"]) for e in logged if e["event"].startswith("state_")]
+    assert events == [("state_missing", "warning")] + [("state_save_failed", "error")] * 3  # said once
+    directory.mkdir()
+    with capture_logs() as logged:
+        run.step()
+    assert path.exists() and run.metric("albsg_state_persisted") == 1
+    (again,) = [e for e in logged if e["event"].startswith("state_")]
+    assert (again["event"], again["failed_saves"], again["state"]) == ("state_saved_again", 3, f"file {path}")
+    with capture_logs() as logged:
+        run.step()
+    assert [e for e in logged if e["event"].startswith("state_")] == []  # said once, not every save
+    run.close()
+
