@@ -37,6 +37,7 @@ PAST_DEADLINE = "past_deadline"
 # Event reasons on the Ingress, by (decision kind, metric result).
 EVENT_REASONS = {
     (RESTORE, "restored"): ("RuleRestored", False),
+    (RESTORE, "already_present"): ("RuleAlreadyPresent", False),
     (RESTORE, "failed"): ("RestoreFailed", True),
     (RESTORE, "suppressed"): ("RestoreSuppressed", True),
     (RESTORE, "dry_run"): ("RestoreDryRun", True),
@@ -226,8 +227,12 @@ class Remediator:
         if result is not None:
             fields.update(outcome=result.outcome, code=result.code, message=result.message,
                           created_rule_id=result.rule_id if d.kind == RESTORE else None)
-        # A path left to a human (its only lost rule was an address range) is as loud as a restore.
-        loud = label in ("restored", "cleaned_up", "dry_run") or d.reason == CIDR_NOT_RESTORED
+        if label == "already_present":
+            fields["detail"] = ("the rule was already there when the monitor went to restore it: another writer "
+                                "put it back first, most likely a second enforce replica (see foreign_restore_seen)")
+        # A path left to a human (its only lost rule was an address range) is as loud as a restore;
+        # a rule someone else put back first points at a second writer.
+        loud = label in ("restored", "already_present", "cleaned_up", "dry_run") or d.reason == CIDR_NOT_RESTORED
         level = "error" if label == "failed" else "warning" if loud else "info"
         getattr(log, level)("remediation_decision", **fields)
         if self._events is not None and leader:
@@ -302,6 +307,9 @@ def _event_message(d: Decision, label: str, result: WriteResult | None) -> str:
     lbs = ", ".join(d.load_balancers) or "its load balancer"
     if label == "restored":
         return f"alb-sg-monitor restored the revoked rule {d.rule.text()} that {lbs} needs to reach its targets."
+    if label == "already_present":
+        return (f"alb-sg-monitor went to restore the rule {d.rule.text()} that {lbs} needs and found it already "
+                "there: another writer (a second alb-sg-monitor replica, a controller or a person) put it back first.")
     if label == "cleaned_up":
         return f"alb-sg-monitor removed its own rule {d.rule_id} ({d.rule.text()}): no live ALB uses its source any more."
     if label == "failed":

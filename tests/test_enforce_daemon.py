@@ -428,3 +428,33 @@ def test_a_state_file_that_cannot_be_written_again_is_said_and_its_return_too(wo
     assert [e for e in logged if e["event"].startswith("state_")] == []  # said once, not every save
     run.close()
 
+
+def test_two_enforce_replicas_racing_count_one_restore_and_one_already_present(world, proxy, clock):
+    from structlog.testing import capture_logs
+
+    first, second = Run(world, clock), Run(world, clock)  # no Kubernetes: both are leaders, both write
+    first.step(0), second.step(0)
+    before = snapshot(world)
+    demo_world.revoke(world, "shop_v1")
+    raced: list[CycleSummary] = []
+    # The first replica's cycle runs after the second has read the rules and decided, before its write lands.
+    proxy.before("AuthorizeSecurityGroupIngress", lambda: raced.append(first.parts.daemon.run_once()))
+    with capture_logs() as logged:
+        while not raced and clock.now < T0 + 300:
+            clock.now += INTERVAL
+            mine = second.parts.daemon.run_once()
+            if not raced:
+                first.parts.daemon.run_once()
+    assert raced, "the second replica never wrote"
+    ((created,),) = [writes(raced[0])]
+    ((present,),) = [writes(mine)]
+    assert (created.label, present.label) == ("restored", "already_present")
+    assert present.result.code == "InvalidPermission.Duplicate" and present.decision.rule == created.decision.rule
+    assert first.metric("albsg_remediations_total", result="restored") == 1
+    assert second.metric("albsg_remediations_total", result="restored") == 0
+    assert second.metric("albsg_remediations_total", result="already_present") == 1
+    (said,) = [e for e in logged if e["event"] == "remediation_decision" and e["result"] == "already_present"]
+    assert said["log_level"] == "warning" and "another writer" in said["detail"]
+    assert len(set(snapshot(world)) - set(before)) == 1  # one rule written back, once
+    assert proxy.count(service="ec2", action="AuthorizeSecurityGroupIngress") == 2
+    first.close(), second.close()

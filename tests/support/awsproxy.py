@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -107,6 +107,7 @@ class AwsProxy:
         self.injected: Counter[tuple[str, str]] = Counter()  # answered with a fault
         self.arrivals: list[tuple[float, str, str]] = []  # (time.monotonic(), service, action) per request
         self._pages: dict[str, tuple[str, int]] = {}  # action -> (list element, items a page): see paginate()
+        self._before: dict[str, Callable[[], object]] = {}  # action -> what to run once first: see before()
         self._server = _Server(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="awsproxy", daemon=True)
@@ -190,6 +191,19 @@ class AwsProxy:
             token.text = str(offset + size)
         return ElementTree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
+    def before(self, action: str, then: Callable[[], object]) -> None:
+        """Run `then` once, when the next `action` request arrives and before it is forwarded: a
+        race, e.g. another writer whose write lands between a client's read and its own write. The
+        held request waits for `then`; requests `then` itself sends are forwarded as usual."""
+        with self._lock:
+            self._before[action] = then
+
+    def _run_before(self, action: str) -> None:
+        with self._lock:
+            then = self._before.pop(action, None)
+        if then is not None:
+            then()
+
     def heal(self) -> None:
         """Stop injecting faults and delays: every request is forwarded again, at once."""
         with self._lock:
@@ -270,6 +284,7 @@ def _handler_for(proxy: AwsProxy) -> type[BaseHTTPRequestHandler]:
             lowered = {k.lower(): v for k, v in self.headers.items()}
             service, action = identify(lowered, self.path, body)
             proxy._hold(service, action)
+            proxy._run_before(action)
             fault = proxy._decide(service, action)
             if fault is not None and fault.kind == DROP:
                 # SO_LINGER 0: closing sends a TCP reset, as a dying load balancer or NAT does.
