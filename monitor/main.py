@@ -227,7 +227,7 @@ def trail_lookups(clients: aws.AwsClients, metrics: Metrics, wall: Callable[[], 
 
 
 def run(settings: Settings) -> int:
-    """The daemon, until SIGTERM, SIGINT or SIGHUP."""
+    """The daemon, until a stop signal (SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGXCPU: monitor.runner)."""
     logs.configure(settings.log_format)
     parts = assemble_daemon(settings)
     log = structlog.get_logger("monitor.main")
@@ -246,8 +246,4 @@ def run(settings: Settings) -> int:
 
 
 def describe_store(store: StateStore | None) -> str:
-    if isinstance(store, FileStateStore):
-        return f"file {store.path}"
-    if isinstance(store, InMemoryStateStore):
-        return "memory"
-    return str(getattr(store, "where", type(store).__name__))
+    return "memory" if store is None else str(getattr(store, "where", type(store).__name__))
