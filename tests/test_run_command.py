@@ -120,6 +120,26 @@ def _events(text: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
 
 
+@pytest.mark.parametrize(("args", "extra_env", "reason"), [
+    (("--mode", "enforce", "--kubernetes", "off"), {}, "kubernetes_off"),
+    (("--mode", "enforce"), {"KUBECONFIG": "/nonexistent/kubeconfig"}, "no_kubernetes_config"),
+    (("--mode", "observe", "--kubernetes", "off"), {}, None),
+])
+def test_enforce_without_leader_election_warns_at_start(env, args, extra_env, reason):
+    port = free_port()
+    process = start(env | extra_env, port, args=args)
+    wait_ready(process, port)
+    _, output = stop_and_time(process, process.pid, signal.SIGTERM)
+    assert process.returncode == 0, output
+    warnings = [e for e in _events(output) if e["event"] == "enforce_without_leader_election"]
+    if reason is None:  # observe mode writes nothing: nothing to elect a writer for
+        assert warnings == []
+        return
+    (warning,) = warnings
+    assert (warning["level"], warning["reason"]) == ("warning", reason)
+    assert "two replicas would both write" in warning["detail"].lower()
+
+
 def _pid_namespaces_work() -> bool:
     if not shutil.which("unshare"):
         return False
