@@ -242,7 +242,7 @@ def trail_lookups(clients: aws.AwsClients, metrics: Metrics, wall: Callable[[], 
 
 
 def run(settings: Settings) -> int:
-    """The daemon, until SIGTERM, SIGINT or SIGHUP."""
+    """The daemon, until a stop signal (SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGXCPU: monitor.runner)."""
     logs.configure(settings.log_format)
     parts = assemble_daemon(settings)
     log = structlog.get_logger("monitor.main")
@@ -253,6 +253,10 @@ def run(settings: Settings) -> int:
                     "lost on restart, so a restart during an outage cannot restore them")
     log.info("remediation_configured", mode=settings.mode, state=describe_store(parts.store),
              leader_election=not isinstance(parts.leadership, SoleLeader))
+    if settings.mode == "enforce" and isinstance(parts.leadership, SoleLeader):
+        log.warning("enforce_without_leader_election", reason=_why_no_election(settings),
+                    detail="no Kubernetes Lease elects a single writer: run exactly one replica. Two replicas "
+                    "would both write; the second's restores then count as already_present")
     parts.leadership.start()
     try:
         return runner.run(parts.daemon, parts.server, settings.interval, settings.topology_interval)
@@ -260,9 +264,10 @@ def run(settings: Settings) -> int:
         parts.leadership.stop()
 
 
+def _why_no_election(settings: Settings) -> str:
+    """The reason field of enforce_without_leader_election: Lease election needs the Kubernetes API."""
+    return "kubernetes_off" if settings.kubernetes == "off" else "no_kubernetes_config"
+
+
 def describe_store(store: StateStore | None) -> str:
-    if isinstance(store, FileStateStore):
-        return f"file {store.path}"
-    if isinstance(store, InMemoryStateStore):
-        return "memory"
-    return str(getattr(store, "where", type(store).__name__))
+    return "memory" if store is None else str(getattr(store, "where", type(store).__name__))

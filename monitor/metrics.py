@@ -22,8 +22,9 @@ from monitor.model import Report, Severity
 # A `_created` sample per counter doubles every series for no use on a dashboard or in an alert.
 prometheus_client.disable_created_metrics()
 
-# The four results of the contract, plus `cleaned_up`: the monitor revoked one of its own restored rules.
-REMEDIATION_RESULTS = ("restored", "dry_run", "failed", "suppressed", "cleaned_up")
+# The four results of the contract, plus `cleaned_up`: the monitor revoked one of its own restored rules,
+# and `already_present`: a restore found the rule there already (another writer put it back first).
+REMEDIATION_RESULTS = ("restored", "dry_run", "failed", "suppressed", "cleaned_up", "already_present")
 
 # The contract's finding codes are always rendered, at 0 when absent, so `albsg_findings{code=…} > 0` and
 # dashboards see a series from the first scrape; other codes appear while they are found.

@@ -240,7 +240,11 @@ def result_label(decision: Decision, result: WriteResult | None) -> str:
         return decision.action
     if result is None or not result.ok:
         return "failed"
-    return "restored" if decision.kind == RESTORE else "cleaned_up"
+    if decision.kind == RESTORE:
+        # InvalidPermission.Duplicate: the rule was there when the write arrived, put back by
+        # another writer since this cycle read the rules; this monitor restored nothing.
+        return "already_present" if result.outcome == "duplicate" else "restored"
+    return "cleaned_up"
 
 
 def with_findings(report: Report, plan_: Plan) -> Report:

@@ -3,7 +3,8 @@ trail (a log event, a metric and, with Kubernetes, an Event on the Ingress) of e
 
 The decisions themselves are pure (monitor.memory, monitor.policy); this module is their edge. It
 writes only on a complete AWS observation and only after confirming leadership right before each
-write; it saves the state (memory and history) after every cycle that changed it.
+write; it saves the state (memory and history) after every cycle that changed it, and again when
+the saved state has gone missing (a deleted --state-file), whether or not it changed.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ PAST_DEADLINE = "past_deadline"
 # Event reasons on the Ingress, by (decision kind, metric result).
 EVENT_REASONS = {
     (RESTORE, "restored"): ("RuleRestored", False),
+    (RESTORE, "already_present"): ("RuleAlreadyPresent", False),
     (RESTORE, "failed"): ("RestoreFailed", True),
     (RESTORE, "suppressed"): ("RestoreSuppressed", True),
     (RESTORE, "dry_run"): ("RestoreDryRun", True),
@@ -104,6 +106,9 @@ class Remediator:
         self._shared = shared_store
         self.memory, self.history = Memory(), History()
         self._saved: State | None = None
+        self._persisted: bool | None = None  # whether the last save (or the start-up probe) worked
+        self._failed_saves = 0  # saves that failed since the last one that worked
+        self._missing = False  # the saved state was found gone, and not yet saved again
         self._was_leader = False
         self._last: dict[tuple, tuple[str, str]] = {}  # per decision key: (action, reason) last cycle
         self._started: float | None = None  # our first cycle: the history holds every restore since
@@ -131,6 +136,7 @@ class Remediator:
         if problem is not None:
             log.warning("state_not_writable", state=where, error=problem,
                         detail="remembered rules will not survive a restart until this is fixed")
+        self._persisted = problem is None
         self._metrics.set_state_persisted(problem is None)
 
     def act(self, aws_report: Report, report: Report, observation: Observation, now: float,
@@ -221,8 +227,12 @@ class Remediator:
         if result is not None:
             fields.update(outcome=result.outcome, code=result.code, message=result.message,
                           created_rule_id=result.rule_id if d.kind == RESTORE else None)
-        # A path left to a human (its only lost rule was an address range) is as loud as a restore.
-        loud = label in ("restored", "cleaned_up", "dry_run") or d.reason == CIDR_NOT_RESTORED
+        if label == "already_present":
+            fields["detail"] = ("the rule was already there when the monitor went to restore it: another writer "
+                                "put it back first, most likely a second enforce replica (see foreign_restore_seen)")
+        # A path left to a human (its only lost rule was an address range) is as loud as a restore;
+        # a rule someone else put back first points at a second writer.
+        loud = label in ("restored", "already_present", "cleaned_up", "dry_run") or d.reason == CIDR_NOT_RESTORED
         level = "error" if label == "failed" else "warning" if loud else "info"
         getattr(log, level)("remediation_decision", **fields)
         if self._events is not None and leader:
@@ -254,16 +264,30 @@ class Remediator:
         return True
 
     def _save(self) -> None:
+        """Saves a changed state, and an unchanged one whose saved copy is gone: otherwise a deleted
+        file stays deleted while nothing changes, and a restart then forgets every remembered rule."""
         state = self.state
-        if state == self._saved:
+        # Before the first save or load there is nothing to be missing: a first start has no file yet.
+        missing = self._saved is not None and self._store.missing()
+        if missing and not self._missing:
+            log.warning("state_missing", state=self._store.where,
+                        detail="the saved state is gone (deleted, or its volume replaced); saving it again")
+        self._missing = missing
+        if state == self._saved and not missing:
             return
         try:
             self._store.save(state)
         except StateError as exc:  # kept dirty: saved again next cycle
             log.error("state_save_failed", error=str(exc))
+            self._failed_saves += 1
+            self._persisted = False
             self._metrics.count_state_save_failure()
             return
-        self._saved = state
+        if self._persisted is False:
+            log.info("state_saved_again", state=self._store.where, failed_saves=self._failed_saves)
+        elif missing:
+            log.info("state_recreated", state=self._store.where)
+        self._saved, self._persisted, self._failed_saves, self._missing = state, True, 0, False
         self._metrics.set_state_persisted(True)
 
 
@@ -283,6 +307,9 @@ def _event_message(d: Decision, label: str, result: WriteResult | None) -> str:
     lbs = ", ".join(d.load_balancers) or "its load balancer"
     if label == "restored":
         return f"alb-sg-monitor restored the revoked rule {d.rule.text()} that {lbs} needs to reach its targets."
+    if label == "already_present":
+        return (f"alb-sg-monitor went to restore the rule {d.rule.text()} that {lbs} needs and found it already "
+                "there: another writer (a second alb-sg-monitor replica, a controller or a person) put it back first.")
     if label == "cleaned_up":
         return f"alb-sg-monitor removed its own rule {d.rule_id} ({d.rule.text()}): no live ALB uses its source any more."
     if label == "failed":

@@ -1,7 +1,10 @@
-"""Runs the daemon until SIGTERM, SIGINT or SIGHUP: the APScheduler jobs, the HTTP server, a clean stop.
+"""Runs the daemon until SIGTERM, SIGINT, SIGHUP, SIGQUIT or SIGXCPU: the APScheduler jobs, the HTTP
+server, a clean stop.
 
 Signal handlers are installed explicitly, because as PID 1 in a container the kernel gives no
-default action to SIGTERM: without a handler `docker stop` / pod deletion waits for SIGKILL.
+default action to SIGTERM: without a handler `docker stop` / pod deletion waits for SIGKILL. The
+other signals whose default action would end the process without a word (SIGUSR1, SIGALRM, ...) are
+ignored and logged: a stray `kill -USR1` must not stop enforcement (docs/daemon.md, Signals).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
@@ -29,7 +33,16 @@ log = structlog.get_logger("monitor.runner")
 # How long a stop waits for a running cycle to end before leaving anyway: well inside the
 # 30 s a Kubernetes pod gets between SIGTERM and SIGKILL.
 STOP_GRACE_SECONDS = 5.0
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+# SIGHUP too: a closed terminal or a supervisor's reload would otherwise end the process without
+# the stop (no running cycle waited for, no stop event logged). SIGQUIT is a terminal's other quit
+# key (Ctrl-\); SIGXCPU warns that a CPU-time limit is reached, SIGKILL follows at the hard limit.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGXCPU)
+# Signals whose default action ends the process but that nobody sends to ask for a stop: each is
+# ignored with a `signal_ignored` line. (SIGPIPE and SIGXFSZ Python already ignores: the write that
+# caused one fails with an error instead.)
+IGNORED_SIGNALS = tuple(getattr(signal, name) for name in
+                        ("SIGUSR1", "SIGUSR2", "SIGALRM", "SIGVTALRM", "SIGPROF", "SIGIO", "SIGPWR")
+                        if hasattr(signal, name))
 
 
 # APScheduler warns once per skipped run of a job that is still running; OverrunLog says it once.
@@ -117,17 +130,28 @@ def build_scheduler(daemon: Daemon, interval: float, topology_interval: float) -
     return scheduler
 
 
-def install_stop_handlers(stop: threading.Event, received: list[str]) -> None:
-    # The handler only records and sets: logging from a signal handler can re-enter a handler
-    # lock the interrupted code holds.
+def install_stop_handlers(stop: threading.Event, received: list[str], ignored: deque[str] | None = None) -> None:
+    """STOP_SIGNALS set `stop`; IGNORED_SIGNALS (when `ignored` is given) are queued for the main
+    loop to log. The handlers only record and set: logging from a signal handler can re-enter a
+    handler lock the interrupted code holds."""
     def handle(signum: int, _frame: object) -> None:
         received.append(signal.Signals(signum).name)
         stop.set()
 
-    # SIGHUP too: a closed terminal or a supervisor's reload would otherwise end the process
-    # without the stop (no running cycle waited for, no stop event logged).
+    def note(signum: int, _frame: object) -> None:
+        ignored.append(signal.Signals(signum).name)
+
     for signum in STOP_SIGNALS:
         signal.signal(signum, handle)
+    if ignored is not None:
+        for signum in IGNORED_SIGNALS:
+            signal.signal(signum, note)
+
+
+def _log_ignored(ignored: deque[str]) -> None:
+    while ignored:
+        log.warning("signal_ignored", signal=ignored.popleft(),
+                    detail="not a stop signal; the daemon goes on (stop it with SIGTERM)")
 
 
 def run(daemon: Daemon, server: HttpServer, interval: float, topology_interval: float,
@@ -135,8 +159,9 @@ def run(daemon: Daemon, server: HttpServer, interval: float, topology_interval: 
     """Serve and schedule until `stop` is set (by a signal when `handle_signals`). Returns 0."""
     stop = stop or threading.Event()
     received: list[str] = []
+    ignored: deque[str] = deque()
     if handle_signals:
-        install_stop_handlers(stop, received)
+        install_stop_handlers(stop, received, ignored)
     scheduler = build_scheduler(daemon, interval, topology_interval)
     quieted = [logging.getLogger(name) for name in ("apscheduler.scheduler", "apscheduler.executors.default")]
     for logger in quieted:  # OverrunLog says it once per episode
@@ -150,7 +175,8 @@ def run(daemon: Daemon, server: HttpServer, interval: float, topology_interval: 
              topology_interval_seconds=topology_interval, cycle_timeout_seconds=daemon.deadline)
     try:
         while not stop.wait(1.0):
-            pass
+            _log_ignored(ignored)
+        _log_ignored(ignored)
         log.info("stop_requested", signal=received[0] if received else None)
     finally:
         scheduler.shutdown(wait=False)

@@ -35,6 +35,10 @@ class StateStore(Protocol):
     durable: bool
     """True when the state outlives the process (a file, a ConfigMap)."""
 
+    @property
+    def where(self) -> str:
+        """The store as the log names it: `file PATH`, `ConfigMap NS/NAME`, `memory`."""
+
     def load(self) -> State | None:
         """The stored state; None when nothing was stored yet. Raises StateError otherwise."""
 
@@ -43,6 +47,11 @@ class StateStore(Protocol):
 
     def probe(self) -> str | None:
         """Why a save would fail now (checked at start, without writing the state), or None."""
+
+    def missing(self) -> bool:
+        """True when what was saved is known to be gone (a deleted file). Asked every cycle, so it
+        must be cheap: the state is saved only when it changed, and a state that did not change
+        would otherwise never be written again."""
 
 
 def dumps(state: State) -> str:
@@ -84,6 +93,10 @@ class FileStateStore:
     def __init__(self, path: str, cluster: str) -> None:
         self.path = path
         self.cluster = cluster
+
+    @property
+    def where(self) -> str:
+        return f"file {self.path}"
 
     def load(self) -> State | None:
         try:
@@ -130,11 +143,16 @@ class FileStateStore:
             return f"state {self.path}: cannot be written ({exc})"
         return None
 
+    def missing(self) -> bool:
+        """One stat: the file was deleted, or the volume under it replaced by an empty one."""
+        return not os.path.exists(self.path)
+
 
 class InMemoryStateStore:
     """No --state-file and no Kubernetes: remembered for the life of the process only."""
 
     durable = False
+    where = "memory"
 
     def __init__(self) -> None:
         self.state: State | None = None
@@ -147,6 +165,9 @@ class InMemoryStateStore:
 
     def probe(self) -> str | None:
         return None
+
+    def missing(self) -> bool:
+        return False
 
 
 def _remove(path: str) -> None:

@@ -45,6 +45,15 @@ def test_a_restore_is_a_line_naming_the_rule_the_alb_and_how_long_the_path_was_c
             "(Ingress shop/web), 75.0s after the path was lost") in text
 
 
+def test_a_rule_another_writer_put_back_first_is_said_and_not_counted_as_a_restore():
+    present = Outcome(decision(), WriteResult("duplicate", code="InvalidPermission.Duplicate"), "already_present",
+                      True, at=1075.0)
+    text = feed("lines", present)
+    assert (f"PRESENT   alb-sg-monitor went to restore tcp 0-65535 from {ALB_SG} on {NODE_SG} for {LB} and found it "
+            "already there: another writer put it back first") in text
+    assert "RESTORED" not in text and "restored by alb-sg-monitor" not in text
+
+
 def test_a_path_left_to_a_human_and_a_dry_run_are_said_too():
     held = Outcome(decision(rule=OPEN, action="suppressed", reason="cidr_not_restored"), None, "suppressed", True, 1075.0)
     dry = Outcome(decision(action="dry_run"), None, "dry_run", True, 1075.0)

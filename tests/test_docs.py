@@ -119,3 +119,24 @@ def test_reference_metrics_table_is_what_the_daemon_exposes():
         assert documented == (type_, labels), f"{name}: documented {documented}, exposed {(type_, labels)}"
     assert {n.removesuffix("_total") for n in rows if n.startswith("albsg_")} == set(ours)
     assert "process_resident_memory_bytes" in got and "python_info" in got
+
+
+def test_daemon_doc_signal_table_says_what_each_handled_signal_does():
+    from monitor.runner import IGNORED_SIGNALS, STOP_SIGNALS
+
+    rows = table((ROOT / "docs" / "daemon.md").read_text(), "### Signals")
+    effect = {name: row[1] for row in rows for name in re.findall(r"SIG[A-Z0-9]+", row[0])}
+    for signum in STOP_SIGNALS:
+        assert "clean stop" in effect[signum.name], signum.name
+    for signum in IGNORED_SIGNALS:
+        assert "`signal_ignored`" in effect[signum.name], signum.name
+    assert "cannot be caught" in effect["SIGKILL"] and "cannot be caught" in effect["SIGSTOP"]
+
+
+def test_every_log_event_the_daemon_doc_lists_is_logged_by_the_code():
+    rows = table((ROOT / "docs" / "daemon.md").read_text(), "context is in fields:")
+    source = "\n".join(p.read_text() for p in (ROOT / "monitor").rglob("*.py"))
+    listed = {name for row in rows for name in code_spans(row[0])}
+    assert {"daemon_starting", "state_missing", "signal_ignored", "enforce_without_leader_election"} <= listed
+    missing = sorted(name for name in listed if f'"{name}"' not in source)
+    assert not missing, missing

@@ -402,3 +402,100 @@ def test_an_empty_answer_is_checked_before_check_says_no_findings(world, proxy, 
     out = capsys.readouterr().out
     assert code == 3, out
     assert said in out and "EmptyAnswer" in out
+
+def remembered(world: demo_world.World, path) -> set:
+    """The paths the state file remembers (what a restarted daemon would start from)."""
+    state = FileStateStore(str(path), world.cluster).load()
+    return set() if state is None else {key for key, _ in state.memory.paths}
+
+
+def test_a_deleted_state_file_is_written_again_so_a_restart_still_restores(world, tmp_path, clock):
+    from structlog.testing import capture_logs
+
+    path = tmp_path / "state.json"
+    first = Run(world, clock, state_file=str(path))
+    first.step(0)
+    first.step()
+    paths = remembered(world, path)
+    assert paths
+    path.unlink()  # a clean-up job, or the volume swapped for an empty one, while nothing changes
+    with capture_logs() as logged:
+        first.step()
+    assert remembered(world, path) == paths  # back at the next cycle, with the same paths
+    (missing,) = [e for e in logged if e["event"] == "state_missing"]
+    assert missing["log_level"] == "warning" and missing["state"] == f"file {path}"
+    assert [e["event"] for e in logged if e["event"].startswith("state_")] == ["state_missing", "state_recreated"]
+    assert first.metric("albsg_state_persisted") == 1
+    first.close()
+
+    demo_world.revoke(world, "shop_v1")  # while the daemon is down
+    revoked_at = clock.now
+    second = Run(world, clock, state_file=str(path))
+    summary, at = second.until_written(T0 + 600)
+    assert at <= revoked_at + GRACE + 3 * INTERVAL
+    ((outcome,),) = [writes(summary)]
+    assert outcome.label == "restored"
+    assert outcome.decision.rule.text() == f"tcp 0-65535 from {world.sg['shop_alb']} on {world.sg['cluster']}"
+    assert reachable(second.step(), world, "shop") is True
+    second.close()
+
+
+def test_a_state_file_that_cannot_be_written_again_is_said_and_its_return_too(world, tmp_path, clock):
+    from structlog.testing import capture_logs
+
+    directory = tmp_path / "state"
+    directory.mkdir()
+    path = directory / "state.json"
+    run = Run(world, clock, state_file=str(path))
+    run.step(0)
+    assert path.exists() and run.metric("albsg_state_persisted") == 1
+    path.unlink()
+    directory.rmdir()  # nowhere to write it again
+    with capture_logs() as logged:
+        for _ in range(3):
+            run.step()
+    assert run.metric("albsg_state_persisted") == 0
+    assert run.metric("albsg_state_save_failures_total") == 3
+    events = [(e["event"], e["log_level"]) for e in logged if e["event"].startswith("state_")]
+    assert events == [("state_missing", "warning")] + [("state_save_failed", "error")] * 3  # said once
+    directory.mkdir()
+    with capture_logs() as logged:
+        run.step()
+    assert path.exists() and run.metric("albsg_state_persisted") == 1
+    (again,) = [e for e in logged if e["event"].startswith("state_")]
+    assert (again["event"], again["failed_saves"], again["state"]) == ("state_saved_again", 3, f"file {path}")
+    with capture_logs() as logged:
+        run.step()
+    assert [e for e in logged if e["event"].startswith("state_")] == []  # said once, not every save
+    run.close()
+
+
+def test_two_enforce_replicas_racing_count_one_restore_and_one_already_present(world, proxy, clock):
+    from structlog.testing import capture_logs
+
+    first, second = Run(world, clock), Run(world, clock)  # no Kubernetes: both are leaders, both write
+    first.step(0), second.step(0)
+    before = snapshot(world)
+    demo_world.revoke(world, "shop_v1")
+    raced: list[CycleSummary] = []
+    # The first replica's cycle runs after the second has read the rules and decided, before its write lands.
+    proxy.before("AuthorizeSecurityGroupIngress", lambda: raced.append(first.parts.daemon.run_once()))
+    with capture_logs() as logged:
+        while not raced and clock.now < T0 + 300:
+            clock.now += INTERVAL
+            mine = second.parts.daemon.run_once()
+            if not raced:
+                first.parts.daemon.run_once()
+    assert raced, "the second replica never wrote"
+    ((created,),) = [writes(raced[0])]
+    ((present,),) = [writes(mine)]
+    assert (created.label, present.label) == ("restored", "already_present")
+    assert present.result.code == "InvalidPermission.Duplicate" and present.decision.rule == created.decision.rule
+    assert first.metric("albsg_remediations_total", result="restored") == 1
+    assert second.metric("albsg_remediations_total", result="restored") == 0
+    assert second.metric("albsg_remediations_total", result="already_present") == 1
+    (said,) = [e for e in logged if e["event"] == "remediation_decision" and e["result"] == "already_present"]
+    assert said["log_level"] == "warning" and "another writer" in said["detail"]
+    assert len(set(snapshot(world)) - set(before)) == 1  # one rule written back, once
+    assert proxy.count(service="ec2", action="AuthorizeSecurityGroupIngress") == 2
+    first.close(), second.close()

@@ -38,7 +38,7 @@ def test_before_any_cycle_only_build_info_and_remediation_state_are_claimed():
     assert value(m, "albsg_remediation_enabled") == 0
     assert not names(m) & {"albsg_load_balancer_reachable", "albsg_observation_complete",
                            "albsg_last_success_timestamp_seconds"}
-    for result in ("restored", "dry_run", "failed", "suppressed"):
+    for result in ("restored", "dry_run", "failed", "suppressed", "cleaned_up", "already_present"):
         assert value(m, "albsg_remediations_total", result=result) == 0
 
 

@@ -258,7 +258,7 @@ def test_our_description_never_parses_as_the_v2_label(lb_name):
     ("dry_run", "restore", None, "dry_run"),
     ("suppressed", "restore", None, "suppressed"),
     ("restore", "restore", WriteResult("restored"), "restored"),
-    ("restore", "restore", WriteResult("duplicate"), "restored"),
+    ("restore", "restore", WriteResult("duplicate", code="InvalidPermission.Duplicate"), "already_present"),
     ("restore", "restore", WriteResult("failed", code="UnauthorizedOperation"), "failed"),
     ("revoke", "cleanup", WriteResult("cleaned_up"), "cleaned_up"),
     ("revoke", "cleanup", WriteResult("refused", code="NotOurs"), "failed"),

@@ -37,9 +37,9 @@ def env(tiny_moto):  # noqa: F811
     return clean | env_for(tiny_moto) | {"AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}
 
 
-def start(env: dict[str, str], port: int, prefix: tuple[str, ...] = ()) -> subprocess.Popen:
+def start(env: dict[str, str], port: int, prefix: tuple[str, ...] = (), args: tuple[str, ...] = ()) -> subprocess.Popen:
     return subprocess.Popen([*prefix, EXE, "run", "--cluster-name", CLUSTER, "--listen", f"127.0.0.1:{port}",
-                             "--interval", "1s"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             "--interval", "1s", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def wait_ready(process: subprocess.Popen, port: int, timeout: float = 20.0) -> None:
@@ -68,7 +68,8 @@ def stop_and_time(process: subprocess.Popen, pid: int, signum: int) -> tuple[flo
     return time.monotonic() - began, out.decode() + err.decode()
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGXCPU],
+                         ids=lambda signum: signal.Signals(signum).name)
 def test_a_signal_stops_the_daemon_cleanly_within_seconds(env, signum):
     port = free_port()
     process = start(env, port)
@@ -82,6 +83,61 @@ def test_a_signal_stops_the_daemon_cleanly_within_seconds(env, signum):
     assert {"event": "stop_requested", "signal": signal.Signals(signum).name}.items() <= next(
         e for e in events if e["event"] == "stop_requested").items()
     assert "Traceback" not in output
+
+
+# Signals whose default action would end the process: ignored, each with a signal_ignored line.
+IGNORED = ("SIGUSR1", "SIGUSR2", "SIGALRM", "SIGVTALRM", "SIGPROF", "SIGIO", "SIGPWR")
+
+
+def test_other_signals_are_ignored_with_a_line_and_the_daemon_goes_on(env, tmp_path):
+    port = free_port()
+    with contextlib.ExitStack() as stack:
+        daemon = procs.start(stack, "run", [EXE, "run", "--cluster-name", CLUSTER, "--listen", f"127.0.0.1:{port}",
+                                            "--interval", "1s", "--log-format", "json"], tmp_path, env)
+        procs.wait_ready(f"http://127.0.0.1:{port}/readyz", daemon)
+        pid = daemon.process.pid
+        os.kill(pid, signal.SIGPIPE)  # ignored without a word: a write to a closed socket fails instead
+        for name in IGNORED:
+            os.kill(pid, getattr(signal, name))
+
+        def ignored() -> set[str]:
+            return {e["signal"] for e in _events(daemon.log.read_text()) if e["event"] == "signal_ignored"}
+
+        procs.wait_until("every ignored signal logged", lambda: ignored() == set(IGNORED), 20, (daemon,))
+        cycles = daemon.log.read_text().count('"check_cycle"')
+        procs.wait_until("checks going on", lambda: daemon.log.read_text().count('"check_cycle"') > cycles, 20, (daemon,))
+        assert procs.http_get(f"http://127.0.0.1:{port}/readyz")[0] == 200
+        daemon.process.send_signal(signal.SIGTERM)
+        assert daemon.process.wait(timeout=STOP_WITHIN_SECONDS + 5) == 0
+    events = _events(daemon.log.read_text())
+    assert all(e["level"] == "warning" for e in events if e["event"] == "signal_ignored")
+    assert len([e for e in events if e["event"] == "signal_ignored"]) == len(IGNORED)  # SIGPIPE said nothing
+    assert [e["event"] for e in events][-2:] == ["stop_requested", "daemon_stopped"]
+    assert next(e for e in events if e["event"] == "stop_requested")["signal"] == "SIGTERM"
+
+
+def _events(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+@pytest.mark.parametrize(("args", "extra_env", "reason"), [
+    (("--mode", "enforce", "--kubernetes", "off"), {}, "kubernetes_off"),
+    (("--mode", "enforce"), {"KUBECONFIG": "/nonexistent/kubeconfig"}, "no_kubernetes_config"),
+    (("--mode", "observe", "--kubernetes", "off"), {}, None),
+])
+def test_enforce_without_leader_election_warns_at_start(env, args, extra_env, reason):
+    port = free_port()
+    process = start(env | extra_env, port, args=args)
+    wait_ready(process, port)
+    _, output = stop_and_time(process, process.pid, signal.SIGTERM)
+    assert process.returncode == 0, output
+    warnings = [e for e in _events(output) if e["event"] == "enforce_without_leader_election"]
+    if reason is None:  # observe mode writes nothing: nothing to elect a writer for
+        assert warnings == []
+        return
+    (warning,) = warnings
+    assert (warning["level"], warning["reason"]) == ("warning", reason)
+    assert "two replicas would both write" in warning["detail"].lower()
 
 
 def _pid_namespaces_work() -> bool:

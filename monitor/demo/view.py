@@ -174,6 +174,10 @@ class LiveView:
             self._line("RESTORED", f"alb-sg-monitor restored {restore.text()}, {took:.1f}s after the path was lost",
                        {"type": "restored", "load_balancer": lbs, "ingress": ingress, "rule": restore.rule,
                         "rule_id": restore.rule_id, "after_seconds": round(took, 2)})
+        elif outcome.label == "already_present":  # not a restore of ours: not in the summary's restores
+            self._line("PRESENT", f"alb-sg-monitor went to restore {d.rule.text()} for {lbs} and found it already "
+                       "there: another writer put it back first", {"type": "already_present", "load_balancer": lbs,
+                                                                    "rule": d.rule.text()})
         elif outcome.label == "failed":
             code = outcome.result.code if outcome.result else ""
             what = "restore" if d.kind == RESTORE else "remove its own rule"

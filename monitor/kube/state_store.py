@@ -67,6 +67,11 @@ class ConfigMapStateStore:
         the leader's first save, at its first cycle, tells (state_save_failed, albsg_state_persisted 0)."""
         return None
 
+    def missing(self) -> bool:
+        """Not asked of the API server every cycle (one GET a cycle for a rare accident): a deleted
+        ConfigMap is created again at the next save, which follows the next change of the state."""
+        return False
+
     def _read(self) -> dict[str, Any] | None:
         try:
             answer = self._core.read_namespaced_config_map(self.name, self.namespace, _preload_content=False,

@@ -137,6 +137,7 @@ class AwsProxy:
         self._pages: dict[str, tuple[str, int]] = {}  # action -> (list element, items a page): see paginate()
         self._rewrites: dict[str, Callable[[bytes], bytes]] = {}  # action -> how its answers change: see rewrite()
         self._endless: dict[str, _Endless] = {}  # action -> its never-ending listing: see endless()
+        self._before: dict[str, Callable[[], object]] = {}  # action -> what to run once first: see before()
         self._server = _Server(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="awsproxy", daemon=True)
@@ -249,6 +250,18 @@ class AwsProxy:
             endless.given += 1
             n = endless.given - 1 if endless.tokens is None else (endless.given - 1) % endless.tokens
             return chr(ord("A") + n) if n < 26 else f"T{n}"
+    def before(self, action: str, then: Callable[[], object]) -> None:
+        """Run `then` once, when the next `action` request arrives and before it is forwarded: a
+        race, e.g. another writer whose write lands between a client's read and its own write. The
+        held request waits for `then`; requests `then` itself sends are forwarded as usual."""
+        with self._lock:
+            self._before[action] = then
+
+    def _run_before(self, action: str) -> None:
+        with self._lock:
+            then = self._before.pop(action, None)
+        if then is not None:
+            then()
 
     def heal(self) -> None:
         """Stop injecting faults, delays, rewrites and endless listings: every request is forwarded
@@ -347,6 +360,7 @@ def _handler_for(proxy: AwsProxy) -> type[BaseHTTPRequestHandler]:
             lowered = {k.lower(): v for k, v in self.headers.items()}
             service, action = identify(lowered, self.path, body)
             proxy._hold(service, action)
+            proxy._run_before(action)
             fault = proxy._decide(service, action)
             if fault is not None and fault.kind == DROP:
                 # SO_LINGER 0: closing sends a TCP reset, as a dying load balancer or NAT does.
