@@ -29,6 +29,7 @@ from monitor import failures as failures_words
 from monitor.deadline import DEADLINE_CODE, Cycle, PastDeadline, abandoned_report
 from monitor.event_feed import EventFeed, attribution_off, needs_refresh
 from monitor.event_match import KnownRoles, Watched
+from monitor.event_trust import origin
 from monitor.events import ApiEvent
 from monitor.memory import Memory
 from monitor.model import Observation, ReadFailure, Report, Severity, Topology
@@ -528,9 +529,11 @@ class Daemon:
             return None
         groups = {g for lb in topology.load_balancers for g in lb.security_groups} | set(topology.target_group_ids)
         enis = {t.eni_id for tg in topology.target_groups for t in tg.targets or () if t.eni_id}
-        return Watched(security_groups=frozenset(groups), network_interfaces=frozenset(enis),
-                       load_balancers=frozenset(lb.arn for lb in topology.load_balancers),
-                       target_groups=frozenset(tg.arn for tg in topology.target_groups))
+        lbs = frozenset(lb.arn for lb in topology.load_balancers)
+        account, region = origin(lbs)
+        return Watched(security_groups=frozenset(groups), network_interfaces=frozenset(enis), load_balancers=lbs,
+                       target_groups=frozenset(tg.arn for tg in topology.target_groups), account=account,
+                       region=region or topology.region)
 
     def want_check(self, reason: str) -> None:
         self._checks_asked += 1

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import structlog
 
 from monitor.event_match import Outage, Watched, outage_windows
+from monitor.event_trust import LogLimiter, Refused
 from monitor.events import ELB, ApiEvent
 from monitor.metrics import Metrics
 from monitor.model import Finding, ReadFailure, Severity
@@ -51,6 +52,7 @@ class EventFeed:
         self._recent: list[ApiEvent] = []
         self._outages_seen: set[tuple[str, str, str]] = set()
         self._failure: ReadFailure | None = None
+        self._said_rejected = LogLimiter()
         self._polled = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -82,9 +84,10 @@ class EventFeed:
         self._note_failures(result.failures)
         for reason, count in result.ignored:
             self._metrics.count_events(reason, count)
+        now = self._wall()
+        self._note_rejected(result.rejected, now)
         if not result.events:
             return result
-        now = self._wall()
         fresh: list[ApiEvent] = []
         for received in result.events:
             event = received.event
@@ -103,6 +106,14 @@ class EventFeed:
             log.exception("event_trigger_failed")
         self._outages(recent, now)
         return result
+
+    def _note_rejected(self, rejected: tuple[Refused, ...], now: float) -> None:
+        for refused in rejected:
+            self._metrics.count_rejected_event(refused.reason.value)
+            count = self._said_rejected.note(refused.reason.value, now)
+            if count is not None:  # at most one line per reason a minute, with the count since the last
+                log.warning("event_rejected", reason=refused.reason.value, events=count, event_id=refused.event_id,
+                            event_name=refused.event_name, detail=refused.detail)
 
     def _note_failures(self, failures: tuple[ReadFailure, ...]) -> None:
         receive = next((f for f in failures if f.operation == "ReceiveMessage"), None)

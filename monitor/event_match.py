@@ -69,6 +69,8 @@ class Watched:
     network_interfaces: frozenset[str] = frozenset()
     load_balancers: frozenset[str] = frozenset()
     target_groups: frozenset[str] = frozenset()
+    account: str | None = None  # whose events concern it (from the load balancers' ARNs); None: unknown
+    region: str | None = None
 
 
 def touches(event: ApiEvent, watched: Watched) -> bool:
