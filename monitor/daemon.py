@@ -29,6 +29,7 @@ from monitor import failures as failures_words
 from monitor.deadline import DEADLINE_CODE, Cycle, PastDeadline, abandoned_report
 from monitor.event_feed import EventFeed, attribution_off, needs_refresh
 from monitor.event_match import KnownRoles, Watched
+from monitor.event_evidence import Sightings, read_rules
 from monitor.event_trust import origin
 from monitor.events import ApiEvent
 from monitor.memory import Memory
@@ -192,6 +193,7 @@ class Daemon:
         self._checks_asked = 0
         self._check_after_refresh = False
         self._attributed: dict[tuple[str, str, str], None] = {}  # (event id, ALB, group) announced
+        self._seen = Sightings()  # the rule ids the checks read: what events are held against
         self.feed = feed
         self.lookups = lookups  # without a queue: CloudTrail lookups fill the attribution in later
         self._roles = roles or KnownRoles()  # from flags and the pod's own role
@@ -463,7 +465,7 @@ class Daemon:
                                                         in_time=cycle.in_time)
             finally:
                 self._acting.release()
-        report = self._attribute(report)
+        report = self._attribute(report, observation)
         with cycle.commit():
             self._coverage, revocations = advance(self._coverage, report)
             self._metrics.publish(report, self._wall())
@@ -587,10 +589,15 @@ class Daemon:
         v1 = {c.role_arn for c in state.controllers_of("v1") if c.role_arn}
         return replace(base, v2_controller=base.v2_controller | v2, v1_controller=base.v1_controller | v1)
 
-    def _attribute(self, report: Report) -> Report:
+    def _attribute(self, report: Report, observation: Observation) -> Report:
+        """Events held against this check's reads: windows they confirm, and who cut what they saw go."""
+        now = self._wall()
+        self._seen.saw(read_rules(observation), observation.read_groups, now)
+        if self.feed is not None:
+            self.feed.saw_rules(self._seen, now)
         memory = self._remediator.memory if self._remediator is not None else Memory()
         events = self.feed.recent() if self.feed is not None else self.lookups.recent() if self.lookups else ()
-        report = attribute(report, memory, events, self.roles())
+        report = attribute(report, memory, events, self.roles(), self._seen)
         if self.lookups is not None:
             for finding in report.findings:
                 if finding.code in ATTRIBUTED_CODES and finding.security_group:

@@ -10,7 +10,9 @@ import time
 import structlog
 
 from monitor.demo import world as demo_world
-from tests.test_attribution_daemon import event_id, metric, parts, poll_until, revoke_by_id, stamp  # noqa: F401
+from monitor.demo.trail import _rule_item
+from tests.test_attribution_daemon import (event_id, metric, parts, poll_until, revoke_by_id,  # noqa: F401
+                                           rule_pair, stamp)
 from tests.test_events import HUMAN, V2, message
 from tests.test_events_queue import aws, put, queue, remaining  # noqa: F401  (fixtures)
 
@@ -84,3 +86,43 @@ def test_an_event_dated_years_ahead_is_rejected_and_cannot_steal_the_attribution
     poll_until(parts, 1)
     finding = shop_finding(parts.daemon.check(), world)
     assert finding.attribution is not None and finding.attribution.principal == V2["arn"]
+
+
+def forged_pair(world, key: str, identity: dict, when: float, gap: float) -> tuple[dict, dict]:
+    """A revoke and a grant of a world rule as CloudTrail would record them, without either call:
+    the revoke names the rule's real id, the grant an id AWS never gave."""
+    rule = world.clients()["ec2"].describe_security_group_rules(
+        SecurityGroupRuleIds=[world.rule[key]])["SecurityGroupRules"][0]
+    item = _rule_item(rule)
+    revoke = message("RevokeSecurityGroupIngress", {"groupId": rule["GroupId"], "securityGroupRuleIds": {
+        "items": [{"securityGroupRuleId": rule["SecurityGroupRuleId"]}]}},
+        {"_return": True, "revokedSecurityGroupRuleSet": {"items": [item]}}, identity=identity,
+        time=stamp(at=when), event_id=event_id(), account=False)
+    grant = message("AuthorizeSecurityGroupIngress", {"groupId": rule["GroupId"]},
+                    {"_return": True, "securityGroupRuleSet": {"items": [dict(item, securityGroupRuleId="sgr-0forged")]}},
+                    identity=identity, time=stamp(at=when + gap), event_id=event_id(), account=False)
+    return revoke, grant
+
+
+def test_a_forged_revoke_and_grant_pair_records_no_outage_window_and_names_no_culprit(world, parts):
+    assert parts.daemon.run_once().ok
+    logs = structlog.testing.LogCapture()
+    structlog.configure(processors=[logs])
+    try:
+        put(*forged_pair(world, "shop_v1", HUMAN, time.time() - 100, 4))
+        poll_until(parts, 2)
+        for _ in range(2):
+            summary = parts.daemon.check()
+    finally:
+        structlog.reset_defaults()
+    assert not [e for e in logs.entries if e["event"] == "outage_window"]
+    assert metric(parts, "albsg_outage_windows_total") == 0
+    assert [e["windows"] for e in logs.entries if e["event"] == "outage_window_not_seen"] == [1]
+    assert not [f for f in summary.report.findings if f.attribution is not None]
+    # a real revoke-then-grant of the same rule is still seen, with its length
+    revoke, grant = rule_pair(world, "shop_v1", V2, V2, time.time() - 10, 3)
+    put(revoke, grant)
+    poll_until(parts, 4)
+    parts.daemon.check()
+    assert metric(parts, "albsg_outage_windows_total") == 1
+    assert metric(parts, "albsg_outage_window_seconds_sum") == 3.0
