@@ -30,6 +30,7 @@ from monitor.deadline import DEADLINE_CODE, Cycle, PastDeadline, abandoned_repor
 from monitor.event_feed import EventFeed, attribution_off, needs_refresh
 from monitor.event_match import KnownRoles, Watched
 from monitor.event_evidence import Sightings, read_rules
+from monitor.event_triggers import FULL_DISCOVERY_GAP_SECONDS, Coalescer, Gap, UnknownGate, place
 from monitor.event_trust import origin
 from monitor.events import ApiEvent
 from monitor.memory import Memory
@@ -194,6 +195,10 @@ class Daemon:
         self._check_after_refresh = False
         self._attributed: dict[tuple[str, str, str], None] = {}  # (event id, ALB, group) announced
         self._seen = Sightings()  # the rule ids the checks read: what events are held against
+        # What events may ask for, and how often (monitor.event_triggers).
+        self._event_checks = Coalescer(lambda: self.want_check("event"), monotonic=monotonic)
+        self._event_discoveries = Gap(FULL_DISCOVERY_GAP_SECONDS)
+        self._unknown_lbs = UnknownGate()
         self.feed = feed
         self.lookups = lookups  # without a queue: CloudTrail lookups fill the attribution in later
         self._roles = roles or KnownRoles()  # from flags and the pod's own role
@@ -543,41 +548,35 @@ class Daemon:
             self.on_check_wanted(reason)
 
     def _on_events(self, events: tuple[ApiEvent, ...]) -> None:
-        """A matched event: check the rules now; an ALB, target group or ENI change first reads again
-        the ALBs it concerns (a full discovery only when the topology cannot say which)."""
+        """Matched events: check the rules soon (one check for a burst); an ALB, target group or ENI
+        change first reads again the ALBs it concerns, by ARN even when the topology does not know
+        them; only events naming nothing placeable ask for a full discovery, at most once a minute."""
         changes = [e for e in events if needs_refresh(e)]
-        if not changes:
-            self.want_check("event")
+        topology = self._topology
+        if not changes or topology is None:
+            self._event_checks.ask()
+            return
+        watched = self.watched()
+        placement = place(topology, changes, watched.account if watched else None, topology.region)
+        now = self._monotonic()
+        arns = set(placement.known) | self._unknown_lbs.admit(placement.unknown, now)
+        full = placement.unplaced and self._event_discoveries.admit(now)
+        if not arns and not full:
+            self._event_checks.ask()  # nothing to read again (or not now): check against what is known
             return
         self._check_after_refresh = True
-        concerned = self._load_balancers_concerned(changes)
-        if concerned is None:
+        if full:
             self.want_refresh("event")
-        else:
-            self.reread_load_balancers(concerned)
+        if arns:
+            self.reread_load_balancers(arns)
 
     def _load_balancers_concerned(self, events: list[ApiEvent]) -> set[str] | None:
-        """The ALBs whose topology these events change: named, behind a named target group, or with
-        a target on a named ENI; None when an event names nothing the topology knows."""
+        """The known ALBs these events change; None when an event names nothing the topology knows."""
         topology = self._topology
         if topology is None:
             return None
-        known = {lb.arn for lb in topology.load_balancers}
-        # Who sits behind each target group and ENI, built once for all the events.
-        behind: dict[str, set[str]] = {}
-        for tg in topology.target_groups:
-            lbs = known.intersection(tg.load_balancer_arns)
-            for key in (tg.arn, *(t.eni_id for t in tg.targets or () if t.eni_id)):
-                behind.setdefault(key, set()).update(lbs)
-        concerned: set[str] = set()
-        for event in events:
-            found = known.intersection(event.load_balancers)
-            for key in (*event.target_groups, *event.network_interfaces):
-                found |= behind.get(key, set())
-            if not found:
-                return None
-            concerned |= found
-        return concerned
+        placement = place(topology, events, None, None)
+        return None if placement.unplaced or placement.unknown else set(placement.known)
 
     def roles(self) -> KnownRoles:
         """The callers' roles: from flags and the pod, and the controllers' IRSA roles Kubernetes shows."""

@@ -126,3 +126,87 @@ def test_a_forged_revoke_and_grant_pair_records_no_outage_window_and_names_no_cu
     parts.daemon.check()
     assert metric(parts, "albsg_outage_windows_total") == 1
     assert metric(parts, "albsg_outage_window_seconds_sum") == 3.0
+
+
+def test_five_thousand_matched_events_are_processed_in_seconds_and_ask_for_a_few_checks(world, monkeypatch,
+                                                                                          record_property):
+    from monitor.main import assemble_daemon
+    from tests.support.sqs_standin import SqsStandIn
+    from tests.test_attribution_daemon import settings
+    from tests.test_events import sg_permission
+
+    with SqsStandIn() as standin:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", standin.url)
+        built = assemble_daemon(settings(world, standin.queue_url))
+        try:
+            built.daemon.feed._queue._wait = 0
+            assert built.daemon.run_once().ok
+            asked: list[str] = []
+            built.daemon.on_check_wanted = asked.append
+            built.daemon.on_refresh_wanted = asked.append
+            group, peer, account = world.sg["cluster"], world.sg["backend"], account_of(built)
+            start = time.time() - 1800
+            bodies = []
+            for n in range(2500):  # a revoke and a grant of 2,500 rules, a second apart
+                for name, at in (("RevokeSecurityGroupIngress", 0), ("AuthorizeSecurityGroupIngress", 1)):
+                    envelope = message(name, {"groupId": group, "ipPermissions": {"items": [
+                        sg_permission("tcp", 1000 + n, 1000 + n, peer)]}}, {"_return": True}, identity=HUMAN,
+                        time=stamp(at=start + n * 0.5 + at), event_id=event_id(), account=False)
+                    envelope["account"] = account
+                    bodies.append(json.dumps(envelope))
+            standin.send(*bodies)
+            began, cpu = time.monotonic(), time.thread_time()
+            while standin.left():
+                built.daemon.feed.poll_once()
+                assert time.monotonic() - began < 120, f"{standin.left()} messages still queued after 120 s"
+            took, cpu = time.monotonic() - began, time.thread_time() - cpu
+            record_property("flood_5000_events_seconds", round(took, 2))
+            record_property("flood_5000_events_cpu_seconds", round(cpu, 2))
+            record_property("flood_5000_events_checks_asked", len(asked))
+            assert metric(built, "albsg_events_total", result="matched") == 5000
+            assert took < 30, took
+            # the trailing check of the burst is asked once its gap has passed
+            deadline = time.monotonic() + 10
+            while built.daemon._event_checks._timer is not None:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            assert 1 <= len(asked) <= 2 + took / 2, asked  # one per 2 s of burst at most, not one per receive
+            assert built.daemon.check().ok  # and the check holding 2,500 unconfirmed windows still runs
+            assert metric(built, "albsg_outage_windows_total") == 0
+        finally:
+            built.server.stop()
+
+
+def test_events_naming_unknown_load_balancers_read_those_by_arn_within_a_bound_never_a_full_discovery(world, parts):
+    assert parts.daemon.run_once().ok
+    prefix = world.lb["shop"].rsplit("/", 2)[0]  # arn:…:loadbalancer/app
+    made_up = [f"{prefix}/k8s-forged-{n:03d}/{n:016x}" for n in range(30)]
+    put(*[message("SetSecurityGroups", {"loadBalancerArn": arn, "securityGroups": [world.sg["backend"]]}, {},
+                  identity=HUMAN, time=stamp(), event_id=event_id(), account=False) for arn in made_up[:10]])
+    put(*[message("SetSecurityGroups", {"loadBalancerArn": arn, "securityGroups": [world.sg["backend"]]}, {},
+                  identity=HUMAN, time=stamp(), event_id=event_id(), account=False) for arn in made_up[10:20]])
+    put(*[message("DeleteLoadBalancer", {"loadBalancerArn": arn}, {}, identity=HUMAN, time=stamp(),
+                  event_id=event_id(), account=False) for arn in made_up[20:]])
+    poll_until_read(parts, 30)
+    before = parts.clients.counter.calls.copy()
+    assert parts.daemon.run_once().ok
+    sent = parts.clients.counter.calls - before
+    assert metric(parts, "albsg_topology_refreshes_total", reason="event") in (None, 0)
+    assert metric(parts, "albsg_topology_refreshes_total", reason="load_balancer_changed") >= 1
+    # 20 ARNs at most a minute are described (one call, then one by one as AWS fails a batch naming a
+    # missing one): not the region's every load balancer and target group
+    assert sent[("elbv2", "DescribeLoadBalancers")] <= 1 + 20 + 1, sent  # + the check's own listing
+    assert sent[("elbv2", "DescribeTargetGroups")] == 0, sent
+    assert {lb.arn for lb in parts.daemon.topology.load_balancers}.isdisjoint(made_up)
+
+
+def test_events_naming_nothing_placeable_ask_for_one_full_discovery_a_minute(world, parts):
+    from monitor.events import ApiEvent, Principal
+
+    assert parts.daemon.run_once().ok
+    for n in range(3):
+        parts.daemon._on_events((ApiEvent(event_id=event_id(), event_name="ModifyNetworkInterfaceAttribute",
+                                          source="aws.ec2", event_time=time.time(), principal=Principal(HUMAN["arn"]),
+                                          network_interfaces=(f"eni-0unknown{n}",)),))
+        assert parts.daemon.run_once().ok
+    assert metric(parts, "albsg_topology_refreshes_total", reason="event") == 1
