@@ -30,8 +30,8 @@ from monitor.deadline import DEADLINE_CODE, Cycle, PastDeadline, abandoned_repor
 from monitor.event_feed import EventFeed, attribution_off, needs_refresh
 from monitor.event_match import KnownRoles, Watched
 from monitor.event_evidence import Sightings, read_rules
-from monitor.event_triggers import FULL_DISCOVERY_GAP_SECONDS, Coalescer, Gap, UnknownGate, place
-from monitor.event_trust import origin
+from monitor.event_triggers import (FULL_DISCOVERY_GAP_SECONDS, Coalescer, Gap, UnknownGate, ingresses_of_group,
+                                    place, watched_by)
 from monitor.events import ApiEvent
 from monitor.memory import Memory
 from monitor.model import Observation, ReadFailure, Report, Severity, Topology
@@ -531,16 +531,7 @@ class Daemon:
     # -- events and attribution ---------------------------------------------------------------
     def watched(self) -> Watched | None:
         """What the current topology depends on; None before the first discovery."""
-        topology = self._topology
-        if topology is None:
-            return None
-        groups = {g for lb in topology.load_balancers for g in lb.security_groups} | set(topology.target_group_ids)
-        enis = {t.eni_id for tg in topology.target_groups for t in tg.targets or () if t.eni_id}
-        lbs = frozenset(lb.arn for lb in topology.load_balancers)
-        account, region = origin(lbs)
-        return Watched(security_groups=frozenset(groups), network_interfaces=frozenset(enis), load_balancers=lbs,
-                       target_groups=frozenset(tg.arn for tg in topology.target_groups), account=account,
-                       region=region or topology.region)
+        return None if self._topology is None else watched_by(self._topology)
 
     def want_check(self, reason: str) -> None:
         self._checks_asked += 1
@@ -557,7 +548,7 @@ class Daemon:
             self._event_checks.ask()
             return
         watched = self.watched()
-        placement = place(topology, changes, watched.account if watched else None, topology.region)
+        placement = place(topology, changes, watched.account if watched else None, watched.region if watched else None)
         now = self._monotonic()
         arns = set(placement.known) | self._unknown_lbs.admit(placement.unknown, now)
         full = placement.unplaced and self._event_discoveries.admit(now)
@@ -569,14 +560,6 @@ class Daemon:
             self.want_refresh("event")
         if arns:
             self.reread_load_balancers(arns)
-
-    def _load_balancers_concerned(self, events: list[ApiEvent]) -> set[str] | None:
-        """The known ALBs these events change; None when an event names nothing the topology knows."""
-        topology = self._topology
-        if topology is None:
-            return None
-        placement = place(topology, events, None, None)
-        return None if placement.unplaced or placement.unknown else set(placement.known)
 
     def roles(self) -> KnownRoles:
         """The callers' roles: from flags and the pod, and the controllers' IRSA roles Kubernetes shows."""
@@ -636,14 +619,7 @@ class Daemon:
                             True, self._wall())
 
     def _ingresses_of_group(self, group: str) -> list[tuple[str, str]]:
-        """The Ingresses of the ALBs that send through this group (their own, or their targets')."""
-        topology = self._topology
-        if topology is None:
-            return []
-        behind = {arn for tg in topology.target_groups for t in tg.targets or ()
-                  if group in (t.security_groups or ()) for arn in tg.load_balancer_arns}
-        return sorted({(lb.ingress_namespace, lb.ingress) for lb in topology.load_balancers
-                       if lb.ingress and (lb.arn in behind or group in lb.security_groups)})
+        return [] if self._topology is None else ingresses_of_group(self._topology, group)
 
     def reread_load_balancers(self, arns: Iterable[str]) -> None:
         """Ask for an update of these ALBs alone (e.g. an AWS event says their target groups or

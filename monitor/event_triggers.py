@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from monitor.event_match import Watched
+from monitor.event_trust import origin
 from monitor.events import ApiEvent
 from monitor.model import Topology
 
@@ -28,6 +30,25 @@ UNKNOWN_AGAIN_SECONDS = 300.0
 
 _LB_ARN = re.compile(r"arn:[\w-]+:elasticloadbalancing:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):"
                      r"loadbalancer/(app|net)/[\w-]+/[0-9a-f]+")
+
+
+def watched_by(topology: Topology) -> Watched:
+    """What a topology depends on, and the account and region whose events concern it."""
+    groups = {g for lb in topology.load_balancers for g in lb.security_groups} | set(topology.target_group_ids)
+    enis = {t.eni_id for tg in topology.target_groups for t in tg.targets or () if t.eni_id}
+    lbs = frozenset(lb.arn for lb in topology.load_balancers)
+    account, region = origin(lbs)
+    return Watched(security_groups=frozenset(groups), network_interfaces=frozenset(enis), load_balancers=lbs,
+                   target_groups=frozenset(tg.arn for tg in topology.target_groups), account=account,
+                   region=region or topology.region)
+
+
+def ingresses_of_group(topology: Topology, group: str) -> list[tuple[str, str]]:
+    """The Ingresses of the ALBs that send through this group (their own, or their targets')."""
+    behind = {arn for tg in topology.target_groups for t in tg.targets or ()
+              if group in (t.security_groups or ()) for arn in tg.load_balancer_arns}
+    return sorted({(lb.ingress_namespace, lb.ingress) for lb in topology.load_balancers
+                   if lb.ingress and (lb.arn in behind or group in lb.security_groups)})
 
 
 @dataclass(frozen=True)

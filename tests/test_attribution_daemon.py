@@ -335,6 +335,7 @@ def test_a_target_group_event_reads_again_only_its_load_balancers_before_checkin
 
 
 def test_an_event_the_topology_cannot_place_asks_for_a_full_discovery(world, parts):
+    from monitor.event_triggers import place
     from monitor.events import ApiEvent, Principal
 
     assert parts.daemon.run_once().ok
@@ -346,8 +347,8 @@ def test_an_event_the_topology_cannot_place_asks_for_a_full_discovery(world, par
 
     shop_eni = next(t.eni_id for tg in daemon.topology.target_groups if world.lb["shop"] in tg.load_balancer_arns
                     for t in tg.targets or () if t.eni_id)
-    assert world.lb["shop"] in daemon._load_balancers_concerned([change(network_interfaces=(shop_eni,))])
-    assert daemon._load_balancers_concerned([change(network_interfaces=("eni-0notinthetopology",))]) is None
+    assert world.lb["shop"] in place(daemon.topology, [change(network_interfaces=(shop_eni,))], None, None).known
+    assert place(daemon.topology, [change(network_interfaces=("eni-0notinthetopology",))], None, None).unplaced
     daemon._on_events((change(network_interfaces=("eni-0notinthetopology",)),))
     assert daemon.run_once().ok
     assert metric(parts, "albsg_topology_refreshes_total", reason="event") == 1
