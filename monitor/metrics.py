@@ -214,7 +214,8 @@ class Metrics:
             buckets=EVENT_LAG_BUCKETS, registry=self.registry)
         self.outage_windows = Counter(
             "albsg_outage_windows_total",
-            "Revoke-then-grant gaps of one rule seen in the events, whether or not a check saw them.",
+            "Revoke-then-grant gaps of one rule seen in the events and confirmed by a later read, whether or not a "
+            "check fell inside them.",
             registry=self.registry)
         self.outage_window_seconds = Histogram(
             "albsg_outage_window_seconds", "Length of the revoke-then-grant gaps seen in the events.",
