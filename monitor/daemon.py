@@ -195,6 +195,7 @@ class Daemon:
         self._check_after_refresh = False
         self._attributed: dict[tuple[str, str, str], None] = {}  # (event id, ALB, group) announced
         self._seen = Sightings()  # the rule ids the checks read: what events are held against
+        self._seen_lock = threading.Lock()
         # What events may ask for, and how often (monitor.event_triggers).
         self._event_checks = Coalescer(lambda: self.want_check("event"), monotonic=monotonic)
         self._event_discoveries = Gap(FULL_DISCOVERY_GAP_SECONDS)
@@ -547,8 +548,8 @@ class Daemon:
         if not changes or topology is None:
             self._event_checks.ask()
             return
-        watched = self.watched()
-        placement = place(topology, changes, watched.account if watched else None, watched.region if watched else None)
+        watched = watched_by(topology)
+        placement = place(topology, changes, watched.account, watched.region)
         now = self._monotonic()
         arns = set(placement.known) | self._unknown_lbs.admit(placement.unknown, now)
         full = placement.unplaced and self._event_discoveries.admit(now)
@@ -573,13 +574,14 @@ class Daemon:
 
     def _attribute(self, report: Report, observation: Observation) -> Report:
         """Events held against this check's reads: windows they confirm, and who cut what they saw go."""
-        now = self._wall()
-        self._seen.saw(read_rules(observation), observation.read_groups, now)
-        if self.feed is not None:
-            self.feed.saw_rules(self._seen, now)
         memory = self._remediator.memory if self._remediator is not None else Memory()
         events = self.feed.recent() if self.feed is not None else self.lookups.recent() if self.lookups else ()
-        report = attribute(report, memory, events, self.roles(), self._seen)
+        with self._seen_lock:  # a check abandoned past its deadline may still be here
+            now = self._wall()
+            self._seen.saw(read_rules(observation), observation.read_groups, now)
+            if self.feed is not None:
+                self.feed.saw_rules(self._seen, now)
+            report = attribute(report, memory, events, self.roles(), self._seen)
         if self.lookups is not None:
             for finding in report.findings:
                 if finding.code in ATTRIBUTED_CODES and finding.security_group:

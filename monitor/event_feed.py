@@ -1,6 +1,7 @@
 """The daemon's events thread: long-polls the events queue, counts what arrives, asks for a rule
 check (or a topology refresh) when an event touches something watched, keeps the recent events for
-attribution, and records the outage windows that revoke-then-grant pairs reveal.
+attribution, and records the outage windows that revoke-then-grant pairs reveal once a check's read
+confirms them (monitor.event_evidence): an event is evidence, never a verdict.
 
 A queue that cannot be read is said once (log, and a finding through the daemon) and retried with
 backoff; polling the rules goes on whatever happens here.
