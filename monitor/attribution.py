@@ -4,7 +4,10 @@ CloudTrail event says so.
 Pure: the report, the memory of covering rules, the recent events and the known roles in, a report
 with `rule` and `attribution` filled in out. The rule comes from the memory (the rules that covered
 the path when it was last healthy and are gone now); the caller is the latest revoking event that
-removed one of those rules (by id or by tuple), or deleted the group.
+removed one of those rules (by id, else by tuple), or deleted the group, and is dated before the
+check that first saw the path cut. An event is evidence, not truth: it names who cut a rule only
+when the monitor's own reads saw that rule go (for an outbound rule, which the memory does not
+keep, when the checks' reads saw the rule it names on that group and see it no more).
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 
+from monitor.event_evidence import Sightings
 from monitor.event_match import KnownRoles, actor_kind
-from monitor.events import ApiEvent, Effect
+from monitor.event_trust import CLOCK_SKEW_SECONDS
+from monitor.events import ApiEvent, Effect, TouchedRule
 from monitor.memory import Memory, RuleTuple
 from monitor.model import Attribution, Report
 
@@ -22,22 +27,33 @@ ATTRIBUTED_CODES = ("ACCESS_REVOKED", "EGRESS_BLOCKED")
 
 def lost_rules(report: Report, memory: Memory) -> dict[tuple[str, str], tuple[RuleTuple, ...]]:
     """(load balancer name, group) -> the remembered covering rules of its paths now missing there."""
+    return {k: v for k, (v, _) in _lost(report, memory).items()}
+
+
+def _lost(report: Report, memory: Memory) -> dict[tuple[str, str], tuple[tuple[RuleTuple, ...], float | None]]:
+    """lost_rules, with when a check first saw those paths cut."""
     names = {lb.arn: lb.name for lb in report.load_balancers}
     lost: dict[tuple[str, str], dict[RuleTuple, None]] = {}
+    since: dict[tuple[str, str], float] = {}
     for key, entry in memory.paths:
         name = names.get(key.load_balancer_arn)
         if name is None:
             continue
         for rule in entry.lost:
             lost.setdefault((name, rule.group_id), {})[rule] = None
-    return {k: tuple(sorted(v, key=RuleTuple.sort_key)) for k, v in lost.items()}
+            if entry.uncovered_since is not None:
+                since[(name, rule.group_id)] = min(since.get((name, rule.group_id), entry.uncovered_since),
+                                                   entry.uncovered_since)
+    return {k: (tuple(sorted(v, key=RuleTuple.sort_key)), since.get(k)) for k, v in lost.items()}
 
 
-def attribute(report: Report, memory: Memory, events: Iterable[ApiEvent], roles: KnownRoles) -> Report:
+def attribute(report: Report, memory: Memory, events: Iterable[ApiEvent], roles: KnownRoles,
+              seen: Sightings | None = None) -> Report:
     """The report with its ACCESS_REVOKED / EGRESS_BLOCKED findings naming the lost rule and, when an
-    event matches, who removed it."""
+    event matches what the reads saw go, who removed it."""
     revokes = sorted((e for e in events if e.effect is not Effect.GRANT), key=lambda e: (e.event_time, e.event_id))
-    lost = lost_rules(report, memory)
+    lost = _lost(report, memory)
+    seen = seen if seen is not None else Sightings()
     findings = []
     changed = False
     for finding in report.findings:
@@ -45,8 +61,9 @@ def attribute(report: Report, memory: Memory, events: Iterable[ApiEvent], roles:
             findings.append(finding)
             continue
         direction = "ingress" if finding.code == "ACCESS_REVOKED" else "egress"
-        rules = lost.get((finding.load_balancer or "", finding.security_group), ()) if direction == "ingress" else ()
-        event = _latest_match(revokes, finding.security_group, direction, rules)
+        rules, since = lost.get((finding.load_balancer or "", finding.security_group), ((), None)) \
+            if direction == "ingress" else ((), None)
+        event = _latest_match(revokes, finding.security_group, direction, rules, since, seen)
         rule = finding.rule or _rule_text(rules, event, finding.security_group, direction)
         attribution = finding.attribution
         if event is not None:
@@ -60,23 +77,28 @@ def attribute(report: Report, memory: Memory, events: Iterable[ApiEvent], roles:
     return replace(report, findings=tuple(findings)) if changed else report
 
 
-def _latest_match(revokes: list[ApiEvent], group: str, direction: str,
-                  rules: tuple[RuleTuple, ...]) -> ApiEvent | None:
-    ids = {r.rule_id for r in rules if r.rule_id}
+def _latest_match(revokes: list[ApiEvent], group: str, direction: str, rules: tuple[RuleTuple, ...],
+                  since: float | None, seen: Sightings) -> ApiEvent | None:
     for event in reversed(revokes):
-        if event.event_name == "DeleteSecurityGroup" and group in event.security_groups:
+        if since is not None and event.event_time > since + CLOCK_SKEW_SECONDS:
+            continue  # dated after a check saw the cut: it cannot be what made it
+        if event.event_name == "DeleteSecurityGroup" and group in event.security_groups and rules:
             return event
         for touched in event.rules:
             if touched.direction not in (direction, "unknown"):
                 continue
-            if touched.rule_id and touched.rule_id in ids:
+            if direction == "ingress" and any(_names(touched, rule) for rule in rules):
                 return event
-            if touched.rule is not None and touched.rule.group_id == group and (
-                    not rules or touched.rule in rules):
+            if direction == "egress" and seen.gone("egress", touched, group):
                 return event
-            if touched.rule is None and not rules and group in event.security_groups:
-                return event  # revoked by id, and nothing remembered to compare with
     return None
+
+
+def _names(touched: TouchedRule, lost: RuleTuple) -> bool:
+    """The event's rule is the lost one: the same id when both have one, else the same tuple."""
+    if touched.rule_id and lost.rule_id:
+        return touched.rule_id == lost.rule_id
+    return touched.rule is not None and touched.rule == lost
 
 
 def _rule_text(rules: tuple[RuleTuple, ...], event: ApiEvent | None, group: str, direction: str) -> str | None:

@@ -30,6 +30,9 @@ from monitor import cancellation
 from monitor.deadline import DEADLINE_CODE, FAILED_CODE, Cycle, PastDeadline, blind_report
 from monitor.event_feed import EventFeed, attribution_off, needs_refresh
 from monitor.event_match import KnownRoles, Watched
+from monitor.event_evidence import Sightings, read_rules
+from monitor.event_triggers import (FULL_DISCOVERY_GAP_SECONDS, Coalescer, Gap, UnknownGate, ingresses_of_group,
+                                    place, watched_by)
 from monitor.events import ApiEvent
 from monitor.memory import Memory
 from monitor.model import Observation, ReadFailure, Report, Severity, Topology
@@ -210,6 +213,12 @@ class Daemon:
         self._checks_asked = 0
         self._check_after_refresh = False
         self._attributed: dict[tuple[str, str, str], None] = {}  # (event id, ALB, group) announced
+        self._seen = Sightings()  # the rule ids the checks read: what events are held against
+        self._seen_lock = threading.Lock()
+        # What events may ask for, and how often (monitor.event_triggers).
+        self._event_checks = Coalescer(lambda: self.want_check("event"), monotonic=monotonic)
+        self._event_discoveries = Gap(FULL_DISCOVERY_GAP_SECONDS)
+        self._unknown_lbs = UnknownGate()
         self.feed = feed
         self.lookups = lookups  # without a queue: CloudTrail lookups fill the attribution in later
         self._roles = roles or KnownRoles()  # from flags and the pod's own role
@@ -496,7 +505,7 @@ class Daemon:
                                                         in_time=cycle.in_time)
             finally:
                 self._acting.release()
-        report = self._attribute(report)
+        report = self._attribute(report, observation)
         with cycle.commit():
             self._coverage, revocations = advance(self._coverage, report)
             self._metrics.publish(report, self._wall())
@@ -557,14 +566,7 @@ class Daemon:
     # -- events and attribution ---------------------------------------------------------------
     def watched(self) -> Watched | None:
         """What the current topology depends on; None before the first discovery."""
-        topology = self._topology
-        if topology is None:
-            return None
-        groups = {g for lb in topology.load_balancers for g in lb.security_groups} | set(topology.target_group_ids)
-        enis = {t.eni_id for tg in topology.target_groups for t in tg.targets or () if t.eni_id}
-        return Watched(security_groups=frozenset(groups), network_interfaces=frozenset(enis),
-                       load_balancers=frozenset(lb.arn for lb in topology.load_balancers),
-                       target_groups=frozenset(tg.arn for tg in topology.target_groups))
+        return None if self._topology is None else watched_by(self._topology)
 
     def want_check(self, reason: str) -> None:
         self._checks_asked += 1
@@ -572,41 +574,27 @@ class Daemon:
             self.on_check_wanted(reason)
 
     def _on_events(self, events: tuple[ApiEvent, ...]) -> None:
-        """A matched event: check the rules now; an ALB, target group or ENI change first reads again
-        the ALBs it concerns (a full discovery only when the topology cannot say which)."""
+        """Matched events: check the rules soon (one check for a burst); an ALB, target group or ENI
+        change first reads again the ALBs it concerns, by ARN even when the topology does not know
+        them; only events naming nothing placeable ask for a full discovery, at most once a minute."""
         changes = [e for e in events if needs_refresh(e)]
-        if not changes:
-            self.want_check("event")
+        topology = self._topology
+        if not changes or topology is None:
+            self._event_checks.ask()
+            return
+        watched = watched_by(topology)
+        placement = place(topology, changes, watched.account, watched.region)
+        now = self._monotonic()
+        arns = set(placement.known) | self._unknown_lbs.admit(placement.unknown, now)
+        full = placement.unplaced and self._event_discoveries.admit(now)
+        if not arns and not full:
+            self._event_checks.ask()  # nothing to read again (or not now): check against what is known
             return
         self._check_after_refresh = True
-        concerned = self._load_balancers_concerned(changes)
-        if concerned is None:
+        if full:
             self.want_refresh("event")
-        else:
-            self.reread_load_balancers(concerned)
-
-    def _load_balancers_concerned(self, events: list[ApiEvent]) -> set[str] | None:
-        """The ALBs whose topology these events change: named, behind a named target group, or with
-        a target on a named ENI; None when an event names nothing the topology knows."""
-        topology = self._topology
-        if topology is None:
-            return None
-        known = {lb.arn for lb in topology.load_balancers}
-        # Who sits behind each target group and ENI, built once for all the events.
-        behind: dict[str, set[str]] = {}
-        for tg in topology.target_groups:
-            lbs = known.intersection(tg.load_balancer_arns)
-            for key in (tg.arn, *(t.eni_id for t in tg.targets or () if t.eni_id)):
-                behind.setdefault(key, set()).update(lbs)
-        concerned: set[str] = set()
-        for event in events:
-            found = known.intersection(event.load_balancers)
-            for key in (*event.target_groups, *event.network_interfaces):
-                found |= behind.get(key, set())
-            if not found:
-                return None
-            concerned |= found
-        return concerned
+        if arns:
+            self.reread_load_balancers(arns)
 
     def roles(self) -> KnownRoles:
         """The callers' roles: from flags and the pod, and the controllers' IRSA roles Kubernetes shows."""
@@ -618,10 +606,16 @@ class Daemon:
         v1 = {c.role_arn for c in state.controllers_of("v1") if c.role_arn}
         return replace(base, v2_controller=base.v2_controller | v2, v1_controller=base.v1_controller | v1)
 
-    def _attribute(self, report: Report) -> Report:
+    def _attribute(self, report: Report, observation: Observation) -> Report:
+        """Events held against this check's reads: windows they confirm, and who cut what they saw go."""
         memory = self._remediator.memory if self._remediator is not None else Memory()
         events = self.feed.recent() if self.feed is not None else self.lookups.recent() if self.lookups else ()
-        report = attribute(report, memory, events, self.roles())
+        with self._seen_lock:  # a check abandoned past its deadline may still be here
+            now = self._wall()
+            self._seen.saw(read_rules(observation), observation.read_groups, now)
+            if self.feed is not None:
+                self.feed.saw_rules(self._seen, now)
+            report = attribute(report, memory, events, self.roles(), self._seen)
         if self.lookups is not None:
             for finding in report.findings:
                 if finding.code in ATTRIBUTED_CODES and finding.security_group:
@@ -661,14 +655,7 @@ class Daemon:
                             True, self._wall())
 
     def _ingresses_of_group(self, group: str) -> list[tuple[str, str]]:
-        """The Ingresses of the ALBs that send through this group (their own, or their targets')."""
-        topology = self._topology
-        if topology is None:
-            return []
-        behind = {arn for tg in topology.target_groups for t in tg.targets or ()
-                  if group in (t.security_groups or ()) for arn in tg.load_balancer_arns}
-        return sorted({(lb.ingress_namespace, lb.ingress) for lb in topology.load_balancers
-                       if lb.ingress and (lb.arn in behind or group in lb.security_groups)})
+        return [] if self._topology is None else ingresses_of_group(self._topology, group)
 
     def reread_load_balancers(self, arns: Iterable[str]) -> None:
         """Ask for an update of these ALBs alone (e.g. an AWS event says their target groups or

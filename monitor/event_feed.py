@@ -1,6 +1,7 @@
 """The daemon's events thread: long-polls the events queue, counts what arrives, asks for a rule
 check (or a topology refresh) when an event touches something watched, keeps the recent events for
-attribution, and records the outage windows that revoke-then-grant pairs reveal.
+attribution, and records the outage windows that revoke-then-grant pairs reveal once a check's read
+confirms them (monitor.event_evidence): an event is evidence, never a verdict.
 
 A queue that cannot be read is said once (log, and a finding through the daemon) and retried with
 backoff; polling the rules goes on whatever happens here.
@@ -15,7 +16,9 @@ from typing import Any, Protocol
 
 import structlog
 
-from monitor.event_match import Outage, Watched, outage_windows
+from monitor.event_evidence import OutageIndex, Sightings
+from monitor.event_match import Outage, Watched
+from monitor.event_trust import LogLimiter, Refused
 from monitor.events import ELB, ApiEvent
 from monitor.metrics import Metrics
 from monitor.model import Finding, ReadFailure, Severity
@@ -49,8 +52,12 @@ class EventFeed:
         self.events = events
         self._lock = threading.Lock()
         self._recent: list[ApiEvent] = []
-        self._outages_seen: set[tuple[str, str, str]] = set()
+        self._index = OutageIndex()
+        self._pending: list[Outage] = []  # windows the events show, until a read confirms or refutes them
+        self._forgot_at = float("-inf")
+        self._said_unseen = LogLimiter()
         self._failure: ReadFailure | None = None
+        self._said_rejected = LogLimiter()
         self._polled = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -82,9 +89,10 @@ class EventFeed:
         self._note_failures(result.failures)
         for reason, count in result.ignored:
             self._metrics.count_events(reason, count)
+        now = self._wall()
+        self._note_rejected(result.rejected, now)
         if not result.events:
             return result
-        now = self._wall()
         fresh: list[ApiEvent] = []
         for received in result.events:
             event = received.event
@@ -96,13 +104,24 @@ class EventFeed:
         with self._lock:
             kept = [e for e in self._recent + fresh if e.event_time >= now - KEEP_SECONDS]
             self._recent = kept[-KEEP_EVENTS:]
-            recent = tuple(self._recent)
+            if now - self._forgot_at >= 60.0:
+                self._index.forget_before(now - KEEP_SECONDS)
+                self._forgot_at = now
+            self._pending.extend(self._index.add(fresh))
+            del self._pending[:-KEEP_EVENTS]
         try:
             self.on_matched(tuple(fresh))
         except Exception:  # the check is asked for best effort: the poll stays the backstop
             log.exception("event_trigger_failed")
-        self._outages(recent, now)
         return result
+
+    def _note_rejected(self, rejected: tuple[Refused, ...], now: float) -> None:
+        for refused in rejected:
+            self._metrics.count_rejected_event(refused.reason.value)
+            count = self._said_rejected.note(refused.reason.value, now)
+            if count is not None:  # at most one line per reason a minute, with the count since the last
+                log.warning("event_rejected", reason=refused.reason.value, events=count, event_id=refused.event_id,
+                            event_name=refused.event_name, detail=refused.detail)
 
     def _note_failures(self, failures: tuple[ReadFailure, ...]) -> None:
         receive = next((f for f in failures if f.operation == "ReceiveMessage"), None)
@@ -116,15 +135,27 @@ class EventFeed:
             if failure.operation != "ReceiveMessage":
                 log.warning("events_message_not_deleted", queue=self.queue_url, code=failure.code)
 
-    def _outages(self, recent: tuple[ApiEvent, ...], now: float) -> None:
-        for outage in outage_windows(recent):
-            key = (outage.revoked.event_id, outage.granted.event_id, outage.rule.text())
-            if key in self._outages_seen:
-                continue
-            self._outages_seen.add(key)
+    def saw_rules(self, seen: Sightings, now: float) -> None:
+        """After a check's read (already in `seen`): announce the outage windows the reads now agree
+        with, drop those they contradict, keep the rest until a read of their group or an hour."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+        keep, confirmed, refuted = [], [], 0
+        for outage in pending:
+            verdict = seen.judge(outage)
+            if verdict is True:
+                confirmed.append(outage)
+            elif verdict is False:
+                refuted += 1
+            elif outage.granted.event_time >= now - KEEP_SECONDS:
+                keep.append(outage)
+        with self._lock:
+            self._pending = keep + self._pending
+        for outage in confirmed:
             self._announce_outage(outage, now)
-        if len(self._outages_seen) > 4 * KEEP_EVENTS:
-            self._outages_seen.clear()  # bounded; the events behind old keys have been forgotten too
+        if refuted and (count := self._said_unseen.note("unseen", now, refuted)) is not None:
+            # A pair of events the reads do not bear out: forged, or about a rule never watched.
+            log.info("outage_window_not_seen", windows=count)
 
     def _announce_outage(self, outage: Outage, now: float) -> None:
         seconds = outage.seconds

@@ -69,6 +69,8 @@ class Watched:
     network_interfaces: frozenset[str] = frozenset()
     load_balancers: frozenset[str] = frozenset()
     target_groups: frozenset[str] = frozenset()
+    account: str | None = None  # whose events concern it (from the load balancers' ARNs); None: unknown
+    region: str | None = None
 
 
 def touches(event: ApiEvent, watched: Watched) -> bool:
@@ -123,7 +125,7 @@ def record(state: OpenRevokes, event: ApiEvent) -> tuple[OpenRevokes, tuple[Outa
         granted = [g for g in state.granted if (g[0], g[1]) not in rules]
         revoked = list(state.revoked)
         for direction, rule in rules:
-            covered = any(d == direction and _covers(g, rule) for d, g, _ in granted)
+            covered = any(d == direction and covers(g, rule) for d, g, _ in granted)
             already = any(d == direction and r == rule for d, r, _ in revoked)  # the first revoke opened it
             if not covered and not already:
                 revoked.append((direction, rule, event))
@@ -135,7 +137,7 @@ def record(state: OpenRevokes, event: ApiEvent) -> tuple[OpenRevokes, tuple[Outa
         # Strictly later: CloudTrail times have one-second resolution, so a same-second pair has no
         # order to trust, and a gap under a second is not measurable from them.
         if revoke_event.event_time < event.event_time and any(
-                d == direction and _covers(g, rule) for d, g in rules):
+                d == direction and covers(g, rule) for d, g in rules):
             closed.append(Outage(direction, rule, revoke_event, event))
         else:
             still_open.append((direction, rule, revoke_event))
@@ -154,7 +156,7 @@ def outage_windows(events: Iterable[ApiEvent]) -> tuple[Outage, ...]:
     return tuple(found)
 
 
-def _covers(granted: RuleTuple, revoked: RuleTuple) -> bool:
+def covers(granted: RuleTuple, revoked: RuleTuple) -> bool:
     """The grant admits again everything the revoked rule admitted: same group and peer, the same
     protocol (or all traffic), and a port range at least as wide (v2 regrants a merged min-max range)."""
     if (granted.group_id, granted.peer_kind, granted.peer) != (revoked.group_id, revoked.peer_kind, revoked.peer):

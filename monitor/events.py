@@ -82,8 +82,8 @@ class ApiEvent:
     source: str
     event_time: float  # seconds since the epoch, from detail.eventTime
     principal: Principal
-    account: str | None = None  # the envelope's account (absent in some test emulators)
-    region: str | None = None
+    account: str | None = None  # the envelope's account, else detail.recipientAccountId
+    region: str | None = None  # the envelope's region, else detail.awsRegion
     security_groups: tuple[str, ...] = ()
     rules: tuple[TouchedRule, ...] = ()
     network_interfaces: tuple[str, ...] = ()
@@ -140,7 +140,9 @@ def parse_event(envelope: Any) -> ApiEvent | Rejected:
     touched = (_ec2_touched if source == EC2 else _elb_touched)(name, request, response)
     return ApiEvent(event_id=event_id, event_name=name, source=source, event_time=when,
                     principal=_principal(detail.get("userIdentity")),
-                    account=_str(envelope.get("account")), region=_str(envelope.get("region")), **touched)
+                    # The envelope's, else what CloudTrail itself recorded (an emulator may drop the former).
+                    account=_str(envelope.get("account")) or _str(detail.get("recipientAccountId")),
+                    region=_str(envelope.get("region")) or _str(detail.get("awsRegion")), **touched)
 
 
 # --- EC2 ------------------------------------------------------------------------------------------

@@ -44,9 +44,11 @@ KNOWN_FINDINGS: dict[str, str] = {
 }
 
 # What happened to each message read from the events queue: `matched` (it touched something watched),
-# or why it was ignored (monitor.events.Rejection values, duplicate, unwatched).
+# or why it was ignored (monitor.events.Rejection values, duplicate, unwatched, rejected).
 EVENT_RESULTS = ("matched", "duplicate", "unwatched", "malformed", "oversized", "not_cloudtrail", "unsupported",
-                 "failed_call")
+                 "failed_call", "rejected")
+# Why a well-formed event was not believed (monitor.event_trust.Distrust values).
+EVENT_REJECTIONS = ("other_account", "other_region", "future")
 ACTOR_KINDS = ("v2_controller", "v1_controller", "monitor", "other")
 # CloudTrail delivers to EventBridge within seconds to a few minutes.
 EVENT_LAG_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
@@ -202,12 +204,19 @@ class Metrics:
             ["result"], registry=self.registry)
         for result in EVENT_RESULTS:
             self.events_total.labels(result)
+        self.events_rejected = Counter(
+            "albsg_events_rejected_total",
+            "Events from the events queue not believed: from another account or region, or dated in the future.",
+            ["reason"], registry=self.registry)
+        for reason in EVENT_REJECTIONS:
+            self.events_rejected.labels(reason)
         self.event_lag = Histogram(
             "albsg_event_lag_seconds", "From a matched event's time (the API call) to its receipt from the queue.",
             buckets=EVENT_LAG_BUCKETS, registry=self.registry)
         self.outage_windows = Counter(
             "albsg_outage_windows_total",
-            "Revoke-then-grant gaps of one rule seen in the events, whether or not a check saw them.",
+            "Revoke-then-grant gaps of one rule seen in the events and confirmed by a later read, whether or not a "
+            "check fell inside them.",
             registry=self.registry)
         self.outage_window_seconds = Histogram(
             "albsg_outage_window_seconds", "Length of the revoke-then-grant gaps seen in the events.",
@@ -251,6 +260,10 @@ class Metrics:
     def count_events(self, result: str, count: int = 1) -> None:
         self.enable_events()
         self.events_total.labels(result).inc(count)
+
+    def count_rejected_event(self, reason: str) -> None:
+        self.enable_events()
+        self.events_rejected.labels(reason).inc()
 
     def observe_event(self, event_name: str, lag_seconds: float) -> None:
         self.enable_events()

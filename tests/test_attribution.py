@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from monitor.attribution import attribute
+from monitor.event_evidence import Sightings
 from monitor.events import parse_event
 from monitor.memory import Memory, PathKey, PathMemory, RuleTuple
 from monitor.model import Finding, LoadBalancerResult, Report, Severity
@@ -11,6 +14,7 @@ from tests.test_events import (ALB_SG, HUMAN, LB_ARN, NODE_SG, ROLES, TG_ARN, V2
 
 LB = "k8s-shop-web-0123456789"
 LOST = RuleTuple(NODE_SG, "tcp", 0, 65535, "sg", ALB_SG, "sgr-0lost")
+CUT_SEEN = datetime.fromisoformat("2026-12-01T10:10:00+00:00").timestamp()  # the check that saw the cut
 
 
 def report(*findings: Finding) -> Report:
@@ -20,7 +24,7 @@ def report(*findings: Finding) -> Report:
 
 def memory(*lost: RuleTuple) -> Memory:
     return Memory(paths=((PathKey(LB_ARN, TG_ARN, "i-0aaa", 30080),
-                          PathMemory(covering=lost, uncovered_since=100.0, lost=lost)),))
+                          PathMemory(covering=lost, uncovered_since=CUT_SEEN, lost=lost)),))
 
 
 REVOKED = Finding("ACCESS_REVOKED", Severity.CRITICAL, "cannot reach ...", load_balancer=LB, security_group=NODE_SG)
@@ -64,14 +68,34 @@ def test_a_deleted_group_is_attributed_to_whoever_deleted_it():
     assert finding.attribution.event_name == "DeleteSecurityGroup"
 
 
-def test_an_egress_cut_is_attributed_to_the_egress_revoke_on_the_albs_group_and_names_its_rule():
+def test_an_egress_cut_is_attributed_to_the_egress_revoke_the_reads_saw_and_names_its_rule():
     egress = event("RevokeSecurityGroupEgress", {"groupId": ALB_SG, "securityGroupRuleIds": {
         "items": [{"securityGroupRuleId": "sgr-0out"}]}}, identity=HUMAN)
     ingress = by_id("sgr-0lost")
-    findings = attribute(report(EGRESS, REVOKED), memory(LOST), [egress, ingress], ROLES).findings
+    out = RuleTuple(ALB_SG, "tcp", 0, 65535, "sg", NODE_SG, "sgr-0out")
+    seen = Sightings()
+    # no read of the group yet: an event naming an outbound rule the monitor never saw names nobody
+    findings = attribute(report(EGRESS, REVOKED), memory(LOST), [egress, ingress], ROLES, seen).findings
+    assert next(f for f in findings if f.code == "EGRESS_BLOCKED").attribution is None
+    seen.saw([("egress", out)], [ALB_SG], CUT_SEEN - 900)
+    seen.saw([], [ALB_SG], CUT_SEEN)
+    findings = attribute(report(EGRESS, REVOKED), memory(LOST), [egress, ingress], ROLES, seen).findings
     egress_finding = next(f for f in findings if f.code == "EGRESS_BLOCKED")
     assert egress_finding.rule == "sgr-0out" and egress_finding.attribution.principal == HUMAN["arn"]
     assert next(f for f in findings if f.code == "ACCESS_REVOKED").attribution.principal == V2["arn"]
+
+
+def test_a_revoke_the_reads_did_not_see_or_dated_after_the_cut_was_seen_names_nobody():
+    # nothing remembered on the path: the reads never saw the rule the event names go
+    (finding,) = attribute(report(REVOKED), memory(), [by_id("sgr-0lost")], ROLES).findings
+    assert finding.attribution is None
+    later = by_id("sgr-0lost", identity=HUMAN, time="2026-12-01T11:00:00Z", n=3)
+    (finding,) = attribute(report(REVOKED), memory(LOST), [by_id("sgr-0lost"), later], ROLES).findings
+    assert finding.attribution.principal == V2["arn"]  # not the one dated after the check saw the cut
+    other_id = event("RevokeSecurityGroupIngress", {"groupId": NODE_SG, "securityGroupRuleIds": {"items": [
+        {"securityGroupRuleId": "sgr-0forged"}]}}, identity=HUMAN, n=4)
+    (finding,) = attribute(report(REVOKED), memory(LOST), [other_id], ROLES).findings
+    assert finding.attribution is None
 
 
 def test_a_grant_is_never_taken_for_the_cut():

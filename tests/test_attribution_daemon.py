@@ -54,6 +54,30 @@ def permission_call(name: str, world: demo_world.World, key: str, identity: dict
                    identity=identity, time=stamp(at=when), event_id=event_id())
 
 
+def rule_pair(world: demo_world.World, key: str, revoker: dict, granter: dict, when: float,
+              gap: float) -> tuple[dict, dict]:
+    """Revoke a world rule and grant it again in moto (it gets a new id), and the two CloudTrail
+    events those calls make on AWS, `gap` seconds apart, each naming the rule it removed or created."""
+    from monitor.demo.trail import _rule_item
+
+    demo_world.revoke(world, key)
+    before = world.revoked[key]
+    demo_world.restore(world, key)
+    after = world.clients()["ec2"].describe_security_group_rules(
+        SecurityGroupRuleIds=[world.rule[key]])["SecurityGroupRules"][0]
+    group = before["GroupId"]
+    permission = {"ipProtocol": after["IpProtocol"], "fromPort": after["FromPort"], "toPort": after["ToPort"],
+                  "groups": {"items": [{"groupId": after["ReferencedGroupInfo"]["GroupId"]}]}}
+    revoke = message("RevokeSecurityGroupIngress", {"groupId": group, "securityGroupRuleIds": {
+        "items": [{"securityGroupRuleId": before["SecurityGroupRuleId"]}]}},
+        {"_return": True, "revokedSecurityGroupRuleSet": {"items": [_rule_item(before)]}},
+        identity=revoker, time=stamp(at=when), event_id=event_id())
+    grant = message("AuthorizeSecurityGroupIngress", {"groupId": group, "ipPermissions": {"items": [permission]}},
+                    {"_return": True, "securityGroupRuleSet": {"items": [_rule_item(after)]}},
+                    identity=granter, time=stamp(at=when + gap), event_id=event_id())
+    return revoke, grant
+
+
 def settings(world: demo_world.World, queue_url: str | None, **extra) -> Settings:
     return Settings(cluster_name=world.cluster, kubernetes="off", listen="127.0.0.1:0", interval=15.0,
                     events_queue=queue_url, v2_controller_role_arn=V2_ROLE, **extra)
@@ -133,19 +157,20 @@ def test_a_revoke_then_grant_shorter_than_the_interval_is_an_outage_window_of_it
     logs = structlog.testing.LogCapture()
     structlog.configure(processors=[logs])
     try:
-        now = time.time() - 10
-        # The grant arrives first: EventBridge keeps no order.
-        put(permission_call("AuthorizeSecurityGroupIngress", world, "shop_v1", V2, now + 4),
-            permission_call("RevokeSecurityGroupIngress", world, "shop_v1", V2, now))
+        revoke, grant = rule_pair(world, "shop_v1", V2, V2, time.time() - 10, 4)
+        put(grant, revoke)  # the grant arrives first: EventBridge keeps no order
         poll_until(parts, 2)
+        # the window is believed once a check's read shows the rule replaced (a new id, the old one gone)
+        assert metric(parts, "albsg_outage_windows_total") == 0
+        summary = parts.daemon.check()
     finally:
         structlog.reset_defaults()
     assert metric(parts, "albsg_outage_windows_total") == 1
     assert metric(parts, "albsg_outage_window_seconds_sum") == 4.0
     (window,) = [e for e in logs.entries if e["event"] == "outage_window"]
     assert window["seconds"] == 4.0 and window["revoked_by"] == V2["arn"]
-    # No poll saw it: every check says the path is fine.
-    assert parts.daemon.check().report.load_balancers
+    # No poll saw it: the check says the path is fine.
+    assert summary.report.load_balancers and not [f for f in summary.report.findings if f.code == "ACCESS_REVOKED"]
 
 
 def test_malformed_duplicate_and_unwatched_messages_are_counted_deleted_and_harmless(world, parts):
@@ -270,8 +295,7 @@ def test_with_kubernetes_the_v2_role_is_read_from_its_service_account_and_the_in
             assert built.daemon.run_once().ok
             controller = trail.identity(demo_cluster.controller_role_arn(world), "1733043600123456789")
             now = time.time() - 10
-            put(permission_call("RevokeSecurityGroupIngress", world, "blog_v1", HUMAN, now),
-                permission_call("AuthorizeSecurityGroupIngress", world, "blog_v1", HUMAN, now + 3))
+            put(*rule_pair(world, "blog_v1", HUMAN, HUMAN, now, 3))
             put(revoke_by_id(world, "shop_v1", controller))
             poll_until(built, 3)
             summary = built.daemon.check()
@@ -311,6 +335,7 @@ def test_a_target_group_event_reads_again_only_its_load_balancers_before_checkin
 
 
 def test_an_event_the_topology_cannot_place_asks_for_a_full_discovery(world, parts):
+    from monitor.event_triggers import place
     from monitor.events import ApiEvent, Principal
 
     assert parts.daemon.run_once().ok
@@ -322,8 +347,8 @@ def test_an_event_the_topology_cannot_place_asks_for_a_full_discovery(world, par
 
     shop_eni = next(t.eni_id for tg in daemon.topology.target_groups if world.lb["shop"] in tg.load_balancer_arns
                     for t in tg.targets or () if t.eni_id)
-    assert world.lb["shop"] in daemon._load_balancers_concerned([change(network_interfaces=(shop_eni,))])
-    assert daemon._load_balancers_concerned([change(network_interfaces=("eni-0notinthetopology",))]) is None
+    assert world.lb["shop"] in place(daemon.topology, [change(network_interfaces=(shop_eni,))], None, None).known
+    assert place(daemon.topology, [change(network_interfaces=("eni-0notinthetopology",))], None, None).unplaced
     daemon._on_events((change(network_interfaces=("eni-0notinthetopology",)),))
     assert daemon.run_once().ok
     assert metric(parts, "albsg_topology_refreshes_total", reason="event") == 1

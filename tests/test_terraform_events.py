@@ -34,7 +34,14 @@ def test_the_rule_sends_to_the_queue_and_only_that_rule_may():
     target = blocks("resource", "aws_cloudwatch_event_target")["events"]
     assert _raw(target["arn"]) == "${aws_sqs_queue.events[0].arn}"
     assert _raw(target["rule"]) == "${aws_cloudwatch_event_rule.events[0].name}"
-    (statement,) = blocks("data", "aws_iam_policy_document")["events_queue"]["statement"]
+    deny, statement = blocks("data", "aws_iam_policy_document")["events_queue"]["statement"]
+    # nobody else may send, whatever their own IAM policy says: a Deny of every SendMessage not
+    # on behalf of the rule
+    assert (_raw(deny["effect"]), [_raw(a) for a in deny["actions"]]) == ("Deny", ["sqs:SendMessage"])
+    assert [(_raw(p["type"]), [_raw(i) for i in p["identifiers"]]) for p in deny["principals"]] == [("*", ["*"])]
+    assert [(_raw(c["test"]), _raw(c["variable"]), [_raw(v) for v in c["values"]]) for c in deny["condition"]] == [
+        ("ArnNotEquals", "aws:SourceArn", ["${aws_cloudwatch_event_rule.events[0].arn}"])]
+    assert _raw(statement["effect"]) == "Allow"
     assert [_raw(a) for a in statement["actions"]] == ["sqs:SendMessage"]
     assert [_raw(i) for p in statement["principals"] for i in p["identifiers"]] == ["events.amazonaws.com"]
     assert [(_raw(c["test"]), _raw(c["variable"]), [_raw(v) for v in c["values"]]) for c in statement["condition"]] == [

@@ -34,9 +34,32 @@ resource "aws_cloudwatch_event_target" "events" {
   arn       = aws_sqs_queue.events[0].arn
 }
 
-# EventBridge may send to the queue only on behalf of this rule.
+# EventBridge may send to the queue only on behalf of this rule, and nobody else may send at all:
+# the Allow alone would not stop a principal of the account whose own IAM policy grants
+# sqs:SendMessage (an administrator, a CI role with sqs:*), so the Deny refuses every SendMessage
+# that does not come from this rule (a request without aws:SourceArn does not match ArnEquals, so
+# ArnNotEquals denies it). A forged event cannot change a verdict (docs/daemon.md), but it can make
+# the monitor check and read more: only the rule should write here.
 data "aws_iam_policy_document" "events_queue" {
   count = var.enable_events_queue ? 1 : 0
+
+  statement {
+    sid       = "OnlyTheRuleSends"
+    effect    = "Deny"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.events[0].arn]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "ArnNotEquals"
+      variable = "aws:SourceArn"
+      values   = [aws_cloudwatch_event_rule.events[0].arn]
+    }
+  }
 
   statement {
     sid       = "EventBridgeRuleSendsEvents"

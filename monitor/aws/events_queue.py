@@ -15,6 +15,7 @@ from typing import Any
 from monitor.aws.calls import attempt
 from monitor.aws.session import ApiCounter, side_client
 from monitor.event_match import Watched, touches
+from monitor.event_trust import Refused, describe, vet
 from monitor.events import ApiEvent, Rejected, parse_message
 from monitor.model import ReadFailure
 
@@ -27,6 +28,7 @@ READ_TIMEOUT_SECONDS = WAIT_SECONDS + 10
 DEDUPE_EVENT_IDS = 10_000  # remembered event ids; EventBridge and SQS both deliver at least once
 DUPLICATE = "duplicate"
 UNWATCHED = "unwatched"
+REJECTED = "rejected"  # another account or region, or dated in the future: see `PollResult.rejected`
 
 
 @dataclass(frozen=True)
@@ -38,10 +40,12 @@ class Received:
 @dataclass(frozen=True)
 class PollResult:
     events: tuple[Received, ...] = ()  # new events that touch something watched, in arrival order
-    ignored: tuple[tuple[str, int], ...] = ()  # reason -> count: a Rejection value, "duplicate", "unwatched"
+    ignored: tuple[tuple[str, int], ...] = ()  # reason -> count: a Rejection value, "duplicate", "unwatched",
+    # "rejected"
     received: int = 0  # messages received
     deleted: int = 0  # messages deleted
     failures: tuple[ReadFailure, ...] = ()
+    rejected: tuple[Refused, ...] = ()  # the events not believed, and why
 
     def count(self, reason: str) -> int:
         return dict(self.ignored).get(reason, 0)
@@ -75,24 +79,32 @@ class EventsQueue:
         messages = [m for m in answer.get("Messages", ()) if isinstance(m, dict)]
         events: list[Received] = []
         ignored: Counter[str] = Counter()
+        rejected: list[Refused] = []
         deleted = 0
         for message in messages:
-            outcome = self._classify(message.get("Body"), watched)
+            outcome = self._classify(message.get("Body"), watched, received_at)
             if isinstance(outcome, ApiEvent):
                 events.append(Received(outcome, max(0.0, received_at - outcome.event_time)))
+            elif isinstance(outcome, Refused):
+                ignored[REJECTED] += 1
+                rejected.append(outcome)
             else:
                 ignored[outcome] += 1
             if self._delete(message.get("ReceiptHandle"), failures):
                 deleted += 1
-        return PollResult(tuple(events), tuple(sorted(ignored.items())), len(messages), deleted, tuple(failures))
+        return PollResult(tuple(events), tuple(sorted(ignored.items())), len(messages), deleted, tuple(failures),
+                          tuple(rejected))
 
-    def _classify(self, body: Any, watched: Watched) -> ApiEvent | str:
+    def _classify(self, body: Any, watched: Watched, now: float) -> ApiEvent | Refused | str:
         """The event, or why it is ignored."""
         parsed = parse_message(body) if isinstance(body, str) else None
         if parsed is None:
             return "malformed"
         if isinstance(parsed, Rejected):
             return parsed.reason.value
+        distrust = vet(parsed, watched.account, watched.region, now)
+        if distrust is not None:  # before the dedupe: a rejected event must not hide the real one of its id
+            return describe(parsed, distrust, now)
         if parsed.event_id in self._seen:
             self._seen.move_to_end(parsed.event_id)
             return DUPLICATE
