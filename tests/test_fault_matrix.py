@@ -36,7 +36,7 @@ from monitor.model import Report
 from monitor.settings import Settings
 from monitor.trail_lookups import RETRY_AFTER
 from tests.support.aws_calls import read_operations, scan_code
-from tests.support.awsproxy import DROP, ERROR, THROTTLE, UNAVAILABLE, AwsProxy
+from tests.support.awsproxy import DROP, EMPTY, ERROR, LISTINGS, MALFORMED, THROTTLE, UNAVAILABLE, AwsProxy
 from tests.test_events import HUMAN, message, sg_permission
 from tests.test_preflight import kubeconfig
 from tests.test_trail_lookups import Trail
@@ -52,6 +52,9 @@ QUEUE_POLL = [op for op in ATTRIBUTION_CALLS if op[0] == "sqs" and op not in REA
 TRAIL_READS = [op for op in ATTRIBUTION_CALLS if op[0] == "cloudtrail"]
 AWS_READS = [op for op in READS if op[0] != "iam" and op not in ATTRIBUTION_CALLS]
 KINDS = ("throttling", "access_denied", "5xx", "connection_reset")
+# Two more answers for the calls that return a list: a body the SDK cannot parse, and a well-formed
+# answer listing nothing.
+LISTING_KINDS = ("malformed",)
 INTERVAL, GRACE = 15.0, 60.0
 T0 = 1_700_000_000.0
 SHOP_RULE = ("tcp", 0, 65535)  # v1's node rule for the shop ALB, from its managed SG
@@ -66,6 +69,10 @@ def inject(proxy: AwsProxy, service: str, operation: str, kind: str) -> None:
             service, "AccessDenied"))
     elif kind == "5xx":
         proxy.fail([operation], kind=UNAVAILABLE, service=service)
+    elif kind == "malformed":
+        proxy.fail([operation], kind=MALFORMED, service=service)
+    elif kind == "empty":
+        proxy.fail([operation], kind=EMPTY, service=service)
     else:
         proxy.fail([operation], kind=DROP, service=service)
 
@@ -290,8 +297,13 @@ def _ids(value) -> str:
     return "-".join(value) if isinstance(value, tuple) else str(value)
 
 
-@pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("operation", AWS_READS, ids=_ids)
+def cases(operations: list[tuple[str, str]]) -> list:
+    """Each operation with each kind of fault, and a listing with the two kinds of answer too."""
+    return [pytest.param(op, kind, id=f"{_ids(op)}-{kind}")
+            for op in operations for kind in KINDS + (LISTING_KINDS if op[1] in LISTINGS else ())]
+
+
+@pytest.mark.parametrize("operation,kind", cases(AWS_READS))
 def test_check(matrix, operation, kind):
     m, (service, name) = matrix, operation
     m.shop_rule(True)
@@ -309,8 +321,7 @@ def test_check(matrix, operation, kind):
     assert again.complete and again.exit_code == 0 and reachability(again) == reachability(m.check)
 
 
-@pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("operation", IAM_READS, ids=_ids)
+@pytest.mark.parametrize("operation,kind", cases(IAM_READS))
 def test_preflight(matrix, operation, kind):
     m, (service, name) = matrix, operation
     m.shop_rule(True)
@@ -331,8 +342,7 @@ def test_preflight(matrix, operation, kind):
 
 
 @pytest.mark.parametrize("mode", ("observe", "enforce"))
-@pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("operation", AWS_READS, ids=_ids)
+@pytest.mark.parametrize("operation,kind", cases(AWS_READS))
 def test_daemon(matrix, operation, kind, mode):
     m, (service, name) = matrix, operation
     m.proxy.reset_counts()

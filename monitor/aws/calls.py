@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
 
 from monitor.model import ReadFailure
 
@@ -27,7 +28,14 @@ def attempt(failures: list[ReadFailure], service: str, operation: str, fn: Calla
         failures.append(ReadFailure(service, operation, str(error.get("Code", "Unknown")), str(error.get("Message", "")), scope))
     except BotoCoreError as exc:
         failures.append(ReadFailure(service, operation, type(exc).__name__, str(exc), scope))
+    except ResponseParserError as exc:  # an answer cut short or garbled (not a BotoCoreError)
+        failures.append(ReadFailure(service, operation, type(exc).__name__, unparsable(exc), scope))
     return None
+
+
+def unparsable(exc: Exception) -> str:
+    """botocore's words without the body it quotes (the body can be megabytes)."""
+    return str(exc).split("\n", 1)[0].split(" Further retries", 1)[0].rstrip(":")
 
 
 def paginate(client: Any, method: str, key: str, page_size: int, **kwargs: Any) -> list[dict]:
