@@ -37,6 +37,11 @@ _ACCESS_DENIED = frozenset({
     "NoCredentialsError", "OptInRequired",
 })
 _IAM_PREFIX = {"ec2": "ec2", "elbv2": "elasticloadbalancing", "iam": "iam"}
+# An answer that arrived but cannot be right: it lists nothing (or less than asked) where what is
+# known says there is something. Unknown, like a failed read, never "nothing there".
+EMPTY_ANSWER = "EmptyAnswer"
+# botocore's name for an answer it could not parse (cut short, not XML or JSON).
+UNPARSABLE = "ResponseParserError"
 
 
 def classify(code: str) -> str:
@@ -59,6 +64,10 @@ def cause(failure: ReadFailure) -> str:
         return f"AWS throttled the request ({failure.code})"
     if kind == ACCESS_DENIED:
         return f"AWS refused it ({failure.code})"
+    if failure.code == EMPTY_ANSWER:
+        return f"its answer contradicts what is known ({EMPTY_ANSWER}: {failure.message.strip()[:200]})"
+    if failure.code == UNPARSABLE:
+        return f"its answer could not be parsed ({UNPARSABLE})"
     detail = f": {failure.message.strip()[:160]}" if failure.message.strip() else ""
     return f"AWS answered {failure.code}{detail}"
 
@@ -83,6 +92,9 @@ def advice(failure: ReadFailure) -> str:
                 "target drains (it clears when deregistration ends), else an address outside the VPC "
                 "registered without AvailabilityZone=all; see `aws elbv2 describe-target-health` for the "
                 "target group")
+    if failure.code in (EMPTY_ANSWER, UNPARSABLE):
+        return ("the read is retried at the next cycle; if this persists, look for a proxy or VPC endpoint between "
+                "the monitor and AWS that cuts or rewrites answers")
     return "the read is retried at the next cycle; if this persists, check the AWS Health Dashboard for the region"
 
 

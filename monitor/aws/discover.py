@@ -16,6 +16,8 @@ from monitor.aws.calls import (
     ELB_TAGS_PER_CALL,
     attempt,
     chunks,
+    confirm_absent,
+    contradiction,
     paginate,
     scope_of,
     tag_pairs,
@@ -131,6 +133,12 @@ def _lb_tags(d: _Discovery, arns: list[str]) -> dict[str, dict[str, str]]:
                          lambda: d.clients.elbv2.describe_tags(ResourceArns=batch), scope_of(batch))
         for desc in (answer or {}).get("TagDescriptions", ()):
             tags[desc["ResourceArn"]] = dict(tag_pairs(desc.get("Tags")))
+        untold = [arn for arn in batch if arn not in tags]
+        if answer is not None and untold:
+            # AWS answers one description per ARN asked, tags or not (an ARN it does not know is
+            # an error): an ARN left out was not read.
+            contradiction(d.failures, "elbv2", "DescribeTags", "no tag description for load balancers asked",
+                          scope_of(untold))
     return tags
 
 
@@ -235,6 +243,10 @@ def describe_groups(clients: AwsClients, group_ids: list[str], failures: list[Re
                       lambda: paginate(clients.ec2, "describe_security_groups", "SecurityGroups", EC2_PAGE,
                                        Filters=[{"Name": "group-id", "Values": batch}]),
                       scope_of(batch))
+        if raw == []:  # a group in use cannot be deleted: every one of them gone at once is doubted
+            raw = confirm_absent(failures, "ec2", "DescribeSecurityGroups",
+                                 lambda: clients.ec2.describe_security_groups(GroupIds=batch)["SecurityGroups"],
+                                 scope_of(batch))
         for sg in raw or ():
             groups.append(SecurityGroup(group_id=sg["GroupId"], name=sg.get("GroupName", ""),
                                         description=sg.get("Description", ""), vpc_id=sg.get("VpcId", ""),
@@ -260,6 +272,11 @@ def _subnets(d: _Discovery, lbs: list[dict]) -> dict[str, _Subnet]:
                       scope_of(batch))
         for subnet in raw or ():
             found[subnet["SubnetId"]] = _Subnet(subnet.get("CidrBlock", ""), enis.ipv6_cidrs(subnet))
+        unlisted = [s for s in batch if s not in found]
+        if raw is not None and unlisted:
+            # A subnet cannot be deleted while a load balancer is in it.
+            contradiction(d.failures, "ec2", "DescribeSubnets", "load balancers' subnets not listed",
+                          scope_of(unlisted))
     return found
 
 
