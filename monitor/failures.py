@@ -2,7 +2,9 @@
 OBSERVATION_INCOMPLETE finding per distinct failure instead of one per call.
 
 Pure: ReadFailure values in, words and Findings out. The codes are what botocore reports: the AWS
-error code of a ClientError, or the class name of a BotoCoreError raised before any answer came.
+error code of a ClientError, the class name of a BotoCoreError raised before any answer came, or
+ResponseParserError for an answer that could not be parsed; and EmptyAnswer for an answer listing
+nothing where what is known says otherwise.
 """
 
 from __future__ import annotations
