@@ -282,7 +282,8 @@ def test_an_answer_cut_short_fails_the_write_or_its_read_and_raises_nothing(prox
     monitor = Monitor(world)
     decision = Decision(kind=policy.RESTORE, action=policy.RESTORE,
                         rule=RuleTuple(world.sg["cluster"], "tcp", 31999, 31999, "cidr", "10.9.0.0/16"),
-                        description=ownership.description("shop", T0), tags=ownership.rule_tags(world.cluster, "shop", T0))
+                        description=ownership.description("shop", T0),
+                        tags=ownership.rule_tags(world.cluster, "shop", T0))
     proxy.fail("AuthorizeSecurityGroupIngress", kind=MALFORMED)
     result = authorize(monitor.clients, decision)
     assert (result.outcome, result.code) == ("failed", "ResponseParserError")

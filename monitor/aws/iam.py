@@ -53,8 +53,8 @@ def read_role_policies(clients: AwsClients, role_arn: str) -> tuple[RolePolicies
 def _has_inline(clients: AwsClients, role: str, policy: str, failures: list[ReadFailure], role_arn: str) -> bool:
     """Whether the role has this inline policy (NoSuchEntity: no); a failed read is recorded."""
     tried: list[ReadFailure] = []
-    found = attempt(tried, "iam", "GetRolePolicy", lambda: clients.iam.get_role_policy(RoleName=role, PolicyName=policy),
-                    f"{role_arn} inline {policy}")
+    found = attempt(tried, "iam", "GetRolePolicy",
+                    lambda: clients.iam.get_role_policy(RoleName=role, PolicyName=policy), f"{role_arn} inline {policy}")
     if found is None and tried[0].code != "NoSuchEntity":
         failures.extend(tried)
     return found is not None
