@@ -54,7 +54,7 @@ def confirm_absent(failures: list[ReadFailure], service: str, operation: str, re
     if answer:
         return answer
     if answer is not None:
-        contradiction(failures, service, operation, "nothing listed for ids asked by id", scope)
+        contradiction(failures, service, operation, "none of the ids asked listed, by filter or by id", scope)
         return None
     if tried[0].code.endswith(".NotFound"):
         return []
