@@ -39,7 +39,8 @@ from monitor.model import Observation, ReadFailure, Report, Severity, Topology
 from monitor.remediation import Outcome, Remediator
 from monitor.settings import default_cycle_timeout
 from monitor.trail_lookups import TrailLookups
-from monitor.topology_delta import Delta, changed_security_groups, merge
+from monitor.topology_delta import Delta, carry_topology, changed_security_groups, merge
+from monitor.vanished import SeenBefore, doubt
 from monitor.transitions import Coverage, Revocation, advance, revoked_load_balancers
 
 log = structlog.get_logger("monitor.daemon")
@@ -110,35 +111,6 @@ class CycleSummary:
         }
 
 
-def carry_topology(previous: Topology | None, fresh: Topology) -> Topology:
-    """When discovery could not list the load balancers or read their tags, keep the ALBs we knew and
-    mark them unknown, rather than reporting that they vanished. An ALB known before and absent
-    from this listing is kept as it was: the next check finds it unlisted (unknown) and reads it by
-    ARN, and only AWS saying it does not exist drops it. One answer never erases what is known."""
-    # Without the tags, which load balancers are the cluster's is unknown too.
-    listing_failed = any(f.service == "elbv2" and f.operation in ("DescribeLoadBalancers", "DescribeTags")
-                         for f in fresh.failures)
-    if previous is None:
-        return fresh
-    if listing_failed:
-        return replace(previous, incomplete_lbs=frozenset(lb.arn for lb in previous.load_balancers),
-                       failures=fresh.failures)
-    missing = frozenset(lb.arn for lb in previous.load_balancers) - fresh.known_lb_arns
-    if not missing:
-        return fresh
-    fresh_tgs = {tg.arn for tg in fresh.target_groups}
-    carried_tgs = tuple(replace(tg, load_balancer_arns=tuple(a for a in tg.load_balancer_arns if a in missing))
-                        for tg in previous.target_groups
-                        if tg.arn not in fresh_tgs and any(a in missing for a in tg.load_balancer_arns))
-    groups = {g.group_id: g for g in previous.security_groups}
-    groups.update((g.group_id, g) for g in fresh.security_groups)
-    return replace(fresh, load_balancers=fresh.load_balancers + tuple(
-                       lb for lb in previous.load_balancers if lb.arn in missing),
-                   target_groups=fresh.target_groups + carried_tgs, security_groups=tuple(groups.values()),
-                   known_lb_arns=fresh.known_lb_arns | missing,
-                   incomplete_lbs=fresh.incomplete_lbs | (previous.incomplete_lbs & missing))
-
-
 def lb_changes(topology: Topology, observation: Observation) -> frozenset[str]:
     """The load balancers this observation has and the topology lacks, or the other way round."""
     gone = frozenset() if observation.live_lb_arns is None else frozenset(
@@ -191,6 +163,7 @@ class Daemon:
         self._failed_refreshes = 0  # consecutive refreshes that left the topology incomplete
         self._full_at = float("-inf")  # when the last full discovery ended: the backstop's clock
         self._base_failures: tuple[ReadFailure, ...] = ()  # the last full discovery's failures
+        self._doubted: frozenset[str] = frozenset()  # emptied by the last discovery's answers: monitor.vanished
         self._coverage = Coverage()
         self._wanted: str | None = None
         self._asked: dict[str, str] = {}  # ALB -> NEW, GONE or CHANGED: what a pending refresh will see to
@@ -307,7 +280,7 @@ class Daemon:
             if failures:  # ALBs that could not even be described: asked again at the next update
                 fresh = replace(fresh, failures=tuple(failures) + fresh.failures)
             reread = frozenset(e["LoadBalancerArn"] for e in entries)
-            topology = merge(current, Delta(fresh, reread, gone, self._base_failures))
+            topology = self._doubt(merge(current, Delta(fresh, reread, gone, self._base_failures)))
             if self._cluster_state is not None and self._cluster_state.ingresses is not None:
                 topology = join_ingresses(topology, self._cluster_state)
             self._topology = topology
@@ -332,7 +305,7 @@ class Daemon:
                 self._metrics.count_cycle_failure("topology")
                 return self._topology
             log_failed_reads("topology", fresh.failures)
-            topology = carry_topology(self._topology, fresh)
+            topology = self._doubt(carry_topology(self._topology, fresh))
             self._base_failures = topology.failures
             self._full_at = self._monotonic()
             if state is not None:
@@ -505,8 +478,11 @@ class Daemon:
                                                         in_time=cycle.in_time)
             finally:
                 self._acting.release()
-        report = self._attribute(report, observation)
+        cycle.check("attributing")
         with cycle.commit():
+            # Inside the commit: an abandoned check's late reads must neither refute an outage
+            # window nor announce one, nor overwrite what a newer check read.
+            report = self._attribute(report, observation)
             self._coverage, revocations = advance(self._coverage, report)
             self._metrics.publish(report, self._wall())
             self._metrics.count_revocations(revoked_load_balancers(revocations))
@@ -543,6 +519,14 @@ class Daemon:
             self._asked.update(fresh)
             kinds = set(fresh.values())
             return NEW if NEW in kinds else GONE if GONE in kinds else CHANGED
+
+    def _doubt(self, topology: Topology) -> Topology:
+        """Target groups or ALBs one answer emptied, where earlier reads or remembered paths had
+        targets: unknown until the next discovery's read agrees (monitor.vanished)."""
+        memory = self._remediator.memory if self._remediator is not None else Memory()
+        seen = SeenBefore.of(self._topology, ((k.load_balancer_arn, k.target_group_arn) for k, _ in memory.paths))
+        topology, self._doubted = doubt(topology, seen, self._doubted)
+        return topology
 
     def _retry_due(self) -> bool:
         """True when the topology is incomplete and its retry (with backoff) has come."""

@@ -2,7 +2,9 @@
 OBSERVATION_INCOMPLETE finding per distinct failure instead of one per call.
 
 Pure: ReadFailure values in, words and Findings out. The codes are what botocore reports: the AWS
-error code of a ClientError, or the class name of a BotoCoreError raised before any answer came.
+error code of a ClientError, the class name of a BotoCoreError raised before any answer came, or
+ResponseParserError for an answer that could not be parsed; and EmptyAnswer for an answer listing
+nothing where what is known says otherwise.
 """
 
 from __future__ import annotations
@@ -37,10 +39,12 @@ _ACCESS_DENIED = frozenset({
     "NoCredentialsError", "OptInRequired",
 })
 _IAM_PREFIX = {"ec2": "ec2", "elbv2": "elasticloadbalancing", "iam": "iam"}
-# Not AWS error codes: answers that came back successful but contradict what is known to exist.
-# A glitch must not erase what the monitor knows, so each is a failed read, never a fact.
-EMPTY_ANSWER = "EmptyAnswer"  # asked about things known to exist, answered with none of them
+# Not AWS error codes: answers that arrived but cannot be right, so a failed read, never a fact. A
+# glitch must not erase what the monitor knows.
+EMPTY_ANSWER = "EmptyAnswer"  # lists nothing (or less than asked) where what is known says there is something
 NOT_LISTED = "NotListed"  # a load balancer the monitor knows was absent from the listing: read by ARN next
+# botocore's name for an answer it could not parse (cut short, not XML or JSON).
+UNPARSABLE = "ResponseParserError"
 # A listing the monitor ended itself (monitor/aws/calls.py): every page was answered, but a next
 # token came again (A, B, A, ...) or the pages passed the cap, so it would never have ended. Class
 # "other": not retried within the cycle, read again at the next one.
@@ -69,8 +73,12 @@ def cause(failure: ReadFailure) -> str:
         return f"AWS throttled the request ({failure.code})"
     if kind == ACCESS_DENIED:
         return f"AWS refused it ({failure.code})"
-    if failure.code in (EMPTY_ANSWER, NOT_LISTED):
+    if failure.code == NOT_LISTED:
         return f"{failure.message.strip()[:200]} ({failure.code})"
+    if failure.code == EMPTY_ANSWER:
+        return f"its answer contradicts what is known ({EMPTY_ANSWER}: {failure.message.strip()[:200]})"
+    if failure.code == UNPARSABLE:
+        return f"its answer could not be parsed ({UNPARSABLE})"
     detail = f": {failure.message.strip()[:160]}" if failure.message.strip() else ""
     if failure.code in _ENDLESS_LISTING:
         return f"its listing would never end ({failure.code}{detail})"
@@ -91,12 +99,10 @@ def advice(failure: ReadFailure) -> str:
         action = f"{_IAM_PREFIX.get(failure.service, failure.service)}:{failure.operation}"
         return (f"allow {action} to the monitor's role (deploy/iam/read-only.json) and check that the monitor "
                 "runs with the credentials meant for it (IRSA or EKS Pod Identity)")
-    if failure.code == EMPTY_ANSWER:
-        return ("an answer that lacks what is known to exist is taken for a glitch, not a fact: nothing is "
-                "forgotten on it, and the read is retried at the next cycle")
     if failure.code == NOT_LISTED:
-        return ("each such load balancer is read by its ARN before anything about it is forgotten: if AWS says it "
-                "no longer exists it leaves the report at the next check, else it is judged again")
+        return ("the monitor reads each such load balancer by its ARN before it forgets anything about it; deleted, "
+                "it leaves the report once AWS says so, else it is judged again; a one-shot check that meets a "
+                "deletion while it runs says so and exits 3: run it again")
     if failure.code == "NoMatchingInterface":
         # Not an AWS fault: the target itself has no network interface behind it any more.
         return ("a registered target has no network interface: usually a pod or node that is gone while its "
@@ -107,6 +113,9 @@ def advice(failure: ReadFailure) -> str:
         return ("the monitor stopped paging rather than page forever and reads it again at the next cycle; "
                 "pages answered over and over come from the endpoint (AWS, or a proxy or VPC endpoint between "
                 "the monitor and AWS): if this persists, check that path and the AWS Health Dashboard for the region")
+    if failure.code in (EMPTY_ANSWER, UNPARSABLE):
+        return ("the read is retried at the next cycle and nothing is forgotten on it; if this persists, look for a "
+                "proxy or VPC endpoint between the monitor and AWS that cuts or rewrites answers")
     return "the read is retried at the next cycle; if this persists, check the AWS Health Dashboard for the region"
 
 

@@ -27,6 +27,8 @@ MIGRATION_ACTIONS: tuple[tuple[str, str], ...] = (
     ("elasticloadbalancing:RemoveTags", "targetgroup"),
     ("elasticloadbalancing:DeleteTargetGroup", "targetgroup"),
 )
+# The inline policy name the migration finding tells users to put the migration policy under.
+MIGRATION_POLICY_NAME = "aws-lbc-v1-to-v2-migration"
 _ADDING = {"ec2:createtags", "elasticloadbalancing:addtags"}
 _REMOVING = {"ec2:deletetags", "elasticloadbalancing:removetags"}
 

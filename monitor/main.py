@@ -105,8 +105,8 @@ def check(settings: Settings) -> int:
     report = check_once(clients, settings.cluster_name, kube_source(settings.kubernetes), progress_line())
     report, attribution = with_attribution(report, settings, clients)
     _clear_progress()
-    print(render.to_json(report, attribution=attribution) if settings.output == "json"
-          else render.to_table(report, attribution=attribution["detail"]))
+    emit(render.to_json(report, attribution=attribution) if settings.output == "json"
+         else render.to_table(report, attribution=attribution["detail"]))
     return report.exit_code
 
 
@@ -115,9 +115,19 @@ def preflight(settings: Settings) -> int:
     report = preflight_once(clients, settings.cluster_name, kube_source(settings.kubernetes), progress_line())
     report, attribution = with_attribution(report, settings, clients)
     _clear_progress()
-    print(render.to_json(report, attribution=attribution) if settings.output == "json"
-          else render.to_table(report, title="preflight", attribution=attribution["detail"]))
+    emit(render.to_json(report, attribution=attribution) if settings.output == "json"
+         else render.to_table(report, title="preflight", attribution=attribution["detail"]))
     return report.exit_code
+
+
+def emit(text: str) -> None:
+    """Print the report; a reader that stopped early (`| head`) is no error: the verdict stands, and
+    the exit status is still the report's."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        # Python would complain again when it flushes stdout at exit: point stdout at nothing.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def with_attribution(report: Report, settings: Settings,

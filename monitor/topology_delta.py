@@ -51,6 +51,29 @@ def merge(topology: Topology, delta: Delta) -> Topology:
     )
 
 
+def carry_topology(previous: Topology | None, fresh: Topology) -> Topology:
+    """A full discovery's topology, keeping what one answer cannot erase. When discovery could not
+    list the load balancers or read their tags, the ALBs known before stay, unknown. An ALB known
+    before and absent from this listing stays too, unknown, with its target groups (a group shared
+    with a listed ALB stays attached to both), and out of the ALBs known: the next check, listing it
+    or not, has it read again alone or confirmed gone by a read of its ARN. Only AWS saying it does
+    not exist drops it."""
+    # Without the tags, which load balancers are the cluster's is unknown too.
+    listing_failed = any(f.service == "elbv2" and f.operation in ("DescribeLoadBalancers", "DescribeTags")
+                         for f in fresh.failures)
+    if previous is None:
+        return fresh
+    if listing_failed:
+        return replace(previous, incomplete_lbs=frozenset(lb.arn for lb in previous.load_balancers),
+                       failures=fresh.failures)
+    known = frozenset(lb.arn for lb in previous.load_balancers)
+    missing = known - fresh.known_lb_arns
+    if not missing:
+        return fresh
+    kept = merge(previous, Delta(fresh, reread=known - missing))
+    return replace(kept, known_lb_arns=fresh.known_lb_arns, incomplete_lbs=kept.incomplete_lbs | missing)
+
+
 def _target_groups(old: tuple[TargetGroup, ...], fresh: tuple[TargetGroup, ...],
                    drop: frozenset[str]) -> tuple[TargetGroup, ...]:
     """Old target groups lose the dropped load balancers (and go with the last one); a target group

@@ -10,7 +10,9 @@ import botocore.config
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.support.awsproxy import THROTTLE, UNAVAILABLE, AwsProxy
+from botocore.parsers import ResponseParserError
+
+from tests.support.awsproxy import EMPTY, MALFORMED, THROTTLE, UNAVAILABLE, AwsProxy
 from tests.support.fixtures import tiny_moto  # noqa: F401 (fixture)
 from tests.support.tinyworld import REGION
 
@@ -107,3 +109,31 @@ def test_json_protocol_actions_are_counted_and_failed_in_json(proxy):
     assert error_code(lambda: sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0)) == ("Throttling", 400)
     assert sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]  # not chosen
     assert proxy.injected[("sqs", "ReceiveMessage")] == 1
+
+
+def test_a_malformed_answer_is_http_200_the_sdk_cannot_parse(proxy):
+    ec2 = client(proxy, "ec2")
+    ec2.create_vpc(CidrBlock="10.9.0.0/16")
+    proxy.fail("DescribeVpcs", kind=MALFORMED, service="ec2")
+    with pytest.raises(ResponseParserError):
+        ec2.describe_vpcs()
+    proxy.heal()
+    assert ec2.describe_vpcs()["Vpcs"]
+
+
+def test_an_empty_answer_lists_nothing_and_has_no_page_token(proxy):
+    ec2, iam = client(proxy, "ec2"), client(proxy, "iam")
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.0.0/24")
+    iam.create_role(RoleName="r", AssumeRolePolicyDocument="{}")
+    iam.put_role_policy(RoleName="r", PolicyName="p", PolicyDocument=(
+        '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ec2:DescribeVpcs", "Resource": "*"}]}'))
+    proxy.paginate("DescribeSubnets", "subnetSet", 1)
+    proxy.fail(["DescribeSubnets", "ListRolePolicies"], kind=EMPTY)
+    answer = ec2.describe_subnets(MaxResults=5)
+    assert answer["Subnets"] == [] and "NextToken" not in answer
+    assert iam.list_role_policies(RoleName="r")["PolicyNames"] == []
+    with pytest.raises(ValueError):
+        proxy.fail("DescribeVpcs", kind=EMPTY)  # not a listing the proxy knows how to empty
+    proxy.heal()
+    assert iam.list_role_policies(RoleName="r")["PolicyNames"] == ["p"]

@@ -205,3 +205,21 @@ def test_a_check_that_fails_with_an_error_exits_3_not_0_nor_1(world, capsys, mon
     assert code == 3
     assert "check failed with an unexpected error" in captured.err and "the verdict is unknown" in captured.err
     assert "ACCESS_REVOKED" not in captured.out and "no findings" not in captured.out.lower()
+
+
+def test_a_reader_that_stops_early_keeps_the_exit_status_and_no_traceback(world):
+    """`check --output json | head -1`: the report was judged; its exit status stands, silently."""
+    import os
+    import subprocess
+    import sys
+
+    demo_world.revoke(world, "shop_v1")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALBSG_")}
+    command = [sys.executable, "-m", "monitor", "check", "--cluster-name", world.cluster, "--kubernetes", "off",
+               "--output", "json"]
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        process.stdout.close()  # the reader is gone before the report is written (seconds later)
+        stderr = process.stderr.read().decode()
+        code = process.wait(timeout=60)
+    assert code == 1, stderr  # the shop ALB is cut: a critical finding, whatever the reader did
+    assert "Traceback" not in stderr and "unexpected error" not in stderr

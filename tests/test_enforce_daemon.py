@@ -15,7 +15,7 @@ from monitor.demo import world as demo_world
 from monitor.main import DaemonParts, assemble_daemon
 from monitor.settings import Settings
 from monitor.state import FileStateStore, State
-from tests.support.awsproxy import THROTTLE, emptied
+from tests.support.awsproxy import EMPTY, THROTTLE
 from tests.test_writes import snapshot
 
 T0 = 1_700_000_000.0
@@ -369,7 +369,7 @@ def test_one_empty_listing_erases_nothing_and_the_cut_alb_is_still_restored(worl
     assert run.step(0).complete
     demo_world.revoke(world, "shop_v1")
     assert reachable(run.step(), world, "shop") is False  # in grace
-    proxy.rewrite("DescribeLoadBalancers", emptied("LoadBalancers"))
+    proxy.fail(["DescribeLoadBalancers"], kind=EMPTY, service="elbv2")
     for _ in range(2):
         summary = run.step()
         assert not summary.complete and writes(summary) == []
@@ -386,18 +386,18 @@ def test_one_empty_listing_erases_nothing_and_the_cut_alb_is_still_restored(worl
     run.close()
 
 
-@pytest.mark.parametrize(("action", "element", "said"), [
-    ("DescribeLoadBalancers", "LoadBalancers", "could not list load balancers"),
-    ("DescribeTags", "TagDescriptions", "could not read load balancer tags"),
+@pytest.mark.parametrize(("action", "said"), [
+    ("DescribeLoadBalancers", "could not list load balancers"),
+    ("DescribeTags", "could not read load balancer tags"),
 ])
-def test_an_empty_answer_is_checked_before_check_says_no_findings(world, proxy, capsys, action, element, said):
+def test_an_empty_answer_is_checked_before_check_says_no_findings(world, proxy, capsys, action, said):
     """Every ALB gone from one answer (the listing, or the tags that say which ALBs are the
     cluster's) is not "no findings, exit 0": the target groups attached to load balancers, or the
     ARNs asked, contradict it, and the check exits 3."""
     from monitor.cli import main
 
     demo_world.revoke(world, "shop_v1")
-    proxy.rewrite(action, emptied(element))
+    proxy.fail([action], kind=EMPTY, service="elbv2")
     code = main(["check", "--cluster-name", world.cluster, "--kubernetes", "off"])
     out = capsys.readouterr().out
     assert code == 3, out

@@ -3,7 +3,8 @@
 Prefix delegation (VPC CNI prefix mode) is not in moto, so the matching is held here on literal
 AWS-shaped answers; the lookup calls themselves run against moto in tests/test_check.py."""
 
-from monitor.aws.enis import ipv6_cidrs, owners, primary_eni, subnet_cidrs
+from monitor.aws.enis import GONE, instance_enis, ipv6_cidrs, owners, primary_eni, subnet_cidrs
+from tests.support.stubbed import stubbed
 
 NODE_ENI = {
     "NetworkInterfaceId": "eni-node", "Groups": [{"GroupId": "sg-node", "GroupName": "eks-cluster-sg"}],
@@ -66,3 +67,40 @@ def test_subnet_cidrs_leave_out_ipv6_blocks_taken_off_the_subnet():
         {"Ipv6CidrBlock": "2600:1f14:abc:1ff::/64", "Ipv6CidrBlockState": {"State": "disassociated"}}]}
     assert subnet_cidrs(subnet) == ["10.0.2.0/24", "2600:1f14:abc:100::/64"]
     assert ipv6_cidrs(subnet) == ("2600:1f14:abc:100::/64",)
+
+
+# --- an instance listing that names none of the instances asked ----------------------------------
+
+INSTANCE = {"InstanceId": "i-0123456789abcdef0", "PrivateIpAddress": "10.0.1.10",
+            "NetworkInterfaces": [{"NetworkInterfaceId": "eni-node", "Attachment": {"DeviceIndex": 0},
+                                   "Groups": [{"GroupId": "sg-node", "GroupName": "nodes"}]}]}
+
+
+def test_an_instance_listing_answering_nothing_is_asked_again_by_id_and_that_answer_is_taken():
+    with stubbed() as (clients, stubs):
+        stubs["ec2"].add_response("describe_instances", {"Reservations": []})
+        stubs["ec2"].add_response("describe_instances", {"Reservations": [{"Instances": [INSTANCE]}]},
+                                  {"InstanceIds": [INSTANCE["InstanceId"]]})
+        failures: list = []
+        found = instance_enis(clients, [INSTANCE["InstanceId"]], failures)
+    assert found == {INSTANCE["InstanceId"]: ("eni-node", ("sg-node",))} and not failures
+
+
+def test_instances_said_gone_only_when_aws_names_them_not_found():
+    with stubbed() as (clients, stubs):
+        stubs["ec2"].add_response("describe_instances", {"Reservations": []})
+        stubs["ec2"].add_client_error("describe_instances", "InvalidInstanceID.NotFound",
+                                      "The instance ID 'i-0123456789abcdef0' does not exist")
+        failures: list = []
+        found = instance_enis(clients, [INSTANCE["InstanceId"]], failures)
+    assert found == {INSTANCE["InstanceId"]: GONE} and not failures
+
+
+def test_an_instance_answered_nothing_twice_is_unknown_not_gone():
+    with stubbed() as (clients, stubs):
+        stubs["ec2"].add_response("describe_instances", {"Reservations": []})
+        stubs["ec2"].add_response("describe_instances", {"Reservations": []})
+        failures: list = []
+        found = instance_enis(clients, [INSTANCE["InstanceId"]], failures)
+    assert INSTANCE["InstanceId"] not in found  # unknown: its load balancer's paths are not judged
+    assert [(f.operation, f.code) for f in failures] == [("DescribeInstances", "EmptyAnswer")]

@@ -153,3 +153,15 @@ def test_a_target_address_no_eni_owns_is_advised_as_a_target_to_look_at_not_an_a
     assert "Health Dashboard" not in finding.message
     assert "describe-target-health" in finding.message
     assert "AvailabilityZone=all" in finding.message
+
+
+def test_an_answer_that_contradicts_what_is_known_is_said_so_with_its_reason():
+    (finding,) = failures.incomplete_findings([ReadFailure(
+        "ec2", "DescribeSecurityGroupRules", failures.EMPTY_ANSWER,
+        "no rule listed for any of 2 groups, yet DescribeSecurityGroups shows rules on sg-1", "sg-1, sg-2")])
+    assert finding.message.startswith(
+        "ec2 DescribeSecurityGroupRules for sg-1, sg-2 failed, its answer contradicts what is known (EmptyAnswer: "
+        "no rule listed for any of 2 groups, yet DescribeSecurityGroups shows rules on sg-1): what depends on it "
+        "is unknown; the read is retried at the next cycle")
+    (garbled,) = failures.incomplete_findings([ReadFailure("elbv2", "DescribeTags", failures.UNPARSABLE, "x")])
+    assert "its answer could not be parsed (ResponseParserError)" in garbled.message

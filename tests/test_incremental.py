@@ -190,3 +190,25 @@ def test_an_alb_seen_while_a_refresh_runs_is_read_by_that_refresh_before_it_retu
     proxy.heal()
     refresh.join(60)
     assert new.arn in {lb.arn for lb in daemon.topology.load_balancers}
+
+
+def test_a_target_group_scaled_to_zero_is_unknown_for_one_retry_then_believed(tiny_world, counted):
+    """One DescribeTargetHealth answer with no target, where targets were seen, could be a glitch:
+    the ALB is unknown (never "reachable with nothing to judge") until the retry reads the same."""
+    proxy, _, metrics = counted
+    clock = [1000.0]
+    daemon = Daemon(aws.connect(None), CLUSTER, metrics, interval=10.0, topology_interval=300.0,
+                    monotonic=lambda: clock[0], wall=lambda: clock[0])
+    web, api = tiny_world.albs["web"], tiny_world.albs["api"]
+    assert verdicts(daemon.run_once()) == {web.name: True, api.name: True}
+    elbv2 = tiny_world.client("elbv2")
+    for d in elbv2.describe_target_health(TargetGroupArn=web.target_group_arn)["TargetHealthDescriptions"]:
+        elbv2.deregister_targets(TargetGroupArn=web.target_group_arn, Targets=[d["Target"]])
+    daemon.refresh_topology("scheduled")
+    doubted = daemon.check()
+    assert verdicts(doubted) == {web.name: None, api.name: True} and not doubted.complete
+    assert "listed no target where targets were seen before" in " ".join(f.message for f in doubted.report.findings)
+    clock[0] += 10.0
+    believed = daemon.run_once()  # the incomplete topology's retry reads it empty again
+    assert verdicts(believed) == {web.name: True, api.name: True} and believed.complete
+    assert [lb.paths for lb in believed.report.load_balancers if lb.name == web.name] == [()]

@@ -17,6 +17,7 @@ from monitor.kube.reader import ClusterReader
 from monitor.migration import migration_findings
 from monitor.model import LoadBalancer, SecurityGroup, Target, TargetGroup, Topology
 from tests.test_migration import ADDITIONAL, BASE, LABEL, LB_ARN, TG_ARN, V1_TAGS
+from tests.support.stubbed import stubbed
 
 REGION = "ap-northeast-1"
 TRUST = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRoleWithWebIdentity",
@@ -173,3 +174,31 @@ def test_pitfall_2_guide_labels_the_user_made_sgs_rule(clients, kube_api, networ
     assert backend_rule.rule_id not in {f.rule for f in unclaimed}  # unlabelled: v2 never touches it
     user_finding = next(f for f in unclaimed if f.rule == labelled[groups["user"]].rule_id)
     assert f"SecurityGroupRuleId={user_finding.rule}" in user_finding.message
+
+
+# --- an inline policy listing answered empty (literal answers) -----------------------------------
+
+ROLE = "arn:aws:iam::123456789012:role/aws-load-balancer-controller"
+
+
+def test_no_inline_policy_listed_while_the_migration_policy_reads_is_unverified_not_missing():
+    with stubbed() as (clients, stubs):
+        stubs["iam"].add_response("list_role_policies", {"PolicyNames": [], "IsTruncated": False})
+        stubs["iam"].add_response("get_role_policy", {
+            "RoleName": "aws-load-balancer-controller", "PolicyName": "aws-lbc-v1-to-v2-migration",
+            "PolicyDocument": json.dumps(ADDITIONAL)},
+            {"RoleName": "aws-load-balancer-controller", "PolicyName": "aws-lbc-v1-to-v2-migration"})
+        stubs["iam"].add_response("list_attached_role_policies", {"AttachedPolicies": [], "IsTruncated": False})
+        policies, failures = read_role_policies(clients, ROLE)
+    assert policies is None  # a role read short of its policies proves nothing is missing
+    assert [(f.operation, f.code) for f in failures] == [("ListRolePolicies", "EmptyAnswer")]
+
+
+def test_a_role_with_no_policy_at_all_is_read_as_such_once_aws_says_so():
+    """A role made before its policies were attached: what MIGRATION_POLICY_MISSING is for."""
+    with stubbed() as (clients, stubs):
+        stubs["iam"].add_response("list_role_policies", {"PolicyNames": [], "IsTruncated": False})
+        stubs["iam"].add_client_error("get_role_policy", "NoSuchEntity", "The role policy was not found", 404)
+        stubs["iam"].add_response("list_attached_role_policies", {"AttachedPolicies": [], "IsTruncated": False})
+        policies, failures = read_role_policies(clients, ROLE)
+    assert policies is not None and policies.documents == () and failures == ()

@@ -13,9 +13,10 @@ import pytest
 from bench.benchmark import start_moto, stop
 from monitor import aws
 from monitor.aws.discover import discover
-from monitor.aws.rules import WHOLE_LISTING_RETRY_SECONDS, RuleReader
+from monitor.aws.rules import WHOLE_LISTING_RETRY_SECONDS, RuleReader, to_rule
 from monitor.demo import world as demo_world
-from tests.support.awsproxy import THROTTLE, AwsProxy
+from tests.support.awsproxy import EMPTY, THROTTLE, AwsProxy
+from tests.support.stubbed import stubbed
 
 EXTRA_ALBS = 200
 RULES = "securityGroupRuleSet"
@@ -101,3 +102,68 @@ def test_a_failed_whole_listing_leaves_every_group_unknown_and_is_not_retried_th
     assert observation.read_groups == frozenset() and observation.rules == ()
     assert [(f.operation, f.code) for f in observation.failures] == [("DescribeSecurityGroupRules", "RequestLimitExceeded")]
     assert rule_calls(proxy) == 1
+
+
+def test_an_empty_whole_listing_is_doubted_and_the_groups_read_filtered_instead(counted):
+    """No rule at all in an account holding the groups asked about: the filtered calls are made, and
+    answering nothing too, against DescribeSecurityGroups showing rules, leave the groups unknown,
+    never every rule revoked."""
+    proxy, clients, topology, _ = counted
+    proxy.fail(["DescribeSecurityGroupRules"], kind=EMPTY, service="ec2")
+    observation = RuleReader(clients).read(topology)
+    assert observation.read_groups == frozenset() and observation.rules == ()
+    assert {(f.operation, f.code) for f in observation.failures} == {("DescribeSecurityGroupRules", "EmptyAnswer")}
+    assert rule_calls(proxy) == 3  # the whole listing, then two filtered calls of 200 groups
+
+
+# --- literal answers ---------------------------------------------------------------------------
+
+GROUP = {"GroupId": "sg-0aaaaaaaaaaaaaaa1", "GroupName": "k8s-shop", "VpcId": "vpc-1", "Description": "alb"}
+RULE = {"SecurityGroupRuleId": "sgr-1", "GroupId": GROUP["GroupId"], "IsEgress": False, "IpProtocol": "tcp",
+        "FromPort": 443, "ToPort": 443, "CidrIpv4": "0.0.0.0/0"}
+
+
+def test_groups_answered_with_no_rule_while_they_hold_some_are_unread():
+    with stubbed() as (clients, stubs):
+        stubs["ec2"].add_response("describe_security_group_rules", {"SecurityGroupRules": []})
+        stubs["ec2"].add_response("describe_security_groups", {"SecurityGroups": [
+            {**GROUP, "IpPermissions": [{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,
+                                         "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]}]})
+        failures: list = []
+        raw, read = RuleReader(clients)._rules_of([GROUP["GroupId"]], failures)
+    assert raw == [] and read == set()  # unknown, not "every rule revoked"
+    assert [(f.operation, f.code) for f in failures] == [("DescribeSecurityGroupRules", "EmptyAnswer")]
+
+
+def test_groups_that_truly_hold_no_rule_are_read_as_such():
+    with stubbed() as (clients, stubs):
+        stubs["ec2"].add_response("describe_security_group_rules", {"SecurityGroupRules": []})
+        stubs["ec2"].add_response("describe_security_groups", {"SecurityGroups": [
+            {**GROUP, "IpPermissions": [], "IpPermissionsEgress": []}]})
+        failures: list = []
+        raw, read = RuleReader(clients)._rules_of([GROUP["GroupId"]], failures)
+    assert raw == [] and read == {GROUP["GroupId"]} and not failures
+
+
+def test_rules_listed_cost_no_confirming_read():
+    with stubbed() as (clients, stubs):
+        stubs["ec2"].add_response("describe_security_group_rules", {"SecurityGroupRules": [RULE]})
+        failures: list = []
+        raw, read = RuleReader(clients)._rules_of([GROUP["GroupId"]], failures)
+    assert raw == [RULE] and read == {GROUP["GroupId"]} and not failures
+
+
+def test_a_prefix_list_answered_with_no_entry_is_unknown_and_read_again():
+    with stubbed() as (clients, stubs):
+        reader = RuleReader(clients)
+        stubs["ec2"].add_response("get_managed_prefix_list_entries", {"Entries": []})
+        failures: list = []
+        assert reader._resolve_prefix_lists([prefix_rule()], failures) == ()
+        assert [(f.operation, f.code, f.scope) for f in failures] == [
+            ("GetManagedPrefixListEntries", "EmptyAnswer", "pl-0123456789abcdef0")]
+        stubs["ec2"].add_response("get_managed_prefix_list_entries", {"Entries": [{"Cidr": "10.0.0.0/24"}]})
+        assert reader._resolve_prefix_lists([prefix_rule()], []) == (("pl-0123456789abcdef0", ("10.0.0.0/24",)),)
+
+
+def prefix_rule():
+    return to_rule({**RULE, "CidrIpv4": None, "PrefixListId": "pl-0123456789abcdef0"})

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from monitor.aws.discover import describe_groups, discover_load_balancers
 from monitor.evaluate import evaluate
 from monitor.model import (
     LoadBalancer, Observation, PeerKind, ReadFailure, Rule, SecurityGroup, Target, TargetGroup, Topology,
 )
 from tests.helpers import codes, run_check
+from tests.support.stubbed import stubbed
 
 LB = "arn:aws:elasticloadbalancing:r:1:loadbalancer/app/a/1"
 TG = "arn:aws:elasticloadbalancing:r:1:targetgroup/t/1"
@@ -116,3 +118,63 @@ def test_the_migration_policy_check_does_not_guess_a_security_groups_tags_from_i
     assert f"the tags of {tm.V1_SG} could not be read" in finding.message
     # A policy that never allows tagging security groups is missing it whatever their tags say.
     assert found(unread, no_ec2_tagging)[0] == [("MIGRATION_POLICY_MISSING", "critical")]
+
+
+# --- discovery answers that leave out what was asked (literal answers) ---------------------------
+
+ALB_ARN = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/k8s-shop/1"
+RAW_ALB = {"LoadBalancerArn": ALB_ARN, "LoadBalancerName": "k8s-shop", "Type": "application", "VpcId": "vpc-1",
+           "SecurityGroups": ["sg-0aaaaaaaaaaaaaaa1"],
+           "AvailabilityZones": [{"ZoneName": "us-east-1a", "SubnetId": "subnet-0aaaaaaaaaaaaaaa1"}]}
+SG = {"GroupId": "sg-0aaaaaaaaaaaaaaa1", "GroupName": "k8s-shop", "VpcId": "vpc-1", "Description": "alb"}
+
+
+def test_a_load_balancer_left_out_of_a_tags_answer_is_unread_not_foreign():
+    with stubbed() as (clients, stubs):
+        stubs["elbv2"].add_response("describe_tags", {"TagDescriptions": []})
+        topology = discover_load_balancers(clients, "c", [RAW_ALB])
+    assert topology.load_balancers == ()
+    assert [(f.operation, f.code, f.scope) for f in topology.failures] == [("DescribeTags", "EmptyAnswer", ALB_ARN)]
+
+
+def _tagged_alb(stubs) -> None:
+    stubs["elbv2"].add_response("describe_tags", {"TagDescriptions": [
+        {"ResourceArn": ALB_ARN, "Tags": [{"Key": "elbv2.k8s.aws/cluster", "Value": "c"}]}]})
+    stubs["elbv2"].add_response("describe_target_groups", {"TargetGroups": []})
+
+
+def test_a_load_balancers_subnets_answered_with_nothing_are_a_failed_read():
+    with stubbed() as (clients, stubs):
+        _tagged_alb(stubs)
+        stubs["ec2"].add_response("describe_security_groups", {"SecurityGroups": [SG]})
+        stubs["ec2"].add_response("describe_subnets", {"Subnets": []})
+        topology = discover_load_balancers(clients, "c", [RAW_ALB])
+    assert not topology.load_balancers[0].subnets_read
+    assert [(f.operation, f.code) for f in topology.failures] == [("DescribeSubnets", "EmptyAnswer")]
+
+
+def test_groups_answered_with_nothing_are_asked_again_by_id():
+    with stubbed() as (clients, stubs):
+        stubs["ec2"].add_response("describe_security_groups", {"SecurityGroups": []})
+        stubs["ec2"].add_response("describe_security_groups", {"SecurityGroups": [SG]},
+                                  {"GroupIds": [SG["GroupId"]]})
+        failures: list = []
+        assert [g.group_id for g in describe_groups(clients, [SG["GroupId"]], failures)] == [SG["GroupId"]]
+    assert not failures
+
+
+def test_groups_answered_with_nothing_twice_are_unread_and_absent_only_when_aws_says_not_found():
+    with stubbed() as (clients, stubs):
+        for second in ({"SecurityGroups": []}, None):
+            stubs["ec2"].add_response("describe_security_groups", {"SecurityGroups": []})
+            if second is None:
+                stubs["ec2"].add_client_error("describe_security_groups", "InvalidGroup.NotFound",
+                                              f"The security group '{SG['GroupId']}' does not exist")
+            else:
+                stubs["ec2"].add_response("describe_security_groups", second)
+        unread: list = []
+        assert describe_groups(clients, [SG["GroupId"]], unread) == []
+        gone: list = []
+        assert describe_groups(clients, [SG["GroupId"]], gone) == []
+    assert [(f.operation, f.code) for f in unread] == [("DescribeSecurityGroups", "EmptyAnswer")]
+    assert gone == []

@@ -21,7 +21,7 @@ from monitor.model import Report
 from monitor.policy import Decision
 from monitor.settings import Settings
 from monitor.state import FileStateStore, State
-from tests.support.awsproxy import ERROR
+from tests.support.awsproxy import ERROR, MALFORMED
 
 T0 = 1_700_000_000.0
 
@@ -272,3 +272,27 @@ def test_a_restart_mid_outage_still_restores_from_the_state_file(world, tmp_path
     assert decision.rule == RuleTuple(world.sg["cluster"], "tcp", 0, 65535, "sg", world.sg["shop_alb"])
     report, _, _ = second.cycle(T0 + 95)
     assert reachable(report, world, "shop") is True
+
+
+def test_an_answer_cut_short_fails_the_write_or_its_read_and_raises_nothing(proxied, monkeypatch):
+    """A restore whose answer cannot be parsed is failed (the next read says whether the rule is
+    there); a clean-up whose read of the rule cannot be parsed revokes nothing."""
+    world, proxy = proxied
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    monitor = Monitor(world)
+    decision = Decision(kind=policy.RESTORE, action=policy.RESTORE,
+                        rule=RuleTuple(world.sg["cluster"], "tcp", 31999, 31999, "cidr", "10.9.0.0/16"),
+                        description=ownership.description("shop", T0),
+                        tags=ownership.rule_tags(world.cluster, "shop", T0))
+    proxy.fail("AuthorizeSecurityGroupIngress", kind=MALFORMED)
+    result = authorize(monitor.clients, decision)
+    assert (result.outcome, result.code) == ("failed", "ResponseParserError")
+    proxy.heal()
+    rule_id = next(r["SecurityGroupRuleId"] for r in world.clients()["ec2"].describe_security_group_rules(
+        Filters=[{"Name": "group-id", "Values": [world.sg["cluster"]]}])["SecurityGroupRules"]
+        if r.get("CidrIpv4") == "10.9.0.0/16")
+    proxy.fail("DescribeSecurityGroupRules", kind=MALFORMED)
+    cleanup = Decision(kind=policy.CLEANUP, action=policy.REVOKE, rule=decision.rule, rule_id=rule_id)
+    result = revoke_own(monitor.clients, cleanup, world.cluster)
+    assert (result.outcome, result.code) == ("failed", "ResponseParserError")
+    assert proxy.calls("RevokeSecurityGroupIngress") == 0

@@ -7,9 +7,10 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
 
 from monitor import cancellation
-from monitor.failures import PAGE_LIMIT, PAGINATION_LOOP
+from monitor.failures import EMPTY_ANSWER, PAGE_LIMIT, PAGINATION_LOOP
 from monitor.model import ReadFailure
 
 T = TypeVar("T")
@@ -54,6 +55,36 @@ def attempt(failures: list[ReadFailure], service: str, operation: str, fn: Calla
         failures.append(ReadFailure(service, operation, type(exc).__name__, str(exc), scope))
     except ListingFailed as exc:
         failures.append(ReadFailure(service, operation, exc.code, exc.message, scope))
+    except ResponseParserError as exc:  # an answer cut short or garbled (not a BotoCoreError)
+        failures.append(ReadFailure(service, operation, type(exc).__name__, unparsable(exc), scope))
+    return None
+
+
+def unparsable(exc: Exception) -> str:
+    """botocore's words without the body it quotes (the body can be megabytes)."""
+    return str(exc).split("\n", 1)[0].split(" Further retries", 1)[0].rstrip(":")
+
+
+def contradiction(failures: list[ReadFailure], service: str, operation: str, message: str, scope: str = "") -> None:
+    """Record an answer that lists nothing (or less than asked) where that cannot be so: a failed read."""
+    failures.append(ReadFailure(service, operation, EMPTY_ANSWER, message, scope))
+
+
+def confirm_absent(failures: list[ReadFailure], service: str, operation: str, read_by_id: Callable[[], list],
+                   scope: str) -> list | None:
+    """A listing filtered by ids answered nothing: ask again naming the ids, which AWS answers with
+    each of them or with a NotFound error. That answer is taken ([] when NotFound); nothing again
+    is a contradiction, recorded (None: unknown)."""
+    tried: list[ReadFailure] = []
+    answer = attempt(tried, service, operation, read_by_id, scope)
+    if answer:
+        return answer
+    if answer is not None:
+        contradiction(failures, service, operation, "none of the ids asked listed, by filter or by id", scope)
+        return None
+    if tried[0].code.endswith(".NotFound"):
+        return []
+    failures.extend(tried)
     return None
 
 

@@ -9,7 +9,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from monitor import controllers
-from monitor import failures as failures_words
 from monitor.aws.calls import (
     EC2_FILTER_VALUES,
     EC2_PAGE,
@@ -17,6 +16,8 @@ from monitor.aws.calls import (
     ELB_TAGS_PER_CALL,
     attempt,
     chunks,
+    confirm_absent,
+    contradiction,
     paginate,
     scope_of,
     tag_pairs,
@@ -62,9 +63,8 @@ def _confirm_no_load_balancers(d: _Discovery) -> None:
                    lambda: d.clients.elbv2.describe_target_groups(PageSize=ELB_PAGE), "confirming an empty listing")
     attached = [tg["TargetGroupArn"] for tg in (page or {}).get("TargetGroups", ()) if tg.get("LoadBalancerArns")]
     if attached:
-        d.failures.append(ReadFailure(
-            "elbv2", "DescribeLoadBalancers", failures_words.EMPTY_ANSWER,
-            f"the listing named no load balancer while target group {attached[0]} is attached to one"))
+        contradiction(d.failures, "elbv2", "DescribeLoadBalancers",
+                      f"the listing named no load balancer while target group {attached[0]} is attached to one")
 
 
 def discover_load_balancers(clients: AwsClients, cluster: str, raw_lbs: list[dict]) -> Topology:
@@ -105,9 +105,8 @@ def listed_by_arn(clients: AwsClients, arns: list[str], failures: list[ReadFailu
                     # out of a successful answer is unread, never proof that it is gone.
                     left_out = sorted(set(arns_of) - {lb.get("LoadBalancerArn") for lb in listed})
                     if left_out:
-                        failures.append(ReadFailure("elbv2", "DescribeLoadBalancers", failures_words.EMPTY_ANSWER,
-                                                    "a read by ARN left out load balancers it was asked for",
-                                                    scope_of(left_out)))
+                        contradiction(failures, "elbv2", "DescribeLoadBalancers",
+                                      "a read by ARN left out load balancers it was asked for", scope_of(left_out))
                 elif tried[0].code == "LoadBalancerNotFound" and len(arns_of) > 1:
                     missing = True
                     break
@@ -153,16 +152,14 @@ def _lb_tags(d: _Discovery, arns: list[str]) -> dict[str, dict[str, str]]:
     for batch in chunks(arns, ELB_TAGS_PER_CALL):
         answer = attempt(d.failures, "elbv2", "DescribeTags",
                          lambda: d.clients.elbv2.describe_tags(ResourceArns=batch), scope_of(batch))
-        if answer is None:
-            continue
-        found = {desc["ResourceArn"]: dict(tag_pairs(desc.get("Tags"))) for desc in answer.get("TagDescriptions", ())}
-        # AWS describes every ARN asked (with no tags, if it has none): one left out is unread, not untagged.
-        missing = [arn for arn in batch if arn not in found]
-        if missing:
-            d.failures.append(ReadFailure("elbv2", "DescribeTags", failures_words.EMPTY_ANSWER,
-                                          f"the answer left out {len(missing)} of the {len(batch)} load balancers asked",
-                                          scope_of(missing)))
-        tags.update((arn, t) for arn, t in found.items() if arn in batch)
+        for desc in (answer or {}).get("TagDescriptions", ()):
+            tags[desc["ResourceArn"]] = dict(tag_pairs(desc.get("Tags")))
+        untold = [arn for arn in batch if arn not in tags]
+        if answer is not None and untold:
+            # AWS answers one description per ARN asked, tags or not (an ARN it does not know is
+            # an error): an ARN left out was not read.
+            contradiction(d.failures, "elbv2", "DescribeTags", "no tag description for load balancers asked",
+                          scope_of(untold))
     return tags
 
 
@@ -267,6 +264,10 @@ def describe_groups(clients: AwsClients, group_ids: list[str], failures: list[Re
                       lambda: paginate(clients.ec2, "describe_security_groups", "SecurityGroups", EC2_PAGE,
                                        Filters=[{"Name": "group-id", "Values": batch}]),
                       scope_of(batch))
+        if raw == []:  # a group in use cannot be deleted: every one of them gone at once is doubted
+            raw = confirm_absent(failures, "ec2", "DescribeSecurityGroups",
+                                 lambda: clients.ec2.describe_security_groups(GroupIds=batch)["SecurityGroups"],
+                                 scope_of(batch))
         for sg in raw or ():
             groups.append(SecurityGroup(group_id=sg["GroupId"], name=sg.get("GroupName", ""),
                                         description=sg.get("Description", ""), vpc_id=sg.get("VpcId", ""),
@@ -292,6 +293,11 @@ def _subnets(d: _Discovery, lbs: list[dict]) -> dict[str, _Subnet]:
                       scope_of(batch))
         for subnet in raw or ():
             found[subnet["SubnetId"]] = _Subnet(subnet.get("CidrBlock", ""), enis.ipv6_cidrs(subnet))
+        unlisted = [s for s in batch if s not in found]
+        if raw is not None and unlisted:
+            # A subnet cannot be deleted while a load balancer is in it.
+            contradiction(d.failures, "ec2", "DescribeSubnets", "load balancers' subnets not listed",
+                          scope_of(unlisted))
     return found
 
 

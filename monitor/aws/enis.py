@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
-from monitor.aws.calls import EC2_FILTER_VALUES, EC2_PAGE, attempt, chunks, paginate, scope_of
+from monitor.aws.calls import EC2_FILTER_VALUES, EC2_PAGE, attempt, chunks, confirm_absent, paginate, scope_of
 from monitor.aws.session import AwsClients
 from monitor.model import ReadFailure
 
@@ -30,6 +30,12 @@ def instance_enis(clients: AwsClients, instance_ids: list[str], failures: list[R
             lambda: paginate(clients.ec2, "describe_instances", "Reservations", EC2_PAGE,
                              Filters=[{"Name": "instance-id", "Values": batch}]),
             scope_of(batch))
+        if reservations == []:
+            # Every instance of the batch gone, while its targets are in service: asked again by id,
+            # where AWS names an instance that does not exist (NotFound).
+            reservations = confirm_absent(
+                failures, "ec2", "DescribeInstances",
+                lambda: clients.ec2.describe_instances(InstanceIds=batch)["Reservations"], scope_of(batch))
         if reservations is None:
             continue
         for reservation in reservations:

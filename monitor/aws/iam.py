@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from urllib.parse import unquote
 
-from monitor.aws.calls import attempt, paginate
+from monitor.aws.calls import attempt, contradiction, paginate
 from monitor.aws.session import AwsClients
-from monitor.iam_policy import PolicyDocument, RolePolicies, role_name_from_arn
+from monitor.iam_policy import MIGRATION_POLICY_NAME, PolicyDocument, RolePolicies, role_name_from_arn
 from monitor.model import ReadFailure
 
 
@@ -18,8 +18,12 @@ def read_role_policies(clients: AwsClients, role_arn: str) -> tuple[RolePolicies
     name = role_name_from_arn(role_arn)
     documents: list[PolicyDocument] = []
     inline = attempt(failures, "iam", "ListRolePolicies",
-                     lambda: paginate(clients.iam, "list_role_policies", "PolicyNames", None, RoleName=name),
-                     role_arn)
+                     lambda: paginate(clients.iam, "list_role_policies", "PolicyNames", None, RoleName=name), role_arn)
+    if inline == [] and _has_inline(clients, name, MIGRATION_POLICY_NAME, failures, role_arn):
+        # No inline policy listed, yet the migration policy is there under its documented name:
+        # the listing cannot be believed, and a role read without it would look short of it.
+        contradiction(failures, "iam", "ListRolePolicies",
+                      f"no inline policy listed, yet GetRolePolicy reads {MIGRATION_POLICY_NAME}", role_arn)
     for policy_name in inline or ():
         answer = attempt(failures, "iam", "GetRolePolicy",
                          lambda: clients.iam.get_role_policy(RoleName=name, PolicyName=policy_name),
@@ -45,6 +49,16 @@ def read_role_policies(clients: AwsClients, role_arn: str) -> tuple[RolePolicies
     if failures:
         return None, tuple(failures)
     return RolePolicies(role_arn=role_arn, documents=tuple(documents)), ()
+
+
+def _has_inline(clients: AwsClients, role: str, policy: str, failures: list[ReadFailure], role_arn: str) -> bool:
+    """Whether the role has this inline policy (NoSuchEntity: no); a failed read is recorded."""
+    tried: list[ReadFailure] = []
+    found = attempt(tried, "iam", "GetRolePolicy",
+                    lambda: clients.iam.get_role_policy(RoleName=role, PolicyName=policy), f"{role_arn} inline {policy}")
+    if found is None and tried[0].code != "NoSuchEntity":
+        failures.extend(tried)
+    return found is not None
 
 
 def _decode(document) -> dict:

@@ -14,7 +14,16 @@ import time
 from collections.abc import Callable
 
 from monitor.aws.calls import (
-    EC2_FILTER_VALUES, EC2_PAGE, ELB_PAGE, attempt, chunks, pages, paginate, scope_of, tag_pairs,
+    EC2_FILTER_VALUES,
+    EC2_PAGE,
+    ELB_PAGE,
+    attempt,
+    chunks,
+    pages,
+    contradiction,
+    paginate,
+    scope_of,
+    tag_pairs,
 )
 from monitor.aws.discover import describe_groups
 from monitor.aws.session import AwsClients
@@ -92,9 +101,12 @@ class RuleReader:
                             lambda: self._whole_listing(len(batches) - 1), "every group of the account")
             if whole is None:
                 return [], set()
-            if whole is not _DEARER:
+            if whole is _DEARER:
+                self._whole_after = self._monotonic() + WHOLE_LISTING_RETRY_SECONDS
+            elif whole:
                 return whole, set(group_ids)
-            self._whole_after = self._monotonic() + WHOLE_LISTING_RETRY_SECONDS
+            # else: an account holding the groups asked about has rules, so an empty whole listing
+            # is doubted: the filtered calls, each checked in turn, read the groups instead.
         raw: list[dict] = []
         read: set[str] = set()
         for batch in batches:
@@ -102,10 +114,29 @@ class RuleReader:
                             lambda: paginate(self._clients.ec2, "describe_security_group_rules", "SecurityGroupRules",
                                              EC2_PAGE, Filters=[{"Name": "group-id", "Values": batch}]),
                             scope_of(batch))
+            if found == [] and not self._truly_ruleless(batch, failures):
+                continue
             if found is not None:
                 raw.extend(found)
                 read.update(batch)
         return raw, read
+
+    def _truly_ruleless(self, batch: list[str], failures: list[ReadFailure]) -> bool:
+        """No rule at all for any group asked (an ALB's group always has some): believed only when
+        DescribeSecurityGroups, which lists each group's rules too, agrees. One extra read, on this
+        path only."""
+        groups = attempt(failures, "ec2", "DescribeSecurityGroups",
+                         lambda: paginate(self._clients.ec2, "describe_security_groups", "SecurityGroups", EC2_PAGE,
+                                          Filters=[{"Name": "group-id", "Values": batch}]),
+                         scope_of(batch))
+        if groups is None:
+            return False
+        holding = [g["GroupId"] for g in groups if g.get("IpPermissions") or g.get("IpPermissionsEgress")]
+        if holding:
+            contradiction(failures, "ec2", "DescribeSecurityGroupRules",
+                          f"no rule listed for any of {len(batch)} groups, yet DescribeSecurityGroups shows rules "
+                          f"on {scope_of(holding)}", scope_of(batch))
+        return not holding
 
     def _whole_listing(self, most_pages: int) -> list[dict] | object:
         """Every rule of the account and region, unless it takes more than `most_pages` pages: then
@@ -161,7 +192,12 @@ class RuleReader:
                               lambda: paginate(self._clients.ec2, "get_managed_prefix_list_entries", "Entries", 100,
                                                PrefixListId=list_id),
                               list_id)
-            if entries is not None:
+            if entries == []:
+                # An empty list admits nothing, but so does an answer emptied on the way, and the
+                # two cannot be told apart: unknown (and asked again next cycle), never "no path".
+                contradiction(failures, "ec2", "GetManagedPrefixListEntries",
+                              "no entry listed for a prefix list a rule refers to", list_id)
+            elif entries is not None:
                 self._prefix_lists[list_id] = tuple(e["Cidr"] for e in entries)
         return tuple(sorted(self._prefix_lists.items()))
 

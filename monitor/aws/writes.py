@@ -10,8 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
 
 from monitor import ownership
+from monitor.aws.calls import unparsable
 from monitor.aws.rules import to_rule
 from monitor.aws.session import AwsClients
 from monitor.memory import RuleTuple
@@ -59,6 +61,8 @@ def authorize(clients: AwsClients, decision: Decision) -> WriteResult:
         return WriteResult("failed", code=code, message=message)
     except BotoCoreError as exc:
         return WriteResult("failed", code=type(exc).__name__, message=str(exc))
+    except ResponseParserError as exc:  # the rule may have been made: the next cycle's read says
+        return WriteResult("failed", code=type(exc).__name__, message=unparsable(exc))
     created = answer.get("SecurityGroupRules") or [{}]
     return WriteResult("restored", rule_id=created[0].get("SecurityGroupRuleId"))
 
@@ -98,6 +102,8 @@ def _by_id(call, rule_id: str) -> tuple[Any, WriteResult | None]:
                                  rule_id=rule_id)
     except BotoCoreError as exc:
         return None, WriteResult("failed", code=type(exc).__name__, message=str(exc), rule_id=rule_id)
+    except ResponseParserError as exc:  # an answer cut short: what it said is unknown
+        return None, WriteResult("failed", code=type(exc).__name__, message=unparsable(exc), rule_id=rule_id)
 
 
 def _error(exc: ClientError) -> tuple[str, str]:

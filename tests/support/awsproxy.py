@@ -1,6 +1,7 @@
 """A loopback HTTP proxy between boto3 and moto that counts requests per (service, Action) and
-can answer chosen actions with the errors real AWS gives under throttling or an outage, or answer
-them late (a slow endpoint).
+can answer chosen actions with the errors real AWS gives under throttling or an outage, answer
+them late (a slow endpoint), answer them with a body cut short (HTTP 200 the SDK cannot parse), or
+empty a listing's answer (HTTP 200 with nothing found).
 
 ELBv2, EC2 and IAM use the AWS query protocol: the action is the `Action` field of the form body
 (or the query string). SQS and CloudTrail use the JSON protocol: the action is the last part of the
@@ -35,11 +36,31 @@ UNAVAILABLE = "unavailable"
 ERROR = "error"  # a given error code and status, e.g. UnauthorizedOperation 403
 MAX_DELAY_SECONDS = 60.0  # a delay never holds a request (or a test) longer than this
 DROP = "drop"  # no answer: the connection is reset once the request has been read
+MALFORMED = "malformed"  # HTTP 200 with the real answer cut in half: no parser accepts it
+EMPTY = "empty"  # HTTP 200 with the real answer's listing emptied, as AWS answers when nothing matches
+
+# The list element of each listing answer (as moto and AWS send it; a path below the root), and
+# the paging fields that go with it: what EMPTY takes out.
+LISTINGS = {
+    "DescribeInstances": "reservationSet",
+    "DescribeNetworkInterfaces": "networkInterfaceSet",
+    "DescribeSecurityGroupRules": "securityGroupRuleSet",
+    "DescribeSecurityGroups": "securityGroupInfo",
+    "DescribeSubnets": "subnetSet",
+    "GetManagedPrefixListEntries": "entrySet",
+    "DescribeLoadBalancers": "DescribeLoadBalancersResult/LoadBalancers",
+    "DescribeTags": "DescribeTagsResult/TagDescriptions",
+    "DescribeTargetGroups": "DescribeTargetGroupsResult/TargetGroups",
+    "DescribeTargetHealth": "DescribeTargetHealthResult/TargetHealthDescriptions",
+    "ListAttachedRolePolicies": "ListAttachedRolePoliciesResult/AttachedPolicies",
+    "ListRolePolicies": "ListRolePoliciesResult/PolicyNames",
+}
+_PAGING = ("nextToken", "NextMarker", "Marker")  # a page token, in whichever part of the answer
 
 
 @dataclass
 class _Fault:
-    kind: str  # THROTTLE, UNAVAILABLE, ERROR or DROP
+    kind: str  # THROTTLE, UNAVAILABLE, ERROR, DROP, MALFORMED or EMPTY
     service: str | None  # None: every service
     actions: frozenset[str] | None  # None: every action
     code: str | None = None  # for ERROR
@@ -166,11 +187,15 @@ class AwsProxy:
              code: str | None = None, status: int = 400, times: int | None = None) -> None:
         """From now on answer these actions (all when None) of this service (all when None) with a
         fault: throttling, an outage, (kind=ERROR) the given error code and HTTP status, or (kind=DROP)
-        a connection reset instead of any answer; `times` answers only, or until heal()."""
-        if kind not in (THROTTLE, UNAVAILABLE, ERROR, DROP):
+        a connection reset instead of any answer; (kind=MALFORMED) moto's answer cut short, which the
+        SDK cannot parse; (kind=EMPTY, LISTINGS actions only) moto's answer with its listing emptied
+        and no page token; `times` answers only, or until heal()."""
+        if kind not in (THROTTLE, UNAVAILABLE, ERROR, DROP, MALFORMED, EMPTY):
             raise ValueError(f"unknown fault {kind!r}")
         if isinstance(actions, str):
             actions = [actions]
+        if kind == EMPTY and (actions is None or set(actions) - LISTINGS.keys()):
+            raise ValueError(f"an empty answer is made for {sorted(LISTINGS)} only")
         with self._lock:
             self._faults.append(_Fault(kind, service, None if actions is None else frozenset(actions),
                                        code, status, times))
@@ -223,7 +248,7 @@ class AwsProxy:
 
     def rewrite(self, action: str, change: Callable[[bytes], bytes]) -> None:
         """From now on pass this action's successful answers through `change` until heal(): an
-        answer shaped unlike any AWS sends (a field missing, a list emptied)."""
+        answer shaped unlike any AWS sends (a field missing, say)."""
         with self._lock:
             self._rewrites[action] = change
 
@@ -250,6 +275,7 @@ class AwsProxy:
             endless.given += 1
             n = endless.given - 1 if endless.tokens is None else (endless.given - 1) % endless.tokens
             return chr(ord("A") + n) if n < 26 else f"T{n}"
+
     def before(self, action: str, then: Callable[[], object]) -> None:
         """Run `then` once, when the next `action` request arrives and before it is forwarded: a
         race, e.g. another writer whose write lands between a client's read and its own write. The
@@ -262,6 +288,26 @@ class AwsProxy:
             then = self._before.pop(action, None)
         if then is not None:
             then()
+
+    @staticmethod
+    def _empty(action: str, payload: bytes) -> bytes:
+        """The answer with no member in its listing and no page token: AWS's answer for nothing found."""
+        root = ElementTree.fromstring(payload)
+        namespace = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+        ElementTree.register_namespace("", namespace.strip("{}"))
+        path = "/".join(f"{namespace}{part}" for part in LISTINGS[action].split("/"))
+        listing = root.find(path)
+        if listing is None:
+            raise AssertionError(f"{action}: no {LISTINGS[action]} in the answer {payload[:300]!r}")
+        for item in list(listing):
+            listing.remove(item)
+        for parent in root.iter():
+            for child in list(parent):
+                if child.tag.removeprefix(namespace) in _PAGING:
+                    parent.remove(child)
+                elif child.tag.removeprefix(namespace) == "IsTruncated":
+                    child.text = "false"
+        return ElementTree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
     def heal(self) -> None:
         """Stop injecting faults, delays, rewrites and endless listings: every request is forwarded
@@ -318,20 +364,6 @@ class AwsProxy:
             connection.close()
 
 
-def emptied(element: str) -> Callable[[bytes], bytes]:
-    """For rewrite(): the answer with every member of its list element (e.g. LoadBalancers) removed,
-    the way AWS answers when it finds nothing."""
-    def change(payload: bytes) -> bytes:
-        root = ElementTree.fromstring(payload)
-        namespace = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
-        ElementTree.register_namespace("", namespace.strip("{}"))
-        for listing in root.iter(f"{namespace}{element}"):
-            for item in list(listing):
-                listing.remove(item)
-        return ElementTree.tostring(root, xml_declaration=True, encoding="UTF-8")
-    return change
-
-
 def identify(headers: dict[str, str], path: str, body: bytes) -> tuple[str, str]:
     """(service, action) of a query- or JSON-protocol request; ('unknown', '') parts when absent."""
     match = _SCOPE.search(headers.get("authorization", ""))
@@ -367,7 +399,7 @@ def _handler_for(proxy: AwsProxy) -> type[BaseHTTPRequestHandler]:
                 self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 self.close_connection = True
                 return
-            if fault is not None:
+            if fault is not None and fault.kind not in (MALFORMED, EMPTY):
                 json_protocol = "x-amz-target" in lowered
                 status, payload = error_response(fault.kind, service, fault.code, fault.status, json_protocol)
                 self._send(status, [("Content-Type", lowered.get("content-type", "application/x-amz-json-1.0")
@@ -390,6 +422,9 @@ def _handler_for(proxy: AwsProxy) -> type[BaseHTTPRequestHandler]:
             status, answer_headers, payload = proxy._forward(self.command, self.path, headers, body)
             if paged is not None and status == 200:
                 payload = proxy._slice(action, payload, paged[1], paged[2])
+            if fault is not None and status == 200:
+                # Both are real answers rewritten: the status and headers stay moto's.
+                payload = proxy._empty(action, payload) if fault.kind == EMPTY else payload[: len(payload) // 2]
             if endless and status == 200:
                 payload = with_next_token(payload, service, proxy._endless_token(action))
             if status == 200:
