@@ -25,13 +25,9 @@ from monitor.model import Attribution, Report
 ATTRIBUTED_CODES = ("ACCESS_REVOKED", "EGRESS_BLOCKED")
 
 
-def lost_rules(report: Report, memory: Memory) -> dict[tuple[str, str], tuple[RuleTuple, ...]]:
-    """(load balancer name, group) -> the remembered covering rules of its paths now missing there."""
-    return {k: v for k, (v, _) in _lost(report, memory).items()}
-
-
 def _lost(report: Report, memory: Memory) -> dict[tuple[str, str], tuple[tuple[RuleTuple, ...], float | None]]:
-    """lost_rules, with when a check first saw those paths cut."""
+    """(load balancer name, group) -> the remembered covering rules of its paths now missing there,
+    with when a check first saw those paths cut."""
     names = {lb.arn: lb.name for lb in report.load_balancers}
     lost: dict[tuple[str, str], dict[RuleTuple, None]] = {}
     since: dict[tuple[str, str], float] = {}

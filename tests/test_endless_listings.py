@@ -14,21 +14,13 @@ from monitor.aws import calls
 from monitor.daemon import Daemon
 from monitor.metrics import Metrics
 from tests.helpers import run_check
+from tests.test_daemon import wait_until
 from tests.support.fixtures import tiny_aws_env, tiny_moto, tiny_world  # noqa: F401 (fixtures)
 from tests.support.tinyworld import CLUSTER, World
 
 # Endless answers the proxy gives before it ends the listing after all: code that would page for
 # ever then fails these tests (too many requests) instead of hanging them.
 ENOUGH = 40
-
-
-def wait_until(what, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not what():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 @pytest.mark.parametrize("action, listings", [
