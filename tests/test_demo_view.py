@@ -79,3 +79,17 @@ def test_the_live_table_never_counts_an_unknown_path_as_covered():
         CycleSummary(report=Report("c", "r", complete=False, load_balancers=(lb,), findings=())))
     row = next(line for line in out.getvalue().splitlines() if line.startswith(LB))
     assert row.split()[3:6] == ["1/3", "(2", "unknown)"]
+
+
+def test_once_the_demo_ends_a_check_still_finishing_prints_nothing_after_the_summary():
+    """A check in flight when the story ends (its listener runs after the summary) stays silent:
+    the summary is the demo's last line, as `--output json` readers rely on."""
+    out = io.StringIO()
+    view = LiveView(out, "json", "http://127.0.0.1:9917/metrics", clock=Clock())
+    report, _ = observe((SSH_RULE,))
+    view.cycle(CycleSummary(report=report))
+    view.end()
+    view.emit({"type": "summary"}, final=True)
+    view.cycle(CycleSummary(report=report))  # the late check
+    view.note("late")
+    assert [json.loads(line)["type"] for line in out.getvalue().splitlines()] == ["cycle", "summary"]

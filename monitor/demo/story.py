@@ -133,6 +133,8 @@ def _play(world, beats: tuple[Beat, ...], view, stop: threading.Event, speed: fl
     if stop.wait(max(0.0, STORY_SECONDS / speed - view.elapsed())):
         return
     view.note("End of the story." + (" Still serving /metrics; Ctrl-C stops." if after == "serve" else ""))
+    if after == "exit":
+        view.end()
     summarize(beats, view, speed)
     view.story_told.set()
     if after == "exit":
@@ -189,11 +191,12 @@ def summarize(beats: tuple[Beat, ...], view, speed: float) -> None:
             "was lost" for r in seen.restores))
     lines += ["", "On a real account: alb-sg-monitor check --cluster-name <yours>; as a daemon: "
               "alb-sg-monitor run (docs/daemon.md); alerts: docs/alerting.md; deploying: deploy/README.md."]
-    view.write("\n".join(lines))
+    view.write("\n".join(lines), final=True)
     view.emit({"type": "summary", "cycles": seen.cycles, "revocations": dict(seen.revocations), "story": records,
                "attributions": seen.attributions, "outage_windows": seen.outages,
                "restores": [{"t": round(r.t, 2), "load_balancer": ", ".join(r.load_balancers), "rule": r.rule,
-                             "rule_id": r.rule_id, "after_seconds": r.after_seconds} for r in seen.restores]})
+                             "rule_id": r.rule_id, "after_seconds": r.after_seconds} for r in seen.restores]},
+              final=True)
 
 
 def run_demo(settings: Settings) -> int:

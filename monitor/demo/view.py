@@ -73,6 +73,7 @@ class LiveView:
         self._out = out
         self._on_closed = on_closed
         self._closed = False
+        self._ended = False  # end(): only the closing summary is written from now on
         self._mode = mode
         self._url = metrics_url
         self._clock = clock
@@ -228,8 +229,8 @@ class LiveView:
     def _emit(self, record: dict[str, Any]) -> None:
         self._write(json.dumps(record))
 
-    def _write(self, text: str) -> None:
-        if self._closed:
+    def _write(self, text: str, final: bool = False) -> None:
+        if self._closed or (self._ended and not final):
             return
         try:
             self._out.write(text + "\n")
@@ -274,14 +275,19 @@ class LiveView:
         lines += ["", "STORY"] + self._story[-14:]
         self._write(_CLEAR + "\n".join(line[:width] for line in lines))
 
-    def write(self, text: str) -> None:
-        """Text outside the live part (the introduction, the closing summary)."""
+    def write(self, text: str, final: bool = False) -> None:
+        """Text outside the live part (the introduction, the closing summary: `final`)."""
         with self._lock:
             if self._mode != "json":
-                self._write(text)
+                self._write(text, final)
 
-    def emit(self, record: dict[str, Any]) -> None:
-        """A JSON-lines record (only in json mode)."""
+    def emit(self, record: dict[str, Any], final: bool = False) -> None:
+        """A JSON-lines record (only in json mode); `final` for the closing summary."""
         if self._mode == "json":
             with self._lock:
-                self._emit(record)
+                self._write(json.dumps(record), final)
+
+    def end(self) -> None:
+        """The demo is about to exit: a check still finishing must not print after the summary."""
+        with self._lock:
+            self._ended = True
