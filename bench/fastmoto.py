@@ -21,6 +21,7 @@ from moto.ec2.models.core import TaggedEC2Resource
 from moto.ec2.models.security_groups import SecurityGroupRule
 from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
 
+
 def _tags(self: Any) -> list[dict[str, str]]:
     """What moto's describe_tags(resource-id=[self.id]) returns, read by id instead of by scan."""
     if not getattr(self, "id", None):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from monitor import controllers
+from monitor.core import controllers
 from monitor.demo import world as demo_world
 from monitor.demo.world import World
 

@@ -18,7 +18,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
-from monitor import controllers
+from monitor.core import controllers
 
 ELB_PAGE = 400
 

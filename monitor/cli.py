@@ -9,8 +9,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from monitor import __version__
-from monitor.errors import ConfigError
-from monitor.settings import Settings, format_duration, parse_duration
+from monitor.core.errors import ConfigError
+from monitor.core.settings import Settings, format_duration, parse_duration
 
 COMMANDS = {
     "check": "one full discovery and evaluation, printed; exit 0 ok, 1 critical, 2 usage or configuration error, "
@@ -229,14 +229,38 @@ def settings_from(args: argparse.Namespace, require_cluster: bool = True,
     return Settings(**values)
 
 
+def run_command(command: str, settings: Settings) -> int:
+    """Hands a parsed command on: the demo to its story, the rest to the composition root. Imported
+    here, not at the top, so `--help` and a flag error never load the SDKs."""
+    if command == "demo" or settings.demo:
+        from monitor import demo
+
+        if not demo.extra_installed():
+            print(demo.MISSING_EXTRA, file=sys.stderr)
+            return 2
+    if settings.demo and command != "demo":
+        from monitor.demo import account
+
+        account.start(settings.cluster_name)
+    from monitor.surface import main as root
+
+    if command in ("check", "preflight"):
+        return root.one_shot(command, root.check if command == "check" else root.preflight, settings)
+    if command == "run":
+        return root.run(settings)
+    if command == "demo":
+        from monitor.demo.story import run_demo
+
+        return run_demo(settings)
+    raise AssertionError(f"unknown command {command}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(without_negative_values(sys.argv[1:] if argv is None else argv))
     if not args.command:
         parser.print_help(sys.stderr)
         return 2
-    from monitor.main import run_command
-
     try:
         settings = settings_from(args, require_cluster=args.command != "demo",
                                  defaults=COMMAND_DEFAULTS.get(args.command), minimums=MINIMUMS.get(args.command))

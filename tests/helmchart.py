@@ -16,8 +16,8 @@ import jsonschema
 import yaml
 
 from monitor.cli import build_parser, settings_from
-from monitor.logs import wants_console
-from monitor.settings import Settings
+from monitor.core.settings import Settings
+from monitor.surface.logs import wants_console
 
 ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "deploy" / "helm" / "alb-sg-monitor"

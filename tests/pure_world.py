@@ -5,9 +5,18 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from monitor.evaluate import evaluate
-from monitor.model import (
-    LoadBalancer, Observation, PeerKind, ReadFailure, Report, Rule, SecurityGroup, Target, TargetGroup, Topology,
+from monitor.core.evaluate import evaluate
+from monitor.core.model import (
+    LoadBalancer,
+    Observation,
+    PeerKind,
+    ReadFailure,
+    Report,
+    Rule,
+    SecurityGroup,
+    Target,
+    TargetGroup,
+    Topology,
 )
 
 CLUSTER = "prod-eks"

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from monitor.attribution import attribute
-from monitor.event_evidence import Sightings
-from monitor.events import parse_event
-from monitor.memory import Memory, PathKey, PathMemory, RuleTuple
-from monitor.model import Finding, LoadBalancerResult, Report, Severity
-from tests.test_events import (ALB_SG, HUMAN, LB_ARN, NODE_SG, ROLES, TG_ARN, V2, message, permissions,
-                               sg_permission)
+from monitor.core.attribution import attribute
+from monitor.core.event_evidence import Sightings
+from monitor.core.events import parse_event
+from monitor.core.memory import Memory, PathKey, PathMemory, RuleTuple
+from monitor.core.model import Finding, LoadBalancerResult, Report, Severity
+from tests.test_events import ALB_SG, HUMAN, LB_ARN, NODE_SG, ROLES, TG_ARN, V2, message, permissions, sg_permission
 
 LB = "k8s-shop-web-0123456789"
 LOST = RuleTuple(NODE_SG, "tcp", 0, 65535, "sg", ALB_SG, "sgr-0lost")

@@ -14,10 +14,11 @@ import pytest
 import structlog
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor import render, runner
+from monitor.core.settings import Settings
+from monitor.daemon import runner
 from monitor.demo import world as demo_world
-from monitor.main import DaemonParts, assemble_daemon
-from monitor.settings import Settings
+from monitor.surface import render
+from monitor.surface.main import DaemonParts, assemble_daemon
 from tests.test_events import HUMAN, SSO_ROLE, V2, V2_ROLE, message
 from tests.test_events_queue import aws, put, queue, remaining  # noqa: F401  (queue is a fixture)
 
@@ -278,7 +279,8 @@ def test_check_and_preflight_say_whether_attribution_is_set_up(world, queue, aws
 
 def test_with_kubernetes_the_v2_role_is_read_from_its_service_account_and_the_ingress_gets_events(world, queue):
     from monitor import kube
-    from monitor.demo import cluster as demo_cluster, trail
+    from monitor.demo import cluster as demo_cluster
+    from monitor.demo import trail
     from monitor.demo.kubeapi import DemoKubeApi
 
     with DemoKubeApi(demo_cluster.objects(world)) as api:
@@ -335,8 +337,8 @@ def test_a_target_group_event_reads_again_only_its_load_balancers_before_checkin
 
 
 def test_an_event_the_topology_cannot_place_asks_for_a_full_discovery(world, parts):
-    from monitor.event_triggers import place
-    from monitor.events import ApiEvent, Principal
+    from monitor.core.events import ApiEvent, Principal
+    from monitor.daemon.event_triggers import place
 
     assert parts.daemon.run_once().ok
     daemon = parts.daemon

@@ -9,7 +9,6 @@ import boto3
 import botocore.config
 import pytest
 from botocore.exceptions import ClientError
-
 from botocore.parsers import ResponseParserError
 
 from tests.support.awsproxy import EMPTY, MALFORMED, THROTTLE, UNAVAILABLE, AwsProxy

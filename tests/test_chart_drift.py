@@ -11,7 +11,15 @@ import re
 import pytest
 
 from tests.helmchart import (
-    NAMESPACE, container, container_environment, effective_settings, find, kustomize, only, overlay, template,
+    NAMESPACE,
+    container,
+    container_environment,
+    effective_settings,
+    find,
+    kustomize,
+    only,
+    overlay,
+    template,
 )
 from tests.test_manifests import _rules
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from monitor import controllers
-from monitor.model import SecurityGroup
+from monitor.core import controllers
+from monitor.core.model import SecurityGroup
 
 
 @pytest.mark.parametrize("description, labelled", [

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.coverage import Peer, Verdict, admits, cover, health_check_protocol, traffic_protocols
-from monitor.model import PeerKind, Rule
+from monitor.core.coverage import Peer, Verdict, admits, cover, health_check_protocol, traffic_protocols
+from monitor.core.model import PeerKind, Rule
 
 ALB_SUBNETS = ("10.0.0.0/24", "10.0.1.0/24")
 ALB_SUBNETS6 = ("2600:1f14:abc:100::/64", "2600:1f14:abc:101::/64")

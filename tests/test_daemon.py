@@ -9,19 +9,19 @@ import re
 import subprocess
 import urllib.error
 import urllib.request
-
 from dataclasses import replace
 
 import pytest
 import structlog
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor import aws, logs
-from monitor.daemon import Daemon
-from monitor.main import DaemonParts, assemble_daemon
-from monitor.metrics import Metrics
-from monitor.server import Endpoints, HttpServer
-from monitor.settings import Settings
+from monitor import aws
+from monitor.core.settings import Settings
+from monitor.daemon.loop import Daemon
+from monitor.surface import logs
+from monitor.surface.main import DaemonParts, assemble_daemon
+from monitor.surface.metrics import Metrics
+from monitor.surface.server import Endpoints, HttpServer
 from tests.support.fixtures import tiny_aws_env, tiny_moto, tiny_world  # noqa: F401 (fixtures)
 from tests.support.tinyworld import CLUSTER, World, add_alb
 

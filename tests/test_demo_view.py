@@ -5,11 +5,11 @@ from __future__ import annotations
 import io
 import json
 
-from monitor.daemon import CycleSummary
+from monitor.core.memory import RuleTuple
+from monitor.core.policy import Decision, WriteResult
+from monitor.daemon.remediation import Outcome
+from monitor.daemon.summary import CycleSummary
 from monitor.demo.view import LiveView
-from monitor.memory import RuleTuple
-from monitor.policy import Decision, WriteResult
-from monitor.remediation import Outcome
 from tests.pure_world import ALB_SG, NODE_SG, SSH_RULE, observe
 
 LB = "1a2b3c4d-shop-web-0f1e"
@@ -67,7 +67,7 @@ def test_a_path_left_to_a_human_and_a_dry_run_are_said_too():
 
 
 def test_the_live_table_never_counts_an_unknown_path_as_covered():
-    from monitor.model import LoadBalancerResult, PathResult, Report
+    from monitor.core.model import LoadBalancerResult, PathResult, Report
 
     def path(target, covered):
         return PathResult("arn:lb", "arn:tg", target, (8080,), ("sg-1",), covered)

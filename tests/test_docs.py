@@ -11,8 +11,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor import cli
-from monitor.metrics import KNOWN_FINDINGS, Metrics
-from monitor.model import Finding, LoadBalancerResult, Report, Severity
+from monitor.core.model import Finding, LoadBalancerResult, Report, Severity
+from monitor.surface.metrics import KNOWN_FINDINGS, Metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "docs" / "reference.md"
@@ -122,7 +122,7 @@ def test_reference_metrics_table_is_what_the_daemon_exposes():
 
 
 def test_daemon_doc_signal_table_says_what_each_handled_signal_does():
-    from monitor.runner import IGNORED_SIGNALS, STOP_SIGNALS
+    from monitor.daemon.runner import IGNORED_SIGNALS, STOP_SIGNALS
 
     rows = table((ROOT / "docs" / "daemon.md").read_text(), "### Signals")
     effect = {name: row[1] for row in rows for name in re.findall(r"SIG[A-Z0-9]+", row[0])}

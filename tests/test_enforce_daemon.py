@@ -9,12 +9,13 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor import controllers, ownership
-from monitor.daemon import CycleSummary
+from monitor.core import controllers, ownership
+from monitor.core.settings import Settings
+from monitor.core.state_doc import State
+from monitor.daemon.state import FileStateStore
+from monitor.daemon.summary import CycleSummary
 from monitor.demo import world as demo_world
-from monitor.main import DaemonParts, assemble_daemon
-from monitor.settings import Settings
-from monitor.state import FileStateStore, State
+from monitor.surface.main import DaemonParts, assemble_daemon
 from tests.support.awsproxy import EMPTY, THROTTLE
 from tests.test_writes import snapshot
 
@@ -154,7 +155,7 @@ def test_a_restart_mid_outage_still_restores_from_the_state_file(world, tmp_path
 
 
 def test_a_corrupt_or_foreign_state_file_stops_the_start(world, tmp_path, clock):
-    from monitor.errors import ConfigError
+    from monitor.core.errors import ConfigError
 
     path = tmp_path / "state.json"
     path.write_text("{not json")

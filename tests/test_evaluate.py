@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from monitor.evaluate import evaluate
-from monitor.model import (
+from monitor.core.evaluate import evaluate
+from monitor.core.model import (
     LoadBalancer,
     Observation,
     PeerKind,

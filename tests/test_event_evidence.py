@@ -6,12 +6,12 @@ from __future__ import annotations
 import threading
 import time
 
-from monitor.event_evidence import OutageIndex, Sightings
-from monitor.event_match import outage_windows
-from monitor.event_triggers import Coalescer, Gap, UnknownGate
-from monitor.event_trust import CLOCK_SKEW_SECONDS, Distrust, LogLimiter, origin, vet
-from monitor.events import ApiEvent, Principal, TouchedRule, parse_event
-from monitor.memory import RuleTuple
+from monitor.core.event_evidence import OutageIndex, Sightings
+from monitor.core.event_match import outage_windows
+from monitor.core.event_trust import CLOCK_SKEW_SECONDS, Distrust, LogLimiter, origin, vet
+from monitor.core.events import ApiEvent, Principal, TouchedRule, parse_event
+from monitor.core.memory import RuleTuple
+from monitor.daemon.event_triggers import Coalescer, Gap, UnknownGate
 from tests.test_events import ACCOUNT, LB_ARN, NODE_SG, message
 
 RULE = RuleTuple(NODE_SG, "tcp", 30080, 30080, "sg", "sg-0alb")

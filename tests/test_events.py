@@ -8,10 +8,30 @@ from pathlib import Path
 
 import pytest
 
-from monitor.event_match import ActorKind, KnownRoles, Watched, actor_kind, outage_windows, record, OpenRevokes, touches
-from monitor.events import (DETAIL_TYPE, EVENT_NAMES, MAX_MESSAGE_BYTES, ApiEvent, Effect, Principal, Rejected,
-                            Rejection, TouchedRule, parse_event, parse_message)
-from monitor.memory import RuleTuple
+from monitor.core.event_match import (
+    ActorKind,
+    KnownRoles,
+    OpenRevokes,
+    Watched,
+    actor_kind,
+    outage_windows,
+    record,
+    touches,
+)
+from monitor.core.events import (
+    DETAIL_TYPE,
+    EVENT_NAMES,
+    MAX_MESSAGE_BYTES,
+    ApiEvent,
+    Effect,
+    Principal,
+    Rejected,
+    Rejection,
+    TouchedRule,
+    parse_event,
+    parse_message,
+)
+from monitor.core.memory import RuleTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT = "111122223333"

@@ -15,10 +15,10 @@ import boto3
 import pytest
 
 from monitor.aws.events_queue import DUPLICATE, UNWATCHED, EventsQueue, PollResult, connect_queue
-from monitor.event_match import ActorKind, Watched, actor_kind
-from monitor.events import Rejection
 from monitor.aws.session import ApiCounter
-from tests.test_events import (HUMAN, NODE_SG, ROLES, V2, message, node_rule, sg_permission)
+from monitor.core.event_match import ActorKind, Watched, actor_kind
+from monitor.core.events import Rejection
+from tests.test_events import HUMAN, NODE_SG, ROLES, V2, message, node_rule, sg_permission
 
 ROOT = Path(__file__).resolve().parent.parent
 PATTERN = (ROOT / "deploy" / "events" / "event-pattern.json").read_text()

@@ -11,8 +11,7 @@ import structlog
 
 from monitor.demo import world as demo_world
 from monitor.demo.trail import _rule_item
-from tests.test_attribution_daemon import (event_id, metric, parts, poll_until, revoke_by_id,  # noqa: F401
-                                           rule_pair, stamp)
+from tests.test_attribution_daemon import event_id, metric, parts, poll_until, revoke_by_id, rule_pair, stamp  # noqa: F401
 from tests.test_events import HUMAN, V2, message
 from tests.test_events_queue import aws, put, queue, remaining  # noqa: F401  (fixtures)
 
@@ -131,7 +130,7 @@ def test_a_forged_revoke_and_grant_pair_records_no_outage_window_and_names_no_cu
 
 def test_five_thousand_matched_events_are_processed_in_seconds_and_ask_for_a_few_checks(world, monkeypatch,
                                                                                           record_property):
-    from monitor.main import assemble_daemon
+    from monitor.surface.main import assemble_daemon
     from tests.support.sqs_standin import SqsStandIn
     from tests.test_attribution_daemon import settings
     from tests.test_events import sg_permission
@@ -202,7 +201,7 @@ def test_events_naming_unknown_load_balancers_read_those_by_arn_within_a_bound_n
 
 
 def test_events_naming_nothing_placeable_ask_for_one_full_discovery_a_minute(world, parts):
-    from monitor.events import ApiEvent, Principal
+    from monitor.core.events import ApiEvent, Principal
 
     assert parts.daemon.run_once().ok
     for n in range(3):

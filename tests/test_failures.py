@@ -8,11 +8,10 @@ import socket
 import pytest
 import structlog.testing
 
-from monitor import failures
 from monitor.cli import main
-from monitor.model import ReadFailure
-from monitor.render import to_table
-from monitor.model import Report
+from monitor.core import failures
+from monitor.core.model import ReadFailure, Report
+from monitor.surface.render import to_table
 
 
 @pytest.mark.parametrize("code, kind", [
@@ -104,8 +103,8 @@ def failed_reads(events: list[dict]) -> list[tuple]:
 
 def test_the_daemon_logs_a_dead_endpoint_as_a_warning_once_per_cycle(aws_env, monkeypatch):
     from monitor import aws
-    from monitor.daemon import Daemon
-    from monitor.metrics import Metrics
+    from monitor.daemon.loop import Daemon
+    from monitor.surface.metrics import Metrics
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{closed_port()}")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
@@ -121,8 +120,8 @@ def test_the_daemon_logs_a_dead_endpoint_as_a_warning_once_per_cycle(aws_env, mo
 
 def test_the_daemon_logs_one_event_for_a_read_that_failed_for_every_target_group(world, proxy, monkeypatch):
     from monitor import aws
-    from monitor.daemon import Daemon
-    from monitor.metrics import Metrics
+    from monitor.daemon.loop import Daemon
+    from monitor.surface.metrics import Metrics
 
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     proxy.fail(["DescribeTargetHealth"], kind="error", code="AccessDenied", status=403)
@@ -134,7 +133,7 @@ def test_the_daemon_logs_one_event_for_a_read_that_failed_for_every_target_group
 
 
 def test_the_table_never_counts_an_unknown_path_as_covered():
-    from monitor.model import LoadBalancerResult, PathResult
+    from monitor.core.model import LoadBalancerResult, PathResult
 
     def path(target, covered):
         return PathResult("arn:lb", "arn:tg", target, (8080,), ("sg-1",), covered)

@@ -32,15 +32,16 @@ from typing import Any
 import boto3
 import pytest
 
-from monitor import aws, controllers
-from monitor.cycle import check_once, preflight_once
+from monitor import aws
+from monitor.core import controllers
+from monitor.core.model import Report
+from monitor.core.settings import Settings
+from monitor.daemon.cycle import check_once, preflight_once
+from monitor.daemon.trail_lookups import RETRY_AFTER
 from monitor.demo import cluster as demo_cluster
 from monitor.demo import world as demo_world
 from monitor.demo.kubeapi import DemoKubeApi
-from monitor.main import assemble_daemon, kube_source, with_attribution
-from monitor.model import Report
-from monitor.settings import Settings
-from monitor.trail_lookups import RETRY_AFTER
+from monitor.surface.main import assemble_daemon, kube_source, with_attribution
 from tests.support.aws_calls import read_operations, scan_code
 from tests.support.awsproxy import DROP, EMPTY, ERROR, LISTINGS, MALFORMED, THROTTLE, UNAVAILABLE, AwsProxy
 from tests.test_events import HUMAN, message, sg_permission
@@ -388,7 +389,7 @@ def test_daemon(matrix, operation, kind, mode):
     report, first, second, written_under_fault = _daemon_cycle(m, mode, lambda: inject(m.proxy, service, name, kind))
     assert m.proxy.injected[operation], f"{name} was never sent"
     # The daemon has what check lacks: its remembered paths contradict an empty target listing, which
-    # it believes only when the next read agrees (monitor.vanished). So every kind leaves it unknown.
+    # it believes only when the next read agrees (monitor.core.vanished). So every kind leaves it unknown.
     assert_honest(report, m.daemon)
     assert not written_under_fault and not [o for o in first.remediations if o.result is not None]
     # Recovery within one cycle: whole and right again, and (enforce) the pending restore done.

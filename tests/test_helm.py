@@ -17,8 +17,20 @@ from monitor import __version__
 from monitor.cli import OPTIONS, build_parser, env_name
 from monitor.kube import CLUSTER_ACCESS, NAMESPACED_ACCESS
 from tests.helmchart import (
-    CHART, NAMESPACE, RELEASE, ROOT, container, container_environment, custom_resource_errors,
-    effective_settings, find, helm, kustomize, only, overlay, template,
+    CHART,
+    NAMESPACE,
+    RELEASE,
+    ROOT,
+    container,
+    container_environment,
+    custom_resource_errors,
+    effective_settings,
+    find,
+    helm,
+    kustomize,
+    only,
+    overlay,
+    template,
 )
 from tests.test_manifests import _grants, _rules
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from monitor import aws
-from monitor.daemon import Daemon
-from monitor.metrics import Metrics
+from monitor.daemon.loop import Daemon
+from monitor.surface.metrics import Metrics
 from tests.support.awsproxy import THROTTLE, AwsProxy
 from tests.support.fixtures import tiny_aws_env, tiny_moto, tiny_world  # noqa: F401 (fixtures)
 from tests.support.tinyworld import CLUSTER, World, add_alb

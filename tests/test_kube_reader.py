@@ -7,12 +7,12 @@ import time
 
 import pytest
 
-from monitor.demo import kube_objects as k
-from tests.kubeapi import KubeApi
 from monitor import kube
-from monitor.errors import ConfigError
+from monitor.core.errors import ConfigError
+from monitor.core.migration import kubernetes_unavailable
+from monitor.demo import kube_objects as k
 from monitor.kube.reader import REQUIRED_ACCESS, ClusterReader
-from monitor.migration import kubernetes_unavailable
+from tests.kubeapi import KubeApi
 
 ROLE = "arn:aws:iam::111122223333:role/prod-eks-aws-load-balancer-controller"
 TG = "arn:aws:elasticloadbalancing:ap-northeast-1:111122223333:targetgroup/k8s-shop-web-0a1b2c3d4e/0123456789abcdef"

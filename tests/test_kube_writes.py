@@ -11,16 +11,16 @@ import kubernetes_validate
 import pytest
 
 from monitor import kube
+from monitor.core.errors import StateError
+from monitor.core.memory import Memory, PathKey, PathMemory, RuleTuple
+from monitor.core.settings import Settings
+from monitor.core.state_doc import State
 from monitor.demo import cluster as demo_cluster
 from monitor.demo import world as demo_world
 from monitor.demo.kubeapi import DemoKubeApi
-from monitor.errors import StateError
 from monitor.kube.lease import LeaseElector, micro_time
 from monitor.kube.state_store import ConfigMapStateStore
-from monitor.main import assemble_daemon
-from monitor.memory import Memory, PathKey, PathMemory, RuleTuple
-from monitor.settings import Settings
-from monitor.state import State
+from monitor.surface.main import assemble_daemon
 from tests.kubeapi import SCHEMA_VERSION
 from tests.support.awsproxy import AwsProxy
 from tests.test_enforce_daemon import GRACE, INTERVAL, T0, Clock, reachable, writes

@@ -1,4 +1,4 @@
-"""The layering (a pure core, one adapter module per SDK), held by import-linter contracts in .importlinter."""
+"""The layering (pipeline layers as packages, one adapter per SDK, no import cycle), held by import-linter contracts in .importlinter."""
 
 import pathlib
 import subprocess

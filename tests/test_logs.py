@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 import structlog
 
-from monitor import logs
+from monitor.surface import logs
 
 
 @pytest.fixture

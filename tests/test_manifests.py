@@ -13,10 +13,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from monitor.kube import CLUSTER_ACCESS, NAMESPACED_ACCESS
-
 from monitor import __version__
 from monitor.cli import OPTIONS, env_name
+from monitor.kube import CLUSTER_ACCESS, NAMESPACED_ACCESS
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = ROOT / "deploy" / "kubernetes"

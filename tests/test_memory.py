@@ -7,13 +7,22 @@ from dataclasses import replace
 
 import pytest
 
-from monitor import memory
-from monitor.errors import StateError
-from monitor.evaluate import evaluate
-from monitor.memory import Memory, PathKey, PathMemory, RuleTuple, remember
-from monitor.model import PeerKind, ReadFailure, Rule, Target
+from monitor.core import memory
+from monitor.core.errors import StateError
+from monitor.core.evaluate import evaluate
+from monitor.core.memory import Memory, PathKey, PathMemory, RuleTuple, remember
+from monitor.core.model import PeerKind, ReadFailure, Rule, Target
 from tests.pure_world import (
-    ALB_SG, CLUSTER_SG, LB_ARN, NODE_SG, SSH_RULE, TG_ARN, V1_RULE, load_balancer, observe, topology,
+    ALB_SG,
+    CLUSTER_SG,
+    LB_ARN,
+    NODE_SG,
+    SSH_RULE,
+    TG_ARN,
+    V1_RULE,
+    load_balancer,
+    observe,
+    topology,
     with_description,
 )
 

@@ -8,8 +8,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor import __version__
-from monitor.metrics import Metrics
-from monitor.model import Finding, LoadBalancerResult, Report, Severity
+from monitor.core.model import Finding, LoadBalancerResult, Report, Severity
+from monitor.surface.metrics import Metrics
 
 
 def lb(name: str, reachable: bool | None, ingress: str = "") -> LoadBalancerResult:

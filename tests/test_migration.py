@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import pytest
 
-from monitor import iam_policy
-from monitor.demo import kube_objects as k
-from monitor.cluster_model import (
-    ClusterState, ControllerDeployment, Ingress, KubeEvent, NetworkingPeer, NetworkingPort, NetworkingRule,
+from monitor.core import iam_policy
+from monitor.core.cluster_model import (
+    ClusterState,
+    ControllerDeployment,
+    Ingress,
+    KubeEvent,
+    NetworkingPeer,
+    NetworkingPort,
+    NetworkingRule,
     TargetGroupBinding,
 )
-from monitor.ingress_join import join_ingresses
-from monitor.migration import (
-    controllers_both_running, migration_findings, migration_policy, unclaimed_shared_labels, v1_too_old,
+from monitor.core.ingress_join import join_ingresses
+from monitor.core.migration import (
+    controllers_both_running,
+    migration_findings,
+    migration_policy,
+    unclaimed_shared_labels,
+    v1_too_old,
 )
-from monitor.model import LoadBalancer, PeerKind, Rule, SecurityGroup, Target, TargetGroup, Topology
+from monitor.core.model import LoadBalancer, PeerKind, Rule, SecurityGroup, Target, TargetGroup, Topology
+from monitor.demo import kube_objects as k
 
 LABEL = "elbv2.k8s.aws/targetGroupBinding=shared"
 NODE_SG, BACKEND_SG, V1_SG, USER_SG = "sg-0node", "sg-0backend", "sg-0v1managed", "sg-0usermade"

@@ -8,16 +8,16 @@ import socket
 import pytest
 from moto.server import ThreadedMotoServer
 
-from monitor.demo import kube_objects as k
-from tests.kubeapi import KubeApi
 from monitor import aws, kube
 from monitor.aws.iam import read_role_policies
-from monitor.evaluate import evaluate
+from monitor.core.evaluate import evaluate
+from monitor.core.migration import migration_findings
+from monitor.core.model import LoadBalancer, SecurityGroup, Target, TargetGroup, Topology
+from monitor.demo import kube_objects as k
 from monitor.kube.reader import ClusterReader
-from monitor.migration import migration_findings
-from monitor.model import LoadBalancer, SecurityGroup, Target, TargetGroup, Topology
-from tests.test_migration import ADDITIONAL, BASE, LABEL, LB_ARN, TG_ARN, V1_TAGS
+from tests.kubeapi import KubeApi
 from tests.support.stubbed import stubbed
+from tests.test_migration import ADDITIONAL, BASE, LABEL, LB_ARN, TG_ARN, V1_TAGS
 
 REGION = "ap-northeast-1"
 TRUST = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRoleWithWebIdentity",

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from monitor import ownership
 from monitor.cli import main
+from monitor.core import ownership
 from monitor.demo import cluster
 from monitor.demo import world as demo_world
 from monitor.demo.kubeapi import DemoKubeApi

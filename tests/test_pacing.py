@@ -9,7 +9,7 @@ from monitor import aws
 from monitor.aws.discover import discover
 from monitor.aws.pacing import Bucket, Pacer
 from monitor.aws.rules import RuleReader
-from monitor.metrics import Metrics
+from monitor.surface.metrics import Metrics
 from tests.support.awsproxy import AwsProxy
 from tests.support.fixtures import tiny_aws_env, tiny_moto, tiny_world  # noqa: F401 (fixtures)
 from tests.support.tinyworld import CLUSTER, World, add_alb

@@ -6,12 +6,12 @@ from dataclasses import replace
 
 import pytest
 
-from monitor import controllers, ownership, policy
-from monitor.history import CREATED, FAILED, Attempt, History, Quarantine
-from monitor.memory import Memory, RuleTuple, remember
-from monitor.model import PeerKind, Rule, Severity, Target
-from monitor.policy import Decision, WriteResult
-from monitor.settings import Settings
+from monitor.core import controllers, ownership, policy
+from monitor.core.history import CREATED, FAILED, Attempt, History, Quarantine
+from monitor.core.memory import Memory, RuleTuple, remember
+from monitor.core.model import PeerKind, Rule, Severity, Target
+from monitor.core.policy import Decision, WriteResult
+from monitor.core.settings import Settings
 from tests.pure_world import ALB_SG, CLUSTER, CLUSTER_SG, NODE_SG, SSH_RULE, V1_RULE, load_balancer, observe, topology
 
 V1 = RuleTuple.of(V1_RULE)
@@ -297,7 +297,7 @@ GONE_SOURCE = RuleTuple(NODE_SG, "tcp", 0, 65535, "sg", "sg-0dead0000000000d2")
 def lost_memory(lost_by_port: dict[int, tuple[RuleTuple, ...]], since: float = T1) -> Memory:
     """The memory after an outage began at `since`: for each port of the path, the rules that covered
     it and are gone (a literal memory: what was learnt, not how)."""
-    from monitor.memory import PathKey, PathMemory
+    from monitor.core.memory import PathKey, PathMemory
     from tests.pure_world import LB_ARN, TG_ARN
 
     return Memory(paths=tuple(sorted(

@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import pytest
 
-from monitor.daemon import incomplete_retry_after, lb_changes
-from monitor.model import LoadBalancer, Observation, ReadFailure, TargetGroup, Topology
-from monitor.topology_delta import carry_topology
+from monitor.core.model import LoadBalancer, Observation, ReadFailure, TargetGroup, Topology
+from monitor.core.topology_delta import carry_topology
+from monitor.daemon.loop import incomplete_retry_after, lb_changes
 
 
 def alb(arn: str) -> LoadBalancer:
@@ -100,8 +100,8 @@ def test_changes_already_discovered_are_not_changes():
 
 # -- merging an incremental change (pure) -------------------------------------------------------
 
-from monitor.model import SecurityGroup, Target, TargetGroup  # noqa: E402
-from monitor.topology_delta import Delta, changed_security_groups, merge  # noqa: E402
+from monitor.core.model import SecurityGroup, Target, TargetGroup  # noqa: E402
+from monitor.core.topology_delta import Delta, changed_security_groups, merge  # noqa: E402
 
 
 def tg(arn: str, *lbs: str, sg: str = "sg-node") -> TargetGroup:

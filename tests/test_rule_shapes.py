@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from monitor.aws.rules import to_rule
-from monitor.model import PeerKind, Rule
+from monitor.core.model import PeerKind, Rule
 
 DEFAULT_EGRESS = {"SecurityGroupRuleId": "sgr-0e1", "GroupId": "sg-alb", "GroupOwnerId": "123456789012",
                   "IsEgress": True, "IpProtocol": "-1", "FromPort": -1, "ToPort": -1, "CidrIpv4": "0.0.0.0/0",

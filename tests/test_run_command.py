@@ -22,8 +22,8 @@ import pytest
 
 from tests.support import procs
 from tests.support.awsproxy import AwsProxy
-from tests.support.fixtures import tiny_moto, reset_moto  # noqa: F401 (fixture)
-from tests.support.tinyworld import CLUSTER, env_for, build_world, free_port
+from tests.support.fixtures import reset_moto, tiny_moto  # noqa: F401 (fixture)
+from tests.support.tinyworld import CLUSTER, build_world, env_for, free_port
 
 EXE = str(Path(sys.executable).with_name("alb-sg-monitor"))
 STOP_WITHIN_SECONDS = 5.0

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor import runner
-from monitor.main import DaemonParts, assemble_daemon
-from monitor.settings import Settings
+from monitor.core.settings import Settings
+from monitor.daemon import runner
+from monitor.surface.main import DaemonParts, assemble_daemon
 from tests.support.awsproxy import UNAVAILABLE, AwsProxy
 from tests.support.fixtures import tiny_aws_env, tiny_moto, tiny_world  # noqa: F401 (fixtures)
 from tests.support.tinyworld import CLUSTER, World, add_alb
@@ -243,8 +243,13 @@ def test_a_check_that_raises_is_blind_like_an_abandoned_one(tiny_world, monkeypa
 def test_a_wake_during_a_run_on_time_and_the_first_discovery_are_no_overrun():
     """cycle_overrun says a check really outlived its interval: not that an AWS event woke the loop
     while a short check ran, nor that the first discovery (start-up) takes long."""
-    from apscheduler.events import (EVENT_JOB_EXECUTED, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_SUBMITTED,
-                                    JobEvent, JobExecutionEvent)
+    from apscheduler.events import (
+        EVENT_JOB_EXECUTED,
+        EVENT_JOB_MAX_INSTANCES,
+        EVENT_JOB_SUBMITTED,
+        JobEvent,
+        JobExecutionEvent,
+    )
     from structlog.testing import capture_logs
 
     now, starting = [100.0], [True]

@@ -14,9 +14,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from monitor import server as http
-from monitor.metrics import Metrics
-from monitor.server import Endpoints, HttpServer
+from monitor.surface import server as http
+from monitor.surface.metrics import Metrics
+from monitor.surface.server import Endpoints, HttpServer
 
 IDLE, SCRAPES = 1000, 500
 

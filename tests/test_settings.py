@@ -2,7 +2,7 @@
 
 import pytest
 
-from monitor.settings import format_duration, parse_duration
+from monitor.core.settings import format_duration, parse_duration
 
 
 @pytest.mark.parametrize("text, seconds", [

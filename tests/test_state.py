@@ -7,10 +7,11 @@ import os
 
 import pytest
 
-from monitor.errors import ConfigError, StateError
-from monitor.history import CREATED, FAILED, Attempt, History, Quarantine
-from monitor.memory import Memory, remember
-from monitor.state import FileStateStore, InMemoryStateStore, State, dumps
+from monitor.core.errors import ConfigError, StateError
+from monitor.core.history import CREATED, FAILED, Attempt, History, Quarantine
+from monitor.core.memory import Memory, remember
+from monitor.core.state_doc import State, dumps
+from monitor.daemon.state import FileStateStore, InMemoryStateStore
 from tests.pure_world import CLUSTER, SSH_RULE, V1_RULE, observe
 
 V1 = remember(Memory(), observe([V1_RULE])[0], (V1_RULE,), 0.0).paths[0][1].covering[0]

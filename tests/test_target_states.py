@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from monitor import aws
 from monitor.aws.discover import _attach_enis, _Discovery
-from monitor.evaluate import evaluate
-from monitor.model import LoadBalancer, Observation, PeerKind, Rule, SecurityGroup, Target, TargetGroup, Topology
+from monitor.core.evaluate import evaluate
+from monitor.core.model import LoadBalancer, Observation, PeerKind, Rule, SecurityGroup, Target, TargetGroup, Topology
 
 LB = "arn:aws:elasticloadbalancing:ap-northeast-1:123456789012:loadbalancer/app/k8s-shop-web/1"
 TG = "arn:aws:elasticloadbalancing:ap-northeast-1:123456789012:targetgroup/k8s-shop-web/1"

@@ -4,8 +4,8 @@ fault lasts (at most every four intervals), so a throttled account is not sent a
 from __future__ import annotations
 
 from monitor import aws
-from monitor.daemon import Daemon
-from monitor.metrics import Metrics
+from monitor.daemon.loop import Daemon
+from monitor.surface.metrics import Metrics
 
 
 class Clock:

@@ -14,10 +14,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from monitor.aws.trail_lookup import connect_cloudtrail
+from monitor.core.settings import Settings
+from monitor.daemon.trail_lookups import RETRY_AFTER, TrailLookups
 from monitor.demo import world as demo_world
-from monitor.main import assemble_daemon
-from monitor.settings import Settings
-from monitor.trail_lookups import RETRY_AFTER, TrailLookups
+from monitor.surface.main import assemble_daemon
 from tests.test_attribution_daemon import metric
 from tests.test_events import V2, V2_ROLE
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.model import LoadBalancerResult, PathResult, Report
-from monitor.transitions import Coverage, advance
+from monitor.core.model import LoadBalancerResult, PathResult, Report
+from monitor.core.transitions import Coverage, advance
 
 
 def report(*states: tuple[str, str, bool | None]) -> Report:
@@ -59,7 +59,7 @@ def test_revocations_are_per_path_and_name_their_load_balancer():
 
 
 def test_the_metric_counts_each_alb_once_a_cycle_however_many_paths_it_lost():
-    from monitor.transitions import revoked_load_balancers
+    from monitor.core.transitions import revoked_load_balancers
 
     before = report(("web", "i-1", True), ("web", "i-2", True), ("web", "i-3", True), ("api", "i-1", True))
     after = report(("web", "i-1", False), ("web", "i-2", False), ("web", "i-3", False), ("api", "i-1", True))

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from monitor.aws.discover import describe_groups, discover_load_balancers
-from monitor.evaluate import evaluate
-from monitor.model import (
-    LoadBalancer, Observation, PeerKind, ReadFailure, Rule, SecurityGroup, Target, TargetGroup, Topology,
+from monitor.core.evaluate import evaluate
+from monitor.core.model import (
+    LoadBalancer,
+    Observation,
+    PeerKind,
+    ReadFailure,
+    Rule,
+    SecurityGroup,
+    Target,
+    TargetGroup,
+    Topology,
 )
 from tests.helpers import codes, run_check
 from tests.support.stubbed import stubbed

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from monitor.model import LoadBalancer, Target, TargetGroup, Topology
-from monitor.vanished import SeenBefore, doubt
+from monitor.core.model import LoadBalancer, Target, TargetGroup, Topology
+from monitor.core.vanished import SeenBefore, doubt
 
 
 def alb(arn: str) -> LoadBalancer:

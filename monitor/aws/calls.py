@@ -9,9 +9,9 @@ from typing import Any, TypeVar
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
-from monitor import cancellation
-from monitor.failures import EMPTY_ANSWER, PAGE_LIMIT, PAGINATION_LOOP
-from monitor.model import ReadFailure
+from monitor.core import cancellation
+from monitor.core.failures import EMPTY_ANSWER, PAGE_LIMIT, PAGINATION_LOOP
+from monitor.core.model import ReadFailure
 
 T = TypeVar("T")
 
@@ -45,7 +45,7 @@ class ListingFailed(Exception):
 
 def attempt(failures: list[ReadFailure], service: str, operation: str, fn: Callable[[], T], scope: str = "") -> T | None:
     """Run one read; on failure record it and return None (unknown), never raise. A cancelled read
-    (monitor.cancellation) is no failure: its Cancelled goes through, to stop the abandoned check."""
+    (monitor.core.cancellation) is no failure: its Cancelled goes through, to stop the abandoned check."""
     try:
         return fn()
     except ClientError as exc:

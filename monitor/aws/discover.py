@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from monitor import controllers
+from monitor.aws import enis
 from monitor.aws.calls import (
     EC2_FILTER_VALUES,
     EC2_PAGE,
@@ -22,9 +22,9 @@ from monitor.aws.calls import (
     scope_of,
     tag_pairs,
 )
-from monitor.aws import enis
 from monitor.aws.session import AwsClients
-from monitor.model import LoadBalancer, ReadFailure, SecurityGroup, Target, TargetGroup, Topology
+from monitor.core import controllers
+from monitor.core.model import LoadBalancer, ReadFailure, SecurityGroup, Target, TargetGroup, Topology
 
 
 def _silent(_: str) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from monitor.aws.calls import EC2_FILTER_VALUES, EC2_PAGE, attempt, chunks, confirm_absent, paginate, scope_of
 from monitor.aws.session import AwsClients
-from monitor.model import ReadFailure
+from monitor.core.model import ReadFailure
 
 Owner = tuple[str | None, tuple[str, ...]]  # (ENI id, its security groups)
 GONE = "gone"  # an instance target whose instance no longer exists

@@ -14,10 +14,10 @@ from typing import Any
 
 from monitor.aws.calls import attempt
 from monitor.aws.session import ApiCounter, side_client
-from monitor.event_match import Watched, touches
-from monitor.event_trust import Refused, describe, vet
-from monitor.events import ApiEvent, Rejected, parse_message
-from monitor.model import ReadFailure
+from monitor.core.event_match import Watched, touches
+from monitor.core.event_trust import Refused, describe, vet
+from monitor.core.events import ApiEvent, Rejected, parse_message
+from monitor.core.model import ReadFailure
 
 # SQS limits: a receive waits at most 20 s for a message and returns at most 10. Long polling makes
 # an idle queue cost one request per 20 s (about 130,000 a month), and an event arrives at once.

@@ -7,8 +7,8 @@ from urllib.parse import unquote
 
 from monitor.aws.calls import attempt, contradiction, paginate
 from monitor.aws.session import AwsClients
-from monitor.iam_policy import MIGRATION_POLICY_NAME, PolicyDocument, RolePolicies, role_name_from_arn
-from monitor.model import ReadFailure
+from monitor.core.iam_policy import MIGRATION_POLICY_NAME, PolicyDocument, RolePolicies, role_name_from_arn
+from monitor.core.model import ReadFailure
 
 
 def read_role_policies(clients: AwsClients, role_arn: str) -> tuple[RolePolicies | None, tuple[ReadFailure, ...]]:

@@ -19,16 +19,15 @@ from monitor.aws.calls import (
     ELB_PAGE,
     attempt,
     chunks,
-    pages,
     contradiction,
+    pages,
     paginate,
     scope_of,
     tag_pairs,
 )
 from monitor.aws.discover import describe_groups
 from monitor.aws.session import AwsClients
-from monitor.model import Observation, PeerKind, ReadFailure, Rule, SecurityGroup, Topology
-
+from monitor.core.model import Observation, PeerKind, ReadFailure, Rule, SecurityGroup, Topology
 
 WHOLE_LISTING_RETRY_SECONDS = 3600.0  # a whole listing found dearer is not tried again for this long
 _DEARER = object()

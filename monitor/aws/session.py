@@ -15,7 +15,7 @@ import botocore.config
 import botocore.session
 
 from monitor.aws.pacing import Pacer
-from monitor.errors import ConfigError
+from monitor.core.errors import ConfigError
 
 # botocore's standard mode retries throttling and 5xx with jittered backoff; a check cycle must not
 # hang on a stalled endpoint, so timeouts are short and attempts few (EC2 throttling is shared with

@@ -10,8 +10,8 @@ from typing import Any
 
 from monitor.aws.calls import attempt
 from monitor.aws.session import ApiCounter, side_client
-from monitor.events import DETAIL_TYPE, EC2, ApiEvent, parse_event
-from monitor.model import ReadFailure
+from monitor.core.events import DETAIL_TYPE, EC2, ApiEvent, parse_event
+from monitor.core.model import ReadFailure
 
 MAX_RESULTS = 50  # LookupEvents returns at most 50 events a page; one page is enough for one group
 

@@ -12,13 +12,13 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
-from monitor import ownership
 from monitor.aws.calls import unparsable
 from monitor.aws.rules import to_rule
 from monitor.aws.session import AwsClients
-from monitor.memory import RuleTuple
-from monitor.model import PeerKind
-from monitor.policy import CLEANUP, RESTORE, REVOKE, Decision, WriteResult
+from monitor.core import ownership
+from monitor.core.memory import RuleTuple
+from monitor.core.model import PeerKind
+from monitor.core.policy import CLEANUP, RESTORE, REVOKE, Decision, WriteResult
 
 DUPLICATE_CODE = "InvalidPermission.Duplicate"
 # DescribeSecurityGroupRules answers this for an unknown id (moto: InvalidPermission.NotFound).

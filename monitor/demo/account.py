@@ -10,7 +10,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any
 
-from monitor.errors import ConfigError
+from monitor.core.errors import ConfigError
 
 DEMO_CLUSTER = "demo-eks"
 DEMO_REGION = "ap-northeast-1"

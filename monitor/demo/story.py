@@ -21,11 +21,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from monitor import aws, logs, runner
-from monitor.server import parse_listen
-from monitor.settings import Settings, format_duration
-
+from monitor import aws
+from monitor.core.settings import Settings, format_duration
+from monitor.daemon import runner
 from monitor.demo.account import DEMO_CLUSTER, DEMO_REGION
+from monitor.surface import logs
+from monitor.surface.server import parse_listen
 
 STORY_SECONDS = 40.0
 
@@ -45,7 +46,8 @@ class Beat:
 def story(world, enforce: bool = False, v2_role: str | None = None) -> tuple[Beat, ...]:
     """With `v2_role`, the story's calls also make their CloudTrail events (monitor.demo.trail): the
     v2 controller's revoke from its role; the engineer's repair and a colleague's revoke from people's SSO roles."""
-    from monitor.demo import trail, world as w
+    from monitor.demo import trail
+    from monitor.demo import world as w
 
     shop = world.lb_name["shop"]
     by_hand = (lambda wd: trail.restore_by_hand(wd, "shop_v1")) if v2_role else (lambda wd: w.restore(wd, "shop_v1"))
@@ -78,7 +80,7 @@ def story(world, enforce: bool = False, v2_role: str | None = None) -> tuple[Bea
 
 def _engineer_repairs(world, rule_key: str, by_hand: Callable[[object], None] | None = None) -> str | None:
     """The engineer of an enforce-mode story: restores the rule by hand only if it is still gone."""
-    from monitor import ownership
+    from monitor.core import ownership
     from monitor.demo import world as w
 
     lost = world.revoked[rule_key]
@@ -200,9 +202,9 @@ def summarize(beats: tuple[Beat, ...], view, speed: float) -> None:
 
 
 def run_demo(settings: Settings) -> int:
-    # Imported here: monitor.main imports this module lazily, and the demo world needs moto.
+    # Imported here: monitor.surface.main imports this module lazily, and the demo world needs moto.
     from monitor.demo.view import LiveView
-    from monitor.main import assemble_daemon
+    from monitor.surface.main import assemble_daemon
 
     cluster = settings.cluster_name or DEMO_CLUSTER
     # The story's world is AWS only; a developer's kubeconfig must not join it.
@@ -221,7 +223,8 @@ def run_demo(settings: Settings) -> int:
     demo = account.start(cluster, DEMO_REGION, kubernetes=False)
     world = demo.world
     try:
-        from monitor.demo import cluster as demo_cluster, trail
+        from monitor.demo import cluster as demo_cluster
+        from monitor.demo import trail
 
         # The story's calls arrive as CloudTrail events through EventBridge and SQS, as on AWS.
         v2_role = demo_cluster.controller_role_arn(world)

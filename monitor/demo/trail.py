@@ -12,8 +12,8 @@ from typing import Any
 
 import boto3
 
+from monitor.core.events import DETAIL_TYPE, EC2, EVENT_NAMES
 from monitor.demo.world import ACCOUNT, World
-from monitor.events import DETAIL_TYPE, EC2, EVENT_NAMES
 
 QUEUE = "alb-sg-monitor-demo-events"
 HUMAN_ROLE = (f"arn:aws:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/ap-northeast-1/"

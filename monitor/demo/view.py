@@ -18,12 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from monitor import render
-from monitor.daemon import CycleSummary
-from monitor.model import Finding, Report
-from monitor.policy import CIDR_NOT_RESTORED, RESTORE
-from monitor.remediation import Outcome
-from monitor.transitions import revoked_load_balancers
+from monitor.core.model import Finding, Report
+from monitor.core.policy import CIDR_NOT_RESTORED, RESTORE
+from monitor.core.transitions import revoked_load_balancers
+from monitor.daemon.remediation import Outcome
+from monitor.daemon.summary import CycleSummary
+from monitor.surface import render
 
 _STATE = {True: "ok", False: "UNREACHABLE", None: "unknown"}
 _CLEAR = "\x1b[H\x1b[2J"

@@ -16,7 +16,7 @@ from typing import Any
 
 import boto3
 
-from monitor import controllers
+from monitor.core import controllers
 
 ACCOUNT = "123456789012"
 AMI = "ami-12c6146b"  # an image moto knows

@@ -7,7 +7,7 @@ import os
 from kubernetes import client, config
 from kubernetes.config.config_exception import ConfigException
 
-from monitor.errors import ConfigError
+from monitor.core.errors import ConfigError
 
 MODES = ("auto", "on", "off")
 # Connection errors are retried by urllib3; a down API server must not stall a check cycle for long.

@@ -7,17 +7,17 @@ part unknown (None) and records a ReadFailure; the caller carries on AWS-only fo
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from monitor.cluster_model import IRSA_ROLE_ANNOTATION, ClusterState, ControllerDeployment
+from monitor.core.cluster_model import IRSA_ROLE_ANNOTATION, ClusterState, ControllerDeployment
+from monitor.core.model import ReadFailure
 from monitor.kube import translate
-from monitor.model import ReadFailure
 
 # Every (apiGroup, resource, verb) this reader uses; deploy/'s ClusterRole must grant exactly these,
 # and tests/test_kube_reader.py checks that every request sent is covered by one of them.

@@ -1,5 +1,5 @@
 """The remembered rules and remediation history in a ConfigMap, so a restarted or rescheduled pod
-still knows, mid-outage, what to restore (the StateStore of monitor.state, with Kubernetes on)."""
+still knows, mid-outage, what to restore (a StateStore of monitor.core.state_doc, with Kubernetes on)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from monitor.errors import StateError
-from monitor.state import State, dumps, loads
+from monitor.core.errors import StateError
+from monitor.core.state_doc import State, dumps, loads
 
 CONFIGMAP_NAME = "alb-sg-monitor-state"
 KEY = "state.json"

@@ -1,10 +1,10 @@
-"""Turns raw Kubernetes JSON objects into the frozen values of `monitor.cluster_model`."""
+"""Turns raw Kubernetes JSON objects into the frozen values of `monitor.core.cluster_model`."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from monitor.cluster_model import (
+from monitor.core.cluster_model import (
     INGRESS_CLASS_ANNOTATION,
     ControllerDeployment,
     Ingress,

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.tinyworld import World, env_for, build_world, start_moto
+from tests.support.tinyworld import World, build_world, env_for, start_moto
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,362 @@
+"""The pure verdict: topology + observed rules -> per-path coverage, per-ALB reachability, findings.
+
+No I/O, no clock, no logging: everything it needs comes in as frozen values.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+from monitor.core import controllers, coverage, ownership
+from monitor.core import failures as failures_words
+from monitor.core.coverage import Need
+from monitor.core.model import (
+    Finding,
+    LoadBalancer,
+    LoadBalancerResult,
+    Observation,
+    PathResult,
+    PeerKind,
+    ReadFailure,
+    Report,
+    Rule,
+    SecurityGroup,
+    Severity,
+    Target,
+    TargetGroup,
+    Topology,
+)
+
+_SEVERITY_ORDER = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
+
+
+def evaluate(topology: Topology, observation: Observation) -> Report:
+    groups = {g.group_id: g for g in (*topology.security_groups, *observation.extra_groups)}
+    rules_by_group: dict[str, list[Rule]] = defaultdict(list)
+    for rule in (*observation.rules, *observation.egress_rules):
+        rules_by_group[rule.group_id].append(rule)
+    fresh_lb_sgs = dict(observation.lb_security_groups)
+    context = _Context(topology.cluster, rules_by_group, observation.read_groups, groups,
+                       dict(observation.prefix_lists))
+
+    by_lb: dict[str, list] = defaultdict(list)
+    for tg in topology.target_groups:
+        for arn in tg.load_balancer_arns:
+            by_lb[arn].append(tg)
+    results: list[LoadBalancerResult] = []
+    findings: list[Finding] = []
+    unlisted: list[ReadFailure] = []
+    for lb in topology.load_balancers:
+        if observation.live_lb_arns is not None and lb.arn not in observation.live_lb_arns:
+            # Deleted since the topology was read, or a listing that lost it: one answer is no proof.
+            # Unknown (no verdict, no path) until a read of it by ARN confirms it gone.
+            unlisted.append(ReadFailure("elbv2", "DescribeLoadBalancers", failures_words.NOT_LISTED,
+                                        f"{lb.name} was missing from the load balancer listing", lb.name))
+            results.append(LoadBalancerResult(lb.name, lb.arn, lb.adoption, lb.security_groups, None, (),
+                                              lb.ingress_namespace, lb.ingress))
+            continue
+        lb = _with_fresh_groups(lb, fresh_lb_sgs)
+        paths = tuple(_paths(lb, by_lb[lb.arn], context))
+        reachable = _reachability(paths, unknown=lb.arn in topology.incomplete_lbs)
+        results.append(
+            LoadBalancerResult(
+                name=lb.name,
+                arn=lb.arn,
+                adoption=lb.adoption,
+                security_groups=lb.security_groups,
+                reachable=reachable,
+                paths=paths,
+                ingress_namespace=lb.ingress_namespace,
+                ingress=lb.ingress,
+            )
+        )
+        findings.extend(_revoked(lb, paths))
+        findings.extend(_egress_blocked(lb, paths))
+        if lb.adoption == "v1":
+            findings.append(_unadopted(lb))
+
+    findings.extend(_ambiguous_node_groups(topology, groups))
+    findings.extend(_rule_findings(observation.rules, groups, topology, fresh_lb_sgs))
+    failures = (*topology.failures, *observation.failures, *unlisted)
+    findings.extend(_incomplete(failures))
+    findings.sort(key=lambda f: (_SEVERITY_ORDER[f.severity], f.code, f.load_balancer or "", f.rule or ""))
+    return Report(
+        cluster=topology.cluster,
+        region=topology.region,
+        complete=not failures,
+        load_balancers=tuple(results),
+        findings=tuple(findings),
+        failures=failures,
+    )
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What every path of a cycle is judged against."""
+
+    cluster: str
+    rules_by_group: dict[str, list[Rule]]
+    read_groups: frozenset[str]
+    groups: dict[str, SecurityGroup]
+    prefix_lists: dict[str, tuple[str, ...]]
+
+    def rules(self, group_ids: Iterable[str], egress: bool) -> list[Rule]:
+        # Inbound and outbound rules never stand in for each other.
+        return [r for g in group_ids for r in self.rules_by_group.get(g, ()) if r.egress is egress]
+
+
+def _with_fresh_groups(lb: LoadBalancer, fresh: dict[str, tuple[str, ...]]) -> LoadBalancer:
+    if lb.arn in fresh and fresh[lb.arn] != lb.security_groups:
+        return replace(lb, security_groups=fresh[lb.arn])
+    return lb
+
+
+def _paths(lb: LoadBalancer, target_groups, context: _Context) -> Iterable[PathResult]:
+    for tg in target_groups:
+        if tg.target_type not in ("instance", "ip"):
+            continue
+        for target in tg.targets or ():
+            if not target.judged:
+                continue
+            yield _path(lb, tg, target, _needs(tg, target), context)
+
+
+def _needs(tg: TargetGroup, target: Target) -> tuple[Need, ...]:
+    """The traffic port with the target group's protocol(s), the health-check port with the
+    health check's: a UDP service needs `udp <port>` and a tcp rule for its health check."""
+    needs = {(protocol, target.port) for protocol in coverage.traffic_protocols(tg.protocol)}
+    needs.add((coverage.health_check_protocol(tg.health_check_protocol), tg.health_port_for(target)))
+    return tuple(sorted(needs, key=lambda n: (n[1], n[0])))
+
+
+def _family(tg: TargetGroup, target: Target) -> int:
+    """IPv6 only for ip targets with an IPv6 address; instance targets get IPv4 traffic."""
+    if tg.target_type != "ip":
+        return 4
+    try:
+        return ipaddress.ip_address(target.target_id).version
+    except ValueError:
+        return 4
+
+
+def _path(lb: LoadBalancer, tg: TargetGroup, target: Target, needs: tuple[Need, ...], context: _Context) -> PathResult:
+    ports = tuple(sorted({port for _, port in needs}))
+    base = dict(load_balancer_arn=lb.arn, target_group_arn=tg.arn, target=target.target_id, ports=ports, needs=needs)
+    family = _family(tg, target)
+    egress = _egress(lb, target, needs, family, context)
+    if target.security_groups is None:
+        return PathResult(**base, security_groups=(), covered=None, egress_allowed=egress.covered)
+    sgs = target.security_groups
+    node_sg = controllers.node_security_group(sgs, context.groups, context.cluster) or (sgs[0] if sgs else None)
+    subnets = lb.subnet_ipv6_cidrs if family == 6 else lb.subnet_cidrs
+    source = coverage.Peer(groups=frozenset(lb.security_groups), networks=subnets if lb.subnets_read else None,
+                           family=family)
+    verdict = coverage.cover(context.rules(sgs, egress=False), needs, source, context.prefix_lists,
+                             rules_complete=all(g in context.read_groups for g in sgs))
+    return PathResult(
+        **base,
+        security_groups=sgs,
+        covered=verdict.covered,
+        covered_by=verdict.covered_by,
+        missing_ports=tuple(sorted({port for _, port in verdict.missing})),
+        node_security_group=node_sg,
+        missing=verdict.missing,
+        egress_allowed=egress.covered,
+        egress_missing=egress.missing,
+    )
+
+
+def _egress(lb: LoadBalancer, target: Target, needs: tuple[Need, ...], family: int,
+            context: _Context) -> coverage.Verdict:
+    """Whether the ALB's own SGs let the traffic and health checks out to this target: AWS filters
+    a load balancer's outbound traffic by its SGs too ("Security groups for your Application Load
+    Balancer"), and hardening policies strip the default allow-all egress rule."""
+    if not lb.security_groups:
+        return coverage.Verdict(True)
+    address = target.address or (target.target_id if _is_address(target.target_id) else None)
+    destination = coverage.Peer(
+        groups=None if target.security_groups is None else frozenset(target.security_groups),
+        networks=None if address is None else (address,),
+        family=family,
+    )
+    return coverage.cover(context.rules(lb.security_groups, egress=True), needs, destination, context.prefix_lists,
+                          rules_complete=all(g in context.read_groups for g in lb.security_groups))
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _rule_text(rule: Rule) -> str:
+    return f"{rule.group_id}:{rule.ports_text()}:{rule.peer}"
+
+
+def _reachability(paths: tuple[PathResult, ...], unknown: bool) -> bool | None:
+    if any(p.reachable is False for p in paths):
+        return False
+    if unknown or any(p.reachable is None for p in paths):
+        return None
+    return True
+
+
+def _spans(needs: Iterable[Need]) -> list[tuple[str, int, int]]:
+    """(protocol, lowest port, highest port) per protocol, tcp first."""
+    by_protocol: dict[str, list[int]] = defaultdict(list)
+    for protocol, port in needs:
+        by_protocol[protocol].append(port)
+    return [(p, min(ports), max(ports)) for p, ports in sorted(by_protocol.items())]
+
+
+def _span_text(spans: list[tuple[str, int, int]]) -> str:
+    return ", ".join(f"{p} {lo}" if lo == hi else f"{p} {lo}-{hi}" for p, lo, hi in spans)
+
+
+def _permissions(spans: list[tuple[str, int, int]], group: str, description: str) -> str:
+    return " ".join(f"'IpProtocol={p},FromPort={lo},ToPort={hi},"
+                    f"UserIdGroupPairs=[{{GroupId={group},Description={description}}}]'" for p, lo, hi in spans)
+
+
+def _revoked(lb: LoadBalancer, paths: tuple[PathResult, ...]) -> Iterable[Finding]:
+    by_group: dict[str, list[PathResult]] = defaultdict(list)
+    for path in paths:
+        if path.covered is False:
+            by_group[path.node_security_group or "?"].append(path)
+    source = lb.security_groups[0] if lb.security_groups else "the ALB's security group"
+    for group_id, group_paths in sorted(by_group.items()):
+        ports = sorted({p for path in group_paths for p in path.missing_ports})
+        spans = _spans({m for path in group_paths for m in path.missing})
+        yield Finding(
+            code="ACCESS_REVOKED",
+            severity=Severity.CRITICAL,
+            load_balancer=lb.name,
+            security_group=group_id,
+            message=(
+                f"{controllers.lb_label(lb)} cannot reach {len(group_paths)} target(s) on port(s) "
+                f"{', '.join(map(str, ports))} through {group_id}: admit {_span_text(spans)} from {source} again, "
+                f"with a description of your own (never the v2 label), e.g. `aws ec2 authorize-security-group-ingress "
+                f"--group-id {group_id} --ip-permissions {_permissions(spans, source, 'restored-by-hand')}`."
+            ),
+        )
+
+
+def _egress_blocked(lb: LoadBalancer, paths: tuple[PathResult, ...]) -> Iterable[Finding]:
+    """One finding per destination group: the ALB's SGs let none of its traffic out to them."""
+    by_group: dict[str, list[PathResult]] = defaultdict(list)
+    for path in paths:
+        if path.egress_allowed is False:
+            by_group[path.node_security_group or (path.security_groups or ("?",))[0]].append(path)
+    sg = lb.security_groups[0] if lb.security_groups else "?"
+    for group_id, group_paths in sorted(by_group.items()):
+        spans = _spans({m for path in group_paths for m in path.egress_missing})
+        ports = sorted({port for path in group_paths for _, port in path.egress_missing})
+        yield Finding(
+            code="EGRESS_BLOCKED",
+            severity=Severity.CRITICAL,
+            load_balancer=lb.name,
+            security_group=sg,
+            message=(
+                f"{controllers.lb_label(lb)} cannot send to {len(group_paths)} target(s) behind {group_id} on "
+                f"port(s) {', '.join(map(str, ports))}: its security group(s) {', '.join(lb.security_groups)} "
+                f"allow no outbound {_span_text(spans)} to them; allow it, e.g. `aws ec2 "
+                f"authorize-security-group-egress --group-id {sg} --ip-permissions "
+                f"{_permissions(spans, group_id, 'alb-to-targets')}`."
+            ),
+        )
+
+
+def _unadopted(lb: LoadBalancer) -> Finding:
+    return Finding(
+        code="UNADOPTED_LOAD_BALANCER",
+        severity=Severity.INFO,
+        load_balancer=lb.name,
+        message=(
+            f"{controllers.lb_label(lb)} carries only v1 tags: before v2 reconciles it, make sure "
+            "the v2 controller's role has the migration IAM policy, or v2 cannot adopt it."
+        ),
+    )
+
+
+def _ambiguous_node_groups(topology: Topology, groups: dict[str, SecurityGroup]) -> Iterable[Finding]:
+    seen: dict[tuple[str, ...], tuple[str, str]] = {}
+    lbs = {lb.arn: lb.name for lb in topology.load_balancers}
+    for tg in topology.target_groups:
+        for target in tg.targets or ():
+            sgs = target.security_groups or ()
+            if len(sgs) < 2 or sgs in seen:
+                continue
+            tagged = controllers.tagged_groups(sgs, groups, topology.cluster)
+            if len(tagged) < 2 and any(g not in groups for g in sgs):
+                continue  # an unread group's tags might make it exactly one: unknown, not ambiguous
+            if controllers.node_security_group(sgs, groups, topology.cluster) is None:
+                lb_name = next((lbs[a] for a in tg.load_balancer_arns if a in lbs), "")
+                seen[sgs] = (target.eni_id or target.target_id, lb_name)
+    tag = controllers.cluster_tag(topology.cluster)
+    for sgs, (eni, lb_name) in seen.items():
+        tagged = controllers.tagged_groups(sgs, groups, topology.cluster)
+        yield Finding(
+            code="AMBIGUOUS_NODE_SECURITY_GROUP",
+            severity=Severity.CRITICAL,
+            load_balancer=lb_name or None,
+            security_group=sgs[0],
+            message=(
+                f"{eni} has security groups {', '.join(sgs)} and {len(tagged)} of them tagged {tag}: "
+                "tag exactly one of them, or v2 cannot manage node rules and its ALBs return 503."
+            ),
+        )
+
+
+def _rule_findings(rules, groups, topology: Topology, fresh_lb_sgs) -> Iterable[Finding]:
+    owner_lb: dict[str, str] = {}
+    for lb in topology.load_balancers:
+        for sg in fresh_lb_sgs.get(lb.arn, lb.security_groups):
+            owner_lb.setdefault(sg, lb.name)
+    for rule in sorted(rules, key=lambda r: (r.group_id, r.rule_id or "")):
+        if rule.peer_kind is not PeerKind.SECURITY_GROUP:
+            continue
+        source = groups.get(rule.peer)
+        labelled = controllers.has_shared_label(rule.description)
+        if labelled and source is not None and not controllers.is_controller_owned(source):
+            yield Finding(
+                code="SHARED_LABEL_ON_FOREIGN_SOURCE",
+                severity=Severity.CRITICAL,
+                load_balancer=owner_lb.get(rule.peer),
+                security_group=rule.group_id,
+                rule=rule.rule_id,
+                message=(
+                    f"Rule {rule.rule_id or _rule_text(rule)} on {rule.group_id} ({rule.ports_text()} from "
+                    f"{rule.peer} '{source.name}', a group no controller owns) is labelled "
+                    f"{controllers.SHARED_LABEL_KEY}={controllers.SHARED_LABEL_VALUE}: v2 will revoke it; "
+                    "remove the label from the rule's description now."
+                ),
+            )
+        elif ownership.is_ours_tags(rule.tags):
+            # A rule the monitor restored: v2 sees its tuple as present and never collects it, and
+            # the monitor removes it itself once no live ALB uses its source. Labelling it would
+            # hand it to v2's garbage collection, the outage the restore undid.
+            continue
+        elif not labelled and source is not None and controllers.is_v1_managed(source):
+            yield Finding(
+                code="UNLABELLED_V1_RULE",
+                severity=Severity.INFO,
+                load_balancer=owner_lb.get(rule.peer),
+                security_group=rule.group_id,
+                rule=rule.rule_id,
+                message=(
+                    f"Rule {rule.rule_id or _rule_text(rule)} on {rule.group_id} admits the v1-managed "
+                    f"group {rule.peer} without the v2 label, so v2 will not delete it with its Ingress; "
+                    f"label this rule (and only rules from v1-managed groups) "
+                    f"{controllers.SHARED_LABEL_KEY}={controllers.SHARED_LABEL_VALUE} when v2 has adopted the ALB."
+                ),
+            )
+
+
+def _incomplete(failures: tuple[ReadFailure, ...]) -> tuple[Finding, ...]:
+    """One OBSERVATION_INCOMPLETE per distinct (operation, error code), with advice for its class."""
+    return failures_words.incomplete_findings(failures)

@@ -1,0 +1,76 @@
+"""Pure comparison of consecutive reports: which paths went from covered to uncovered.
+
+A path whose coverage is unknown for a while keeps its last known state, so a revocation that
+happened while reads were failing is still counted when the reads come back (covered → unknown
+→ uncovered is one revocation; covered → unknown → covered is none).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from monitor.core.model import PathResult, Report
+
+PathKey = tuple[str, str, str, tuple[int, ...]]  # (load balancer ARN, target group ARN, target, ports)
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """One path seen covered before and uncovered now."""
+
+    load_balancer: str  # the ALB's name, as in the metric label and the findings
+    load_balancer_arn: str
+    target_group_arn: str
+    target: str
+    ports: tuple[int, ...]
+    missing_ports: tuple[int, ...]
+    security_groups: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """The last known coverage (True/False) of every path of the last report; unknown ones keep
+    the value they had before they became unknown."""
+
+    known: Mapping[PathKey, bool] = field(default_factory=dict)
+
+
+def path_key(path: PathResult) -> PathKey:
+    return (path.load_balancer_arn, path.target_group_arn, path.target, path.ports)
+
+
+def advance(previous: Coverage, report: Report) -> tuple[Coverage, tuple[Revocation, ...]]:
+    """The coverage after `report`, and the revocations it shows compared with `previous`.
+
+    Paths absent from the report (ALB deleted, target deregistered) are forgotten, never counted.
+    """
+    known: dict[PathKey, bool] = {}
+    revocations: list[Revocation] = []
+    for lb in report.load_balancers:
+        for path in lb.paths:
+            key = path_key(path)
+            before = previous.known.get(key)
+            state = path.reachable  # a cut outbound rule of the ALB cuts the path as surely as an inbound one
+            if state is None:
+                if before is not None:
+                    known[key] = before
+                continue
+            known[key] = state
+            if before is True and state is False:
+                revocations.append(Revocation(
+                    load_balancer=lb.name,
+                    load_balancer_arn=lb.arn,
+                    target_group_arn=path.target_group_arn,
+                    target=path.target,
+                    ports=path.ports,
+                    missing_ports=path.missing_ports,
+                    security_groups=path.security_groups,
+                ))
+    return Coverage(known=known), tuple(revocations)
+
+
+def revoked_load_balancers(revocations: tuple[Revocation, ...]) -> tuple[str, ...]:
+    """The ALBs that lost coverage in one cycle, once each: what albsg_rule_revocations_total counts.
+    (One revoked rule behind many targets is one revocation of that ALB, not one per target.)"""
+    return tuple(sorted({r.load_balancer for r in revocations}))
