@@ -88,12 +88,12 @@ def reachable(report: Report, world: demo_world.World, key: str) -> bool | None:
 
 def revoke_and_restore(world: demo_world.World) -> tuple[Monitor, dict, tuple]:
     monitor = Monitor(world)
-    monitor.daemon.cycle(T0)
+    monitor.cycle(T0)
     before = snapshot(world)
     demo_world.revoke(world, "shop_v1")
-    report, plan, results = monitor.daemon.cycle(T0 + 15)
+    report, plan, results = monitor.cycle(T0 + 15)
     assert reachable(report, world, "shop") is False and results == []
-    report, plan, results = monitor.daemon.cycle(T0 + 80)
+    report, plan, results = monitor.cycle(T0 + 80)
     return monitor, before, (plan, results)
 
 
@@ -112,7 +112,7 @@ def test_a_revoked_v1_rule_is_restored_exactly_and_nothing_else_changes(world):
     assert not controllers.has_shared_label(description)
     tags = dict(new[8])
     assert tags[ownership.OWNER_TAG] == world.cluster and tags[ownership.RESTORED_FOR_TAG] == world.lb_name["shop"]
-    report, plan, results = monitor.daemon.cycle(T0 + 95)
+    report, plan, results = monitor.cycle(T0 + 95)
     assert reachable(report, world, "shop") is True and results == []
     assert not [f for f in report.findings if f.code == "ACCESS_REVOKED"]
 
@@ -141,7 +141,7 @@ def test_a_simulated_v2_garbage_collection_never_removes_our_restored_rule(world
     after = snapshot(world)
     assert labelled.isdisjoint(after)  # the GC did run
     assert after[result.rule_id][6] == decision.description  # ours survived, with our description
-    report, _, _ = monitor.daemon.cycle(T0 + 95)
+    report, _, _ = monitor.cycle(T0 + 95)
     assert reachable(report, world, "shop") is True
 
 
@@ -172,9 +172,9 @@ def test_after_its_alb_is_deleted_the_monitor_removes_its_own_rule_and_nothing_e
     elbv2 = world.clients()["elbv2"]
     elbv2.delete_load_balancer(LoadBalancerArn=world.lb["shop"])
     before = snapshot(world)
-    report, plan, results = monitor.daemon.cycle(T0 + 100, rediscover=True)
+    report, plan, results = monitor.cycle(T0 + 100, rediscover=True)
     assert [(d.kind, d.action, d.reason) for d in plan.decisions] == [("cleanup", "suppressed", "grace")]
-    report, plan, results = monitor.daemon.cycle(T0 + 401)
+    report, plan, results = monitor.cycle(T0 + 401)
     ((decision, result),) = results
     assert (decision.rule_id, result.outcome) == (restored.rule_id, "cleaned_up")
     after = snapshot(world)
@@ -187,7 +187,7 @@ def test_after_its_alb_is_deleted_the_monitor_removes_its_own_rule_and_nothing_e
 
 def test_the_rule_limit_fails_without_writing_and_the_policy_backs_off_and_alerts(world):
     monitor = Monitor(world)
-    monitor.daemon.cycle(T0)
+    monitor.cycle(T0)
     demo_world.revoke(world, "shop_v1")
     ec2 = world.clients()["ec2"]
     for i in range(60):  # fill the node SG to moto's per-group limit
@@ -196,13 +196,13 @@ def test_the_rule_limit_fails_without_writing_and_the_policy_backs_off_and_alert
                 {"IpProtocol": "tcp", "FromPort": 1000 + i, "ToPort": 1000 + i, "IpRanges": [{"CidrIp": "10.99.0.0/16"}]}])
         except ec2.exceptions.ClientError:
             break
-    monitor.daemon.cycle(T0 + 15)
+    monitor.cycle(T0 + 15)
     before = snapshot(world)
-    _, plan, results = monitor.daemon.cycle(T0 + 80)
+    _, plan, results = monitor.cycle(T0 + 80)
     ((_, result),) = results
     assert (result.outcome, result.code) == ("failed", "RulesPerSecurityGroupLimitExceeded")
     assert snapshot(world) == before
-    _, plan, results = monitor.daemon.cycle(T0 + 95)
+    _, plan, results = monitor.cycle(T0 + 95)
     assert results == [] and [(d.action, d.reason) for d in plan.decisions] == [("suppressed", "rule_limit")]
     assert [f.code for f in plan.findings] == ["REMEDIATION_FAILED"]
 
@@ -230,17 +230,17 @@ def test_throttling_is_retried_by_botocore_and_the_restore_succeeds(proxied):
 def revoke_and_restore_with(proxied, code: str, status: int):
     world, proxy = proxied
     monitor = Monitor(world)
-    monitor.daemon.cycle(T0)
+    monitor.cycle(T0)
     demo_world.revoke(world, "shop_v1")
-    monitor.daemon.cycle(T0 + 15)
+    monitor.cycle(T0 + 15)
     before = snapshot(world)
     proxy.fail("AuthorizeSecurityGroupIngress", kind=ERROR, code=code, status=status, times=1)
-    _, plan, results = monitor.daemon.cycle(T0 + 80)
+    _, plan, results = monitor.cycle(T0 + 80)
     if code == "UnauthorizedOperation":
         ((_, result),) = results
         assert (result.outcome, result.code) == ("failed", "UnauthorizedOperation")
         assert [f.code for f in plan.findings] == []  # the alert comes with the next plan
-        _, plan, results = monitor.daemon.cycle(T0 + 95)
+        _, plan, results = monitor.cycle(T0 + 95)
         assert [(d.action, d.reason) for d in plan.decisions] == [("suppressed", "backoff")]
         assert "ec2:AuthorizeSecurityGroupIngress" in plan.findings[0].message
     return monitor, before, results
