@@ -1,6 +1,6 @@
-# The two policies of deploy/iam/, as policy documents. tests/test_terraform.py holds every
+# The two policies of deploy/iam/, as policy documents. tests/deploy/test_terraform.py holds every
 # statement here (actions, resources, conditions) equal to read-only.json and remediation.json,
-# whose fit to the code tests/test_iam_policies.py checks. Change them together.
+# whose fit to the code tests/deploy/test_iam_policies.py checks. Change them together.
 
 data "aws_partition" "current" {}
 

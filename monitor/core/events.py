@@ -24,7 +24,7 @@ DETAIL_TYPE = "AWS API Call via CloudTrail"
 EC2 = "aws.ec2"
 ELB = "aws.elasticloadbalancing"
 # Every API call that can cut (or restore) an ALB's path to its targets. deploy/events/event-pattern.json
-# lists exactly these; tests/test_events.py holds the two equal.
+# lists exactly these; tests/core/test_events.py holds the two equal.
 EVENT_NAMES: dict[str, tuple[str, ...]] = {
     EC2: ("AuthorizeSecurityGroupEgress", "AuthorizeSecurityGroupIngress", "DeleteSecurityGroup",
           "ModifyNetworkInterfaceAttribute", "ModifySecurityGroupRules", "RevokeSecurityGroupEgress",

@@ -20,7 +20,7 @@ from monitor.core.model import ReadFailure
 from monitor.kube import translate
 
 # Every (apiGroup, resource, verb) this reader uses; deploy/'s ClusterRole must grant exactly these,
-# and tests/test_kube_reader.py checks that every request sent is covered by one of them.
+# and tests/kube/test_kube_reader.py checks that every request sent is covered by one of them.
 REQUIRED_ACCESS: frozenset[tuple[str, str, str]] = frozenset({
     ("networking.k8s.io", "ingresses", "list"),
     ("networking.k8s.io", "ingressclasses", "list"),

@@ -53,7 +53,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{/* The monitor's configuration as its flags' ALBSG_* environment twins; unset values are left
 out so that the code's own default applies. `mode` is not here: it is a container argument.
 A new flag of `run` needs its value in values.yaml and values.schema.json and its line here;
-tests/test_helm.py fails until all three are there. */}}
+tests/deploy/test_helm.py fails until all three are there. */}}
 {{- define "alb-sg-monitor.config" -}}
 ALBSG_CLUSTER_NAME: {{ required "clusterName is required: the EKS cluster name, as in the kubernetes.io/cluster/<name> tag (--set clusterName=NAME)" .Values.clusterName | quote }}
 {{- with .Values.region }}
