@@ -48,8 +48,8 @@ class Shared:
     """The daemon's state that more than one piece reads or writes. Which lock guards what:
     `refresh_lock` is held by a refresh from start to end (and by a check running or awaiting the first
     discovery); `ask_lock` guards `asked`; `acting` is held while a check remediates (no two at once, and
-    a new check reads the rules only after an abandoned one's writes). The rest is written by one piece
-    and read by others without a lock, as single attribute reads and writes."""
+    a new check reads the rules only after an abandoned one's writes). The rest is read and written
+    without a lock, one attribute at a time (the topology is replaced whole, never changed in place)."""
 
     def __init__(self, clients: AwsClients, cluster: str, metrics: MetricsSink, interval: float,
                  topology_interval: float, deadline: float, monotonic: Callable[[], float],
