@@ -28,11 +28,8 @@ from monitor.daemon.reactions import Reactions
 from monitor.daemon.remediation import Remediator
 from monitor.daemon.shared import Shared
 from monitor.daemon.summary import CycleSummary
-from monitor.daemon.topology import TopologyKeeper, incomplete_retry_after, lb_changes
+from monitor.daemon.topology import TopologyKeeper
 from monitor.daemon.trail_lookups import TrailLookups
-
-# Importable from here as before the daemon was split (tests and tools use them).
-__all__ = ["Daemon", "incomplete_retry_after", "lb_changes", "HEALTHY_WITHIN_INTERVALS"]
 
 HEALTHY_WITHIN_INTERVALS = 3  # docs/reference.md: /healthz is 200 while the loop ran within three intervals
 

@@ -2,8 +2,8 @@
 and the Kubernetes state read with it, the refreshes asked for, the locks that guard them, and the times
 the probes answer from.
 
-One object, handed to every piece, so that none of them reaches into another for state; each lock
-guards here exactly what it guarded when the daemon was one class.
+One object, handed to every piece, so that none of them reaches into another for state. Which lock
+guards what is said on the class.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from monitor.daemon.ports import MetricsSink
 from monitor.daemon.remediation import Remediator
 from monitor.daemon.trail_lookups import TrailLookups
 
-# Every piece logs as the daemon did when it was one module: users and tests read the `logger` field.
+# Every piece logs under one logger name: users and tests read the `logger` field.
 log = structlog.get_logger("monitor.daemon")
 
 # Why a check asks for a refresh when ALBs come, go or change their security groups: such a refresh

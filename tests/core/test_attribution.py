@@ -9,7 +9,18 @@ from monitor.core.event_evidence import Sightings
 from monitor.core.events import parse_event
 from monitor.core.memory import Memory, PathKey, PathMemory, RuleTuple
 from monitor.core.model import Finding, LoadBalancerResult, Report, Severity
-from tests.core.test_events import ALB_SG, HUMAN, LB_ARN, NODE_SG, ROLES, TG_ARN, V2, message, permissions, sg_permission
+from tests.core.test_events import (
+    ALB_SG,
+    HUMAN,
+    LB_ARN,
+    NODE_SG,
+    ROLES,
+    TG_ARN,
+    V2,
+    message,
+    permissions,
+    sg_permission,
+)
 
 LB = "k8s-shop-web-0123456789"
 LOST = RuleTuple(NODE_SG, "tcp", 0, 65535, "sg", ALB_SG, "sgr-0lost")

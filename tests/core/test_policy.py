@@ -12,7 +12,17 @@ from monitor.core.memory import Memory, RuleTuple, remember
 from monitor.core.model import PeerKind, Rule, Severity, Target
 from monitor.core.policy import Decision, WriteResult
 from monitor.core.settings import Settings
-from tests.support.pure_world import ALB_SG, CLUSTER, CLUSTER_SG, NODE_SG, SSH_RULE, V1_RULE, load_balancer, observe, topology
+from tests.support.pure_world import (
+    ALB_SG,
+    CLUSTER,
+    CLUSTER_SG,
+    NODE_SG,
+    SSH_RULE,
+    V1_RULE,
+    load_balancer,
+    observe,
+    topology,
+)
 
 V1 = RuleTuple.of(V1_RULE)
 ENFORCE = Settings(cluster_name=CLUSTER, mode="enforce")

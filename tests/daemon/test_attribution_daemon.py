@@ -19,8 +19,8 @@ from monitor.daemon import runner
 from monitor.demo import world as demo_world
 from monitor.surface import render
 from monitor.surface.main import DaemonParts, assemble_daemon
-from tests.core.test_events import HUMAN, SSO_ROLE, V2, V2_ROLE, message
 from tests.aws.test_events_queue import aws, put, queue, remaining  # noqa: F401  (queue is a fixture)
+from tests.core.test_events import HUMAN, SSO_ROLE, V2, V2_ROLE, message
 
 _ids = itertools.count()
 

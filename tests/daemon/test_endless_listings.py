@@ -13,10 +13,10 @@ from monitor import aws
 from monitor.aws import calls
 from monitor.daemon.loop import Daemon
 from monitor.surface.metrics import Metrics
-from tests.support.helpers import run_check
-from tests.support.fixtures import tiny_aws_env, tiny_moto, tiny_world  # noqa: F401 (fixtures)
-from tests.support.tinyworld import CLUSTER, World
 from tests.daemon.test_daemon import wait_until
+from tests.support.fixtures import tiny_aws_env, tiny_moto, tiny_world  # noqa: F401 (fixtures)
+from tests.support.helpers import run_check
+from tests.support.tinyworld import CLUSTER, World
 
 # Endless answers the proxy gives before it ends the listing after all: code that would page for
 # ever then fails these tests (too many requests) instead of hanging them.

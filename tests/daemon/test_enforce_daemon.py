@@ -16,8 +16,8 @@ from monitor.daemon.state import FileStateStore
 from monitor.daemon.summary import CycleSummary
 from monitor.demo import world as demo_world
 from monitor.surface.main import DaemonParts, assemble_daemon
-from tests.support.awsproxy import EMPTY, THROTTLE
 from tests.aws.test_writes import snapshot
+from tests.support.awsproxy import EMPTY, THROTTLE
 
 T0 = 1_700_000_000.0
 INTERVAL, GRACE = 15.0, 60.0

@@ -11,9 +11,9 @@ import structlog
 
 from monitor.demo import world as demo_world
 from monitor.demo.trail import _rule_item
-from tests.daemon.test_attribution_daemon import event_id, metric, parts, poll_until, revoke_by_id, rule_pair, stamp  # noqa: F401
-from tests.core.test_events import HUMAN, V2, message
 from tests.aws.test_events_queue import aws, put, queue, remaining  # noqa: F401  (fixtures)
+from tests.core.test_events import HUMAN, V2, message
+from tests.daemon.test_attribution_daemon import event_id, metric, parts, poll_until, revoke_by_id, rule_pair, stamp  # noqa: F401
 
 
 def poll_until_read(built, messages: int) -> None:
@@ -131,9 +131,9 @@ def test_a_forged_revoke_and_grant_pair_records_no_outage_window_and_names_no_cu
 def test_five_thousand_matched_events_are_processed_in_seconds_and_ask_for_a_few_checks(world, monkeypatch,
                                                                                           record_property):
     from monitor.surface.main import assemble_daemon
-    from tests.support.sqs_standin import SqsStandIn
-    from tests.daemon.test_attribution_daemon import settings
     from tests.core.test_events import sg_permission
+    from tests.daemon.test_attribution_daemon import settings
+    from tests.support.sqs_standin import SqsStandIn
 
     with SqsStandIn() as standin:
         monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", standin.url)

@@ -42,11 +42,11 @@ from monitor.demo import cluster as demo_cluster
 from monitor.demo import world as demo_world
 from monitor.demo.kubeapi import DemoKubeApi
 from monitor.surface.main import assemble_daemon, kube_source, with_attribution
+from tests.core.test_events import HUMAN, message, sg_permission
+from tests.daemon.test_trail_lookups import Trail
 from tests.support.aws_calls import read_operations, scan_code
 from tests.support.awsproxy import DROP, EMPTY, ERROR, LISTINGS, MALFORMED, THROTTLE, UNAVAILABLE, AwsProxy
-from tests.core.test_events import HUMAN, message, sg_permission
 from tests.surface.test_preflight import kubeconfig
-from tests.daemon.test_trail_lookups import Trail
 
 READS = read_operations()
 IAM_READS = [op for op in READS if op[0] == "iam"]  # only preflight reads the v2 controller's role

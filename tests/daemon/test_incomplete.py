@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from monitor.demo import world as demo_world
-from tests.support.helpers import codes, lb_by_name, run_check
 from tests.support.awsproxy import UNAVAILABLE
+from tests.support.helpers import codes, lb_by_name, run_check
 
 
 def test_throttled_rule_reads_give_exit_3_and_no_false(world, proxy, capsys):

@@ -12,8 +12,8 @@ from monitor.core import ownership
 from monitor.demo import cluster
 from monitor.demo import world as demo_world
 from monitor.demo.kubeapi import DemoKubeApi
-from tests.support.helpers import lb_by_name, run_check
 from tests.daemon.test_enforce_daemon import Clock, Run
+from tests.support.helpers import lb_by_name, run_check
 from tests.surface.test_preflight import kubeconfig
 
 NOW = 1_700_000_000.0

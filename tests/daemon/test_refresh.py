@@ -8,7 +8,7 @@ import pytest
 
 from monitor.core.model import LoadBalancer, Observation, ReadFailure, TargetGroup, Topology
 from monitor.core.topology_delta import carry_topology
-from monitor.daemon.loop import incomplete_retry_after, lb_changes
+from monitor.daemon.topology import incomplete_retry_after, lb_changes
 
 
 def alb(arn: str) -> LoadBalancer:

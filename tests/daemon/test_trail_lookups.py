@@ -18,8 +18,8 @@ from monitor.core.settings import Settings
 from monitor.daemon.trail_lookups import RETRY_AFTER, TrailLookups
 from monitor.demo import world as demo_world
 from monitor.surface.main import assemble_daemon
-from tests.daemon.test_attribution_daemon import metric
 from tests.core.test_events import V2, V2_ROLE
+from tests.daemon.test_attribution_daemon import metric
 
 TARGET = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents"
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import boto3
 import pytest
 
-from tests.support.helpers import codes, lb_by_name, run_check
 from tests.support.fixtures import tiny_aws_env, tiny_moto  # noqa: F401 (fixtures)
+from tests.support.helpers import codes, lb_by_name, run_check
 from tests.support.tinyworld import CLUSTER, World, build_world
 
 NODE_PORTS = {"IpProtocol": "tcp", "FromPort": 30000, "ToPort": 32767}

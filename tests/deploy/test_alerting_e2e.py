@@ -19,9 +19,9 @@ import pytest
 import yaml
 
 from monitor.demo import world as demo_world
+from tests.deploy.test_alert_rules import _with_reachability_for
 from tests.support import procs
 from tests.support.tinyworld import free_port
-from tests.deploy.test_alert_rules import _with_reachability_for
 
 pytestmark = pytest.mark.slow
 

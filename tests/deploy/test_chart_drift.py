@@ -10,6 +10,7 @@ import re
 
 import pytest
 
+from tests.deploy.test_manifests import _rules
 from tests.support.helmchart import (
     NAMESPACE,
     container,
@@ -21,7 +22,6 @@ from tests.support.helmchart import (
     overlay,
     template,
 )
-from tests.deploy.test_manifests import _rules
 
 # What a user of either sets: kustomize's placeholders, given to the chart as values.
 PLACEHOLDERS = ["--set", "clusterName=CLUSTER_NAME", "--set", "region=REGION"]

@@ -16,6 +16,7 @@ import yaml
 from monitor import __version__
 from monitor.cli import OPTIONS, build_parser, env_name
 from monitor.kube import CLUSTER_ACCESS, NAMESPACED_ACCESS
+from tests.deploy.test_manifests import _grants, _rules
 from tests.support.helmchart import (
     CHART,
     NAMESPACE,
@@ -32,7 +33,6 @@ from tests.support.helmchart import (
     overlay,
     template,
 )
-from tests.deploy.test_manifests import _grants, _rules
 
 # The oldest Kubernetes minor the chart supports (its kubeVersion) and a recent one.
 KUBERNETES_VERSIONS = ["1.29.0", "1.33.0"]

@@ -140,3 +140,23 @@ def test_every_log_event_the_daemon_doc_lists_is_logged_by_the_code():
     assert {"daemon_starting", "state_missing", "signal_ignored", "enforce_without_leader_election"} <= listed
     missing = sorted(name for name in listed if f'"{name}"' not in source)
     assert not missing, missing
+
+
+def test_the_architecture_page_matches_the_tree():
+    """docs/architecture.md names every module where it sits, and no module that is not there."""
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "monitor").rglob("*.py")
+               if p.name not in ("__init__.py", "__main__.py")}
+    packages = {m.rsplit("/", 1)[0] for m in modules if m.count("/") > 1}
+    for package in packages:
+        assert f"`{package}/`" in page, f"{package}/ is not on the page"
+    # A module is named by its file name, in the section of its package.
+    named = set(re.findall(r"`([a-z0-9_]+\.py)`", page))
+    named |= {p.rsplit("/", 1)[1] for p in re.findall(r"`(monitor/[a-z0-9_/]+\.py)`", page)}
+    missing = sorted(m for m in modules if m.rsplit("/", 1)[1] not in named)
+    assert not missing, f"modules the page does not name: {missing}"
+    present = {m.rsplit("/", 1)[1] for m in modules}
+    stale = sorted(n for n in named if n not in present)
+    assert not stale, f"the page names modules that are gone: {stale}"
+    for path in re.findall(r"`((?:monitor|tests)/[a-z0-9_/.]+?)/?`", page):
+        assert (ROOT / path).exists(), f"the page names {path}, which does not exist"

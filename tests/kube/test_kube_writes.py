@@ -21,10 +21,10 @@ from monitor.demo.kubeapi import DemoKubeApi
 from monitor.kube.lease import LeaseElector, micro_time
 from monitor.kube.state_store import ConfigMapStateStore
 from monitor.surface.main import assemble_daemon
-from tests.support.kubeapi import SCHEMA_VERSION
-from tests.support.awsproxy import AwsProxy
-from tests.daemon.test_enforce_daemon import GRACE, INTERVAL, T0, Clock, reachable, writes
 from tests.aws.test_writes import snapshot
+from tests.daemon.test_enforce_daemon import GRACE, INTERVAL, T0, Clock, reachable, writes
+from tests.support.awsproxy import AwsProxy
+from tests.support.kubeapi import SCHEMA_VERSION
 
 NS = "alb-sg-monitor"
 

@@ -15,9 +15,9 @@ from monitor.core.migration import migration_findings
 from monitor.core.model import LoadBalancer, SecurityGroup, Target, TargetGroup, Topology
 from monitor.demo import kube_objects as k
 from monitor.kube.reader import ClusterReader
+from tests.core.test_migration import ADDITIONAL, BASE, LABEL, LB_ARN, TG_ARN, V1_TAGS
 from tests.support.kubeapi import KubeApi
 from tests.support.stubbed import stubbed
-from tests.core.test_migration import ADDITIONAL, BASE, LABEL, LB_ARN, TG_ARN, V1_TAGS
 
 REGION = "ap-northeast-1"
 TRUST = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRoleWithWebIdentity",
