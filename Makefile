@@ -31,8 +31,8 @@ test: $(STAMP)
 test-core: $(STAMP)
 	$(BIN)/pytest -q tests/core
 
-# `make test` with line coverage of monitor/ (in the test processes; the CLI runs some tests start
-# in a subprocess are not counted).
+# `make test` with line coverage of monitor/. Counted in the test processes only: the commands some
+# tests run as a subprocess of their own are not.
 coverage: $(STAMP)
 	scripts/test-prerequisites
 	PATH="$(CURDIR)/.tools/bin:$$PATH" $(BIN)/pytest -q -n $(TEST_WORKERS) --cov=monitor --cov-report=term
@@ -54,6 +54,10 @@ bench-5000: $(STAMP)
 # a few minutes and needs root. .ci/run runs it after the tests.
 image: $(STAMP)
 	PYTHON=$(BIN)/python scripts/build-image
+
+# The import contracts of .importlinter (the layers, no cycles, one adapter per SDK); tests run it too.
+lint: $(STAMP)
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -24,7 +24,8 @@ from monitor.daemon.ports import MetricsSink
 from monitor.daemon.remediation import Remediator
 from monitor.daemon.trail_lookups import TrailLookups
 
-# Every piece logs under one logger name: users and tests read the `logger` field.
+# The pieces of the loop (topology, checks, reactions, attribution) log under one logger name,
+# `monitor.daemon`: users and tests read the `logger` field.
 log = structlog.get_logger("monitor.daemon")
 
 # Why a check asks for a refresh when ALBs come, go or change their security groups: such a refresh

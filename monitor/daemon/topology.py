@@ -16,7 +16,7 @@ from monitor.core.vanished import SeenBefore, doubt
 from monitor.daemon.cycle import ClusterSource, this_cluster
 from monitor.daemon.shared import CHANGED, GONE, INCREMENTAL_REASONS, NEW, REREAD, Shared, log, log_failed_reads
 
-# An incomplete topology (some discovery read failed) is re-discovered by the next check, so the
+# An incomplete topology (some discovery read failed) is discovered again before the next check, so the
 # verdict is whole again one cycle after a short fault (a timeout, a throttled burst) ends; while
 # discoveries keep failing the retries back off (1, 2, 4 intervals, then every 4, never later than
 # the topology interval), so a throttled account is not sent a full discovery every cycle.
