@@ -1,7 +1,9 @@
 """Reads the Kubernetes objects the monitor needs into `ClusterState`, turning API failures into data.
 
-Cluster-wide list calls, paginated with limit/continue. A 403 or an unreachable API server makes that
-part unknown (None) and records a ReadFailure; the caller carries on AWS-only for what is missing.
+Cluster-wide list calls, paginated with limit/continue. A 403, an unreachable API server, an answer
+that is not a list of objects, or a listing that would never end (a continue token seen before, more
+than MAX_PAGES pages) makes that part unknown (None) and records a ReadFailure; the caller carries on
+AWS-only for what is missing.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from monitor.core.cluster_model import IRSA_ROLE_ANNOTATION, ClusterState, ControllerDeployment
+from monitor.core.failures import PAGE_LIMIT, PAGINATION_LOOP, UNPARSABLE
 from monitor.core.model import ReadFailure
 from monitor.kube import translate
 
@@ -33,6 +36,7 @@ REQUIRED_ACCESS: frozenset[tuple[str, str, str]] = frozenset({
 })
 
 PAGE_SIZE = 500
+MAX_PAGES = 1000  # 500,000 objects of one kind: far past any cluster, so a listing this long would never end
 REQUEST_TIMEOUT = (5, 15)  # connect, read seconds
 TGB_GROUP, TGB_VERSION, TGB_PLURAL = "elbv2.k8s.aws", "v1beta1", "targetgroupbindings"
 # Events the controllers emit when they fail (docs/controllers.md, "Signals the controllers give").
@@ -45,6 +49,14 @@ WATCHED_EVENTS = (
 
 class _Unreachable(Exception):
     """The API server did not answer at all: the remaining reads are skipped."""
+
+
+class _BadAnswer(Exception):
+    """An answer that arrived but cannot be used: a failed read of that part, never a fact about it."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
 
 
 class ClusterReader:
@@ -117,14 +129,22 @@ class ClusterReader:
               **kwargs: Any) -> list[dict] | None:
         def pages() -> list[dict]:
             items: list[dict] = []
-            token = None
-            while True:
+            token, seen = None, set()
+            for _ in range(MAX_PAGES):
                 body = _json(fn(limit=self._page_size, _continue=token, _preload_content=False,
                                 _request_timeout=REQUEST_TIMEOUT, **kwargs))
-                items.extend(body.get("items") or ())
+                page = body.get("items") or []
+                if not isinstance(page, list) or not all(isinstance(item, dict) for item in page):
+                    raise _BadAnswer(UNPARSABLE, "the answer's items are not a list of objects")
+                items.extend(page)
                 token = (body.get("metadata") or {}).get("continue")
                 if not token:
                     return items
+                if token in seen:
+                    raise _BadAnswer(PAGINATION_LOOP, f"the continue token {str(token)[:40]!r} came again after "
+                                                      f"{len(seen) + 1} pages")
+                seen.add(token)
+            raise _BadAnswer(PAGE_LIMIT, f"more than {MAX_PAGES} pages of {self._page_size}")
 
         return self._call(failures, access, "list", pages, absent_ok=absent_ok)
 
@@ -134,6 +154,7 @@ class ClusterReader:
         operation = f"{verb} {resource}" + (f".{group}" if group else "")
         try:
             result = fn()
+            return _json(result) if verb != "list" else result
         except ApiException as exc:
             if exc.status == 404 and absent_ok:
                 return [] if verb == "list" else None
@@ -142,11 +163,19 @@ class ClusterReader:
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             failures.append(ReadFailure("kubernetes", operation, "Unreachable", str(exc).splitlines()[0][:300], scope))
             raise _Unreachable() from exc
-        return _json(result) if verb != "list" else result
+        except _BadAnswer as exc:
+            failures.append(ReadFailure("kubernetes", operation, exc.code, exc.message, scope))
+            return None
 
 
 def _json(response: Any) -> dict:
-    return json.loads(response.data or b"{}")
+    try:
+        body = json.loads(response.data or b"{}")
+    except ValueError as exc:  # cut short, or not JSON (a proxy's error page)
+        raise _BadAnswer(UNPARSABLE, f"the answer is not JSON ({exc})") from None
+    if not isinstance(body, dict):
+        raise _BadAnswer(UNPARSABLE, "the answer is not a JSON object")
+    return body
 
 
 def _mapped(raw: list[dict] | None, fn: Callable[[dict], Any]) -> tuple | None:

@@ -121,6 +121,21 @@ def test_forbidden_resource_is_unknown_and_named_in_a_finding(api):
     assert "list targetgroupbindings.elbv2.k8s.aws" in finding.message and "ClusterRole" in finding.message
 
 
+def test_an_endless_or_garbled_listing_is_unknown_and_the_rest_is_still_read(api):
+    populate(api)
+    api.endless, api.garbled = {"nodes"}, {"ingresses"}
+    state = ClusterReader(kube.for_host(api.url), page_size=2).read()
+
+    assert state.nodes is None and state.ingresses is None  # unknown, not "none", and no crash
+    assert state.services is not None and state.bindings is not None  # the rest still read
+    assert {(f.operation, f.code) for f in state.failures} == {
+        ("list nodes", "PaginationLoop"), ("list ingresses.networking.k8s.io", "ResponseParserError")}
+    node_pages = [r for r in api.requests() if r.resource is not None and r.resource.plural == "nodes"]
+    assert len(node_pages) == 2  # stopped at the first token seen again, not paged forever
+    finding, = kubernetes_unavailable(state)
+    assert "list nodes (PaginationLoop)" in finding.message
+
+
 def test_missing_tgb_crd_means_no_bindings_not_unknown(api):
     api.add(k.node("n1", "i-0aaa"))
     state = ClusterReader(kube.for_host(api.url)).read()

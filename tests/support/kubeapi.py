@@ -1,6 +1,7 @@
 """A Kubernetes API emulator for tests: kmock's KubernetesEmulator on a loopback port in its own thread.
 
-Adds what kmock leaves out: limit/continue pagination, per-resource refusals (403), a record of every
+Adds what kmock leaves out: limit/continue pagination, per-resource refusals (403) and broken answers
+(an endless listing, items that are not objects), a record of every
 (apiGroup, resource, verb) asked, and schema validation of every object served (kubernetes-validate
 for built-in kinds; TargetGroupBinding, a CRD absent from those schemas, by `validate_tgb` below).
 """
@@ -21,6 +22,8 @@ SCHEMA_VERSION = "1.33.0"  # a Kubernetes version EKS supports; objects must val
 class KubeApi:
     def __init__(self) -> None:
         self.forbidden: set[str] = set()  # plurals answered with 403
+        self.endless: set[str] = set()  # plurals whose lists hand out the same continue token forever
+        self.garbled: set[str] = set()  # plurals whose lists answer items that are not objects
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -91,7 +94,12 @@ class KubeApi:
         meta = {"resourceVersion": "1"}
         if start + limit < len(items):
             meta["continue"] = str(start + limit)
-        return {"apiVersion": "v1", "kind": "List", "metadata": meta, "items": items[start:start + limit]}
+        page = items[start:start + limit]
+        if request.resource.plural in self.endless:
+            meta["continue"] = "0"  # a server (or a proxy) that restarts the listing on every page
+        if request.resource.plural in self.garbled:
+            page = ["<html>502 Bad Gateway</html>"]
+        return {"apiVersion": "v1", "kind": "List", "metadata": meta, "items": page}
 
     def _fetch(self, request):
         self._refuse(request, "get")
