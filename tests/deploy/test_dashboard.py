@@ -1,23 +1,22 @@
-"""The Grafana dashboard: valid, portable between Prometheus data sources, and built on SPEC's metrics."""
+"""The Grafana dashboard: built on SPEC's metrics, laid out on the grid, showing the cutover views.
+
+What Grafana's dashboard linter would say of it (data source, rate windows, units, PromQL) is in
+test_dashboard_lint.py."""
 
 from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
 from tests.support.promql_names import SPEC_METRICS, metric_names, unknown_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD_FILE = ROOT / "grafana" / "dashboard.json"
 DASHBOARD = json.loads(DASHBOARD_FILE.read_text())
-DATASOURCE = "${datasource}"
 
 
 def all_panels(panels: list[dict]) -> Iterator[dict]:
@@ -27,30 +26,13 @@ def all_panels(panels: list[dict]) -> Iterator[dict]:
 
 
 PANELS = list(all_panels(DASHBOARD["panels"]))
-QUERY_PANELS = [p for p in PANELS if p["type"] != "row"]
+QUERY_PANELS = [p for p in PANELS if p["type"] not in ("row", "text")]
 TARGETS = [(p, t) for p in QUERY_PANELS for t in p.get("targets", [])]
 
 
 def test_panel_ids_are_unique():
     ids = [p["id"] for p in PANELS]
     assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
-
-
-def test_datasource_is_a_variable_of_type_prometheus():
-    variables = {v["name"]: v for v in DASHBOARD["templating"]["list"]}
-    assert variables["datasource"]["type"] == "datasource"
-    assert variables["datasource"]["query"] == "prometheus"
-    for variable in variables.values():
-        if variable["type"] == "query":
-            assert variable["datasource"]["uid"] == DATASOURCE
-
-
-@pytest.mark.parametrize("panel", QUERY_PANELS, ids=lambda p: p["title"])
-def test_every_query_goes_to_the_chosen_datasource(panel):
-    assert panel["targets"], f"panel {panel['title']!r} has no query"
-    assert panel["datasource"] == {"type": "prometheus", "uid": DATASOURCE}
-    for target in panel["targets"]:
-        assert target["datasource"]["uid"] == DATASOURCE
 
 
 @pytest.mark.parametrize("panel, target", TARGETS, ids=lambda x: x.get("title", x.get("refId")))
@@ -68,27 +50,6 @@ def test_ref_ids_are_unique_within_a_panel():
     for panel in QUERY_PANELS:
         refs = [t["refId"] for t in panel["targets"]]
         assert len(refs) == len(set(refs)), panel["title"]
-
-
-def test_every_query_parses_in_prometheus(tmp_path):
-    # Grafana's variables replaced by values of the same kind, then every query checked by the
-    # real PromQL parser as a recording rule.
-    promtool = shutil.which("promtool") or "/usr/bin/promtool"
-    if not Path(promtool).exists():
-        pytest.fail("promtool is required (Debian package `prometheus`; .ci/run installs it)")
-    substitutions = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "1h",
-                     "$job": ".*", "$instance": ".*"}
-    rules = []
-    for panel, target in TARGETS:
-        expr = target["expr"]
-        for variable, value in substitutions.items():
-            expr = expr.replace(variable, value)
-        assert "$" not in expr, f"unknown variable in {target['expr']}"
-        rules.append({"record": f"dashboard:panel_{panel['id']}:{target['refId']}", "expr": expr})
-    path = tmp_path / "dashboard-queries.yaml"
-    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
-    result = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_panels_do_not_overlap_and_fit_the_grid():
