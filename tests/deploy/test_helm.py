@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from monitor import __version__
-from monitor.cli import OPTIONS, build_parser, env_name
+from monitor.cli import MINIMUMS, OPTIONS, build_parser, env_name
 from monitor.kube import CLUSTER_ACCESS, NAMESPACED_ACCESS
 from tests.deploy.test_manifests import _grants, _rules
 from tests.support.helmchart import (
@@ -127,7 +127,8 @@ SAMPLES = ["auto", "on", "off", "observe", "enforce", "json", "console", "table"
 
 @pytest.mark.parametrize("flag", sorted(set(run_flags()) - set(NOT_VALUES)))
 def test_the_values_schema_never_refuses_what_the_monitor_accepts(flag):
-    """And refuses every choice the monitor refuses: the schema stops mistakes at install time."""
+    """And refuses every choice, duration or address the monitor refuses: the schema stops mistakes at
+    install time (test_chart_values.py tries them through helm)."""
     schema = json.loads((CHART / "values.schema.json").read_text())
     prop = schema["properties"].get(value_key(flag))
     assert prop, f"values.schema.json has no {value_key(flag)} (the value of {flag})"
@@ -136,9 +137,12 @@ def test_the_values_schema_never_refuses_what_the_monitor_accepts(flag):
         value = int(sample) if prop.get("type") == "integer" and sample.isdigit() else sample
         accepted = jsonschema.Draft7Validator(prop).is_valid(value)
         try:
-            convert(sample)
+            converted = convert(sample)
+            refused = flag in MINIMUMS["run"] and converted < MINIMUMS["run"][flag]  # `run`'s shortest interval
         except ValueError:
-            if "enum" in prop:
+            refused = True
+        if refused:
+            if "enum" in prop or "pattern" in prop:
                 assert not accepted, f"{value_key(flag)}: the schema allows {sample!r}, the monitor does not"
             continue
         assert accepted, f"{value_key(flag)}: the schema refuses {sample!r}, which the monitor accepts"

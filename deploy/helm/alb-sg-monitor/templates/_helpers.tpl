@@ -54,7 +54,26 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 out so that the code's own default applies. `mode` is not here: it is a container argument.
 A new flag of `run` needs its value in values.yaml and values.schema.json and its line here;
 tests/deploy/test_helm.py fails until all three are there. */}}
+{{/* Fails unless the duration .value (already of the right form: values.schema.json) lasts at
+least .least seconds, the minimum `alb-sg-monitor run` holds it to (MINIMUMS in monitor/cli.py). A
+sum of parts (1m30s, 500ms500ms), which no schema pattern can compare. */}}
+{{- define "alb-sg-monitor.atLeast" -}}
+{{- $units := dict "ms" 0.001 "s" 1.0 "m" 60.0 "h" 3600.0 }}
+{{- $seconds := 0.0 }}
+{{- range regexFindAll "[0-9]+(\\.[0-9]+)?(ms|s|m|h)" (trim (toString .value)) -1 }}
+{{- $number := regexFind "^[0-9]+(\\.[0-9]+)?" . | float64 }}
+{{- $seconds = addf $seconds (mulf $number (get $units (regexReplaceAll "^[0-9.]+" . ""))) }}
+{{- end }}
+{{- if lt $seconds .least }}
+{{- fail (printf "%s: %q is too short for run: at least %s" .name (toString .value) .shown) }}
+{{- end }}
+{{- end }}
+
 {{- define "alb-sg-monitor.config" -}}
+{{- include "alb-sg-monitor.atLeast" (dict "name" "interval" "value" .Values.interval "least" 1.0 "shown" "1s") }}
+{{- with .Values.cycleTimeout }}
+{{- include "alb-sg-monitor.atLeast" (dict "name" "cycleTimeout" "value" . "least" 1.0 "shown" "1s") }}
+{{- end }}
 ALBSG_CLUSTER_NAME: {{ required "clusterName is required: the EKS cluster name, as in the kubernetes.io/cluster/<name> tag (--set clusterName=NAME)" .Values.clusterName | quote }}
 {{- with .Values.region }}
 ALBSG_REGION: {{ . | quote }}
