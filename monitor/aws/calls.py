@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
@@ -63,6 +64,17 @@ def attempt(failures: list[ReadFailure], service: str, operation: str, fn: Calla
 def unparsable(exc: Exception) -> str:
     """botocore's words without the body it quotes (the body can be megabytes)."""
     return str(exc).split("\n", 1)[0].split(" Further retries", 1)[0].rstrip(":")
+
+
+def one_line(message: str, limit: int = 200) -> str:
+    """An error message as one short line for a log: its first line that says something once markup
+    is taken out, at most `limit` characters. An answer that is not AWS's (an HTML error page of a
+    proxy or load balancer) reaches botocore's message whole; its title is what tells the reader."""
+    for line in message.splitlines():
+        text = " ".join(re.sub(r"<[^>]*>", " ", line).split())
+        if text:
+            return text if len(text) <= limit else text[: limit - 1] + "…"
+    return ""
 
 
 def contradiction(failures: list[ReadFailure], service: str, operation: str, message: str, scope: str = "") -> None:

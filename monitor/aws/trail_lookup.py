@@ -4,11 +4,12 @@ later who cut a path (CloudTrail makes an event searchable minutes after the cal
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime, timezone
 from typing import Any
 
-from monitor.aws.calls import attempt
+from monitor.aws.calls import attempt, one_line
 from monitor.aws.session import ApiCounter, side_client
 from monitor.core.events import DETAIL_TYPE, EC2, ApiEvent, parse_event
 from monitor.core.model import ReadFailure
@@ -22,14 +23,14 @@ def connect_cloudtrail(region: str | None, counter: ApiCounter | None = None) ->
 
 def lookup_group(client: Any, group_id: str, start: float, end: float) -> tuple[tuple[ApiEvent, ...], ReadFailure | None]:
     """The EC2 events of the window that name `group_id` as a resource, newest first; a failed read
-    is returned as data."""
+    is returned as data, its message cut to one line of at most 200 characters."""
     failures: list[ReadFailure] = []
     answer = attempt(failures, "cloudtrail", "LookupEvents", lambda: client.lookup_events(
         LookupAttributes=[{"AttributeKey": "ResourceName", "AttributeValue": group_id}],
         StartTime=datetime.fromtimestamp(start, timezone.utc), EndTime=datetime.fromtimestamp(end, timezone.utc),
         MaxResults=MAX_RESULTS), group_id)
-    if answer is None:
-        return (), failures[0]
+    if answer is None:  # its message goes to a log line: one short line, never a whole error page
+        return (), dataclasses.replace(failures[0], message=one_line(failures[0].message))
     events = []
     for item in answer.get("Events", ()):
         try:

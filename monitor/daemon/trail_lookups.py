@@ -80,7 +80,7 @@ class TrailLookups:
         events, failure = lookup_group(self._client, group, detected - WINDOW_BEFORE_SECONDS, now)
         if failure is not None:
             log.warning("trail_lookup_failed", security_group=group, attempt=attempts, code=failure.code,
-                        error=failure.message[:200])
+                        error=failure.message)
         else:
             log.info("trail_lookup", security_group=group, attempt=attempts, events=len(events))
         with self._lock:

@@ -50,12 +50,12 @@ def aws_clients(endpoint: str, region: str) -> dict[str, Any]:
             for name in ("ec2", "elbv2", "iam")}
 
 
-def start_moto() -> tuple[Any, str]:
-    """A moto server on a free loopback port; returns (server, endpoint URL)."""
+def start_moto(port: int = 0) -> tuple[Any, str]:
+    """A moto server on a loopback port (0: a free one); returns (server, endpoint URL)."""
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     return server, f"http://{host}:{port}"

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import structlog.testing
 
 from monitor.aws.trail_lookup import connect_cloudtrail
 from monitor.core.settings import Settings
@@ -20,6 +21,7 @@ from monitor.demo import world as demo_world
 from monitor.surface.main import assemble_daemon
 from tests.core.test_events import V2, V2_ROLE
 from tests.daemon.test_attribution_daemon import metric
+from tests.support.awsproxy import ERROR
 
 TARGET = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents"
 
@@ -154,3 +156,32 @@ def test_a_failing_lookup_is_said_and_never_raises(monkeypatch, aws_env):
     lookups.request("sg-0aaa")
     assert lookups.run_due()
     assert lookups.recent() == () and lookups.pending() == {"sg-0aaa": 1}
+
+
+# What a proxy or load balancer in front of CloudTrail answers when the service behind it fails.
+ERROR_PAGE = ("<!doctype html>\n<html lang=en>\n<title>502 Bad Gateway</title>\n<h1>Bad Gateway</h1>\n"
+              + "<p>The upstream server did not answer. " + "Please retry later. " * 300 + "</p>\n</html>\n")
+
+
+def test_a_lookup_answered_by_an_html_error_page_logs_one_short_line(proxy):
+    proxy.fail(["LookupEvents"], kind=ERROR, service="cloudtrail", status=403, body=ERROR_PAGE.encode())
+    lookups = TrailLookups(connect_cloudtrail("ap-northeast-1"), wall=Clock())
+    lookups.request("sg-0aaa")
+    with structlog.testing.capture_logs() as logs:
+        assert lookups.run_due()
+    (failed,) = [entry for entry in logs if entry["event"] == "trail_lookup_failed"]
+    assert failed["code"] == "403"
+    assert failed["error"] == "502 Bad Gateway"  # the page's title: one line, no markup
+    assert proxy.calls("LookupEvents") >= 1 and lookups.pending() == {"sg-0aaa": 1}
+
+
+def test_a_long_one_line_error_is_cut_to_200_characters(proxy):
+    proxy.fail(["LookupEvents"], kind=ERROR, service="cloudtrail", status=403,
+               body=("Access denied by the egress filter: " + "rule 42 " * 100).encode())
+    lookups = TrailLookups(connect_cloudtrail("ap-northeast-1"), wall=Clock())
+    lookups.request("sg-0aaa")
+    with structlog.testing.capture_logs() as logs:
+        assert lookups.run_due()
+    (failed,) = [entry for entry in logs if entry["event"] == "trail_lookup_failed"]
+    assert failed["error"].startswith("Access denied by the egress filter: rule 42")
+    assert len(failed["error"]) == 200 and failed["error"].endswith("…") and "\n" not in failed["error"]

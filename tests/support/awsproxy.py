@@ -66,6 +66,7 @@ class _Fault:
     code: str | None = None  # for ERROR
     status: int = 400  # for ERROR
     remaining: int | None = None  # answers left; None: until heal()
+    body: bytes | None = None  # for ERROR: this answer (text/html) instead of the service's error document
 
     def applies(self, service: str, action: str) -> bool:
         return (self.service is None or self.service == service) and (self.actions is None or action in self.actions)
@@ -184,10 +185,11 @@ class AwsProxy:
 
     # -- faults -------------------------------------------------------------------------------
     def fail(self, actions: Iterable[str] | None = None, kind: str = THROTTLE, service: str | None = None,
-             code: str | None = None, status: int = 400, times: int | None = None) -> None:
+             code: str | None = None, status: int = 400, times: int | None = None, body: bytes | None = None) -> None:
         """From now on answer these actions (all when None) of this service (all when None) with a
         fault: throttling, an outage, (kind=ERROR) the given error code and HTTP status, or (kind=DROP)
-        a connection reset instead of any answer; (kind=MALFORMED) moto's answer cut short, which the
+        a connection reset instead of any answer, or (kind=ERROR with `body`) that status with
+        this body as text/html, as a proxy or load balancer in front of AWS answers; (kind=MALFORMED) moto's answer cut short, which the
         SDK cannot parse; (kind=EMPTY, LISTINGS actions only) moto's answer with its listing emptied
         and no page token; `times` answers only, or until heal()."""
         if kind not in (THROTTLE, UNAVAILABLE, ERROR, DROP, MALFORMED, EMPTY):
@@ -198,7 +200,7 @@ class AwsProxy:
             raise ValueError(f"an empty answer is made for {sorted(LISTINGS)} only")
         with self._lock:
             self._faults.append(_Fault(kind, service, None if actions is None else frozenset(actions),
-                                       code, status, times))
+                                       code, status, times, body=body))
 
     def delay(self, actions: Iterable[str] | None = None, seconds: float = 5.0, service: str | None = None) -> None:
         """From now on hold these actions (all when None) of this service (all when None) `seconds`
@@ -398,6 +400,9 @@ def _handler_for(proxy: AwsProxy) -> type[BaseHTTPRequestHandler]:
                 # SO_LINGER 0: closing sends a TCP reset, as a dying load balancer or NAT does.
                 self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 self.close_connection = True
+                return
+            if fault is not None and fault.body is not None:
+                self._send(fault.status, [("Content-Type", "text/html; charset=utf-8")], fault.body)
                 return
             if fault is not None and fault.kind not in (MALFORMED, EMPTY):
                 json_protocol = "x-amz-target" in lowered
