@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from monitor import __version__
@@ -107,7 +108,7 @@ OPTIONS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
     "--region": (str, None, "AWS region (default: from the AWS configuration)"),
     "--kubernetes": (_choice("auto", "on", "off"), "auto", "use the Kubernetes API: auto, on, off"),
     "--interval": (_duration, "15s", "how often rules are checked, e.g. 15s, 5m"),
-    "--topology-interval": (_duration, "5m", "how often ALBs, targets and ENIs are re-discovered"),
+    "--topology-interval": (_duration, "5m", "how often ALBs, targets and ENIs are re-discovered in full"),
     "--cycle-timeout": (_duration, None, "a rule check still running after this is abandoned: its result is "
                                          "unknown and the next one starts on time (default: three intervals, "
                                          "at least 10s)"),
@@ -139,18 +140,26 @@ OPTIONS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
                                "and Kubernetes), no AWS account needed; implies --cluster-name demo-eks"),
 }
 
-# Flags that only mean something to some commands; the others do not accept them (exit 2).
+# Flags that only mean something to some commands; the others do not accept them (exit 2, naming the
+# flag and the command). `run` prints no report (--output); the demo plays in its own region, AWS
+# only, and logs only errors in the form its view needs (--region, --kubernetes, --log-format).
+# An environment twin of such a flag is ignored by the commands it means nothing to: one environment
+# (a Deployment's) serves every command run in it. Its value must still parse.
 _DAEMON = {"run", "demo"}
+_OBSERVE = {"check", "preflight", "run"}
 ONLY: dict[str, set[str]] = {
-    "--interval": _DAEMON, "--topology-interval": _DAEMON, "--discovery-rate": {"run"}, "--cycle-timeout": _DAEMON, "--mode": _DAEMON, "--grace": _DAEMON,
-    "--listen": _DAEMON, "--state-file": {"run"}, "--log-format": _DAEMON,
+    "--region": _OBSERVE, "--kubernetes": _OBSERVE, "--output": {"check", "preflight", "demo"},
+    "--interval": _DAEMON, "--topology-interval": _DAEMON, "--discovery-rate": {"run"}, "--cycle-timeout": _DAEMON,
+    "--mode": _DAEMON, "--grace": _DAEMON, "--listen": _DAEMON, "--state-file": {"run"}, "--log-format": {"run"},
     "--max-restores-per-cycle": {"run"}, "--max-restores-per-hour": {"run"}, "--fight-threshold": {"run"},
     "--fight-window": {"run"}, "--restore-backoff": {"run"}, "--restore-backoff-max": {"run"},
     "--cleanup-grace": {"run"}, "--demo-after": {"demo"}, "--demo-speed": {"demo"},
-    "--demo": {"check", "preflight", "run"},
-    "--events-queue": {"check", "preflight", "run"}, "--v2-controller-role-arn": {"run"},
+    "--demo": _OBSERVE, "--events-queue": _OBSERVE, "--v2-controller-role-arn": {"run"},
     "--v1-controller-role-arn": {"run"},
 }
+
+# ALBSG_* variables that are not a flag's twin but are read (monitor.kube.identity: the pod's namespace).
+OTHER_VARIABLES = ("ALBSG_NAMESPACE",)
 
 # Defaults a command has of its own, given as text like OPTIONS'; a flag or its twin still wins.
 # The demo checks every second so that its story (events 5-10 seconds apart) shows each detection,
@@ -161,16 +170,51 @@ COMMAND_DEFAULTS: dict[str, dict[str, str]] = {
 
 
 # The shortest values a command accepts. The daemon against AWS: each check costs API calls shared
-# with the controllers (per account and region), and below a second cycles only overrun. The demo's
-# account is local and its story is played faster in tests.
+# with the controllers (per account and region), and below a second cycles only overrun. A full
+# discovery costs about one request per target group and, paced by --discovery-rate, takes minutes
+# on a large cluster; a new or deleted ALB, or one whose security groups changed, is read at the next
+# check anyway, so re-discovering everything more often than every minute spends that shared budget
+# on little. The demo's account is local and its story is played faster in tests.
 MINIMUMS: dict[str, dict[str, float]] = {
-    "run": {"--interval": 1.0, "--cycle-timeout": 1.0},
-    "demo": {"--interval": 0.1, "--cycle-timeout": 1.0},
+    "run": {"--interval": 1.0, "--topology-interval": 60.0, "--cycle-timeout": 1.0},
+    "demo": {"--interval": 0.1, "--topology-interval": 1.0, "--cycle-timeout": 1.0},
 }
 
 
 def env_name(flag: str) -> str:
     return "ALBSG_" + flag.lstrip("-").replace("-", "_").upper()
+
+
+def unknown_variables(environ: Mapping[str, str]) -> str | None:
+    """One warning line naming every ALBSG_* variable the monitor does not read, with the likely
+    intended name for a near miss (`ALBSG_INTERVALL`); None when there is none."""
+    known = {env_name(flag) for flag in OPTIONS} | set(OTHER_VARIABLES)
+    unknown = sorted(name for name in environ if name.startswith("ALBSG_") and name not in known)
+    if not unknown:
+        return None
+    stems = {name.removeprefix("ALBSG_"): name for name in known}
+
+    def named(name: str) -> str:
+        # Matched without the shared prefix, which would make every name look close to every other.
+        close = difflib.get_close_matches(name.removeprefix("ALBSG_"), stems, n=1)
+        return f"{name} (did you mean {stems[close[0]]}?)" if close else name
+
+    return (f"alb-sg-monitor: warning: unknown environment variable{'s' if len(unknown) > 1 else ''} "
+            f"ignored: {', '.join(named(name) for name in unknown)}")
+
+
+def parse(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
+    """The parsed command line; a known flag the command does not take exits 2 saying so by name."""
+    args, extra = parser.parse_known_args(without_negative_values(argv))
+    for arg in extra if args.command else ():
+        flag = arg.split("=", 1)[0]
+        if flag in OPTIONS and args.command not in ONLY.get(flag, {args.command}):
+            takes = sorted(ONLY[flag], key=list(COMMANDS).index)
+            parser.exit(2, f"alb-sg-monitor {args.command}: error: {flag} does not apply to {args.command} "
+                           f"(only to {', '.join(takes[:-1])}{' and ' if len(takes) > 1 else ''}{takes[-1]})\n")
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -257,10 +301,13 @@ def run_command(command: str, settings: Settings) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(without_negative_values(sys.argv[1:] if argv is None else argv))
+    args = parse(parser, sys.argv[1:] if argv is None else argv)
     if not args.command:
         parser.print_help(sys.stderr)
         return 2
+    warning = unknown_variables(os.environ)
+    if warning:
+        print(warning, file=sys.stderr)
     try:
         settings = settings_from(args, require_cluster=args.command != "demo",
                                  defaults=COMMAND_DEFAULTS.get(args.command), minimums=MINIMUMS.get(args.command))

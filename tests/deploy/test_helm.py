@@ -49,7 +49,6 @@ VALUES = yaml.safe_load((CHART / "values.yaml").read_text())
 # Flags of `run` that are not chart values, and why. Every other flag must be one.
 NOT_VALUES = {
     "--demo": "runs against an embedded simulated account: a local try-out, not a deployment",
-    "--output": "check/preflight/demo output format; the daemon prints no report",
 }
 
 # Values whose default is not the flag's, on purpose: the kustomize base sets the same.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -9,6 +10,7 @@ import pytest
 
 from monitor import __version__
 from monitor.cli import build_parser, main, settings_from
+from tests.support.helpers import run_check
 
 
 def run(*args, env=None):
@@ -47,6 +49,12 @@ def test_bad_input_is_one_line_exit_2(args, env, names):
     (["run", "--cluster-name", "c", "--grace", "-1m"], {}, "--grace: '-1m' is negative: durations must be positive"),
     (["run", "--cluster-name", "c"], {"ALBSG_TOPOLOGY_INTERVAL": "-5m"},
      "--topology-interval (from ALBSG_TOPOLOGY_INTERVAL): '-5m' is negative: durations must be positive"),
+    # a full re-discovery every second would spend the API budget the controllers share, for nothing
+    (["run", "--cluster-name", "c", "--topology-interval", "1s"], {},
+     "--topology-interval: '1s' is too short for run: at least 1m"),
+    (["run", "--cluster-name", "c"], {"ALBSG_TOPOLOGY_INTERVAL": "30s"},
+     "--topology-interval (from ALBSG_TOPOLOGY_INTERVAL): '30s' is too short for run: at least 1m"),
+    (["demo", "--topology-interval", "100ms"], {}, "--topology-interval: '100ms' is too short for demo: at least 1s"),
 ])
 def test_durations_out_of_bounds_are_refused_on_one_line(args, env, says):
     result = run(*args, env=env)
@@ -122,3 +130,63 @@ def test_help_says_each_commands_shortest_interval_and_every_exit_status():
     assert "at least 1s" in interval and "500ms" not in interval  # run refuses 500ms
     check_help = " ".join(run("check", "--help").stdout.split())
     assert "exit 0 ok, 1 critical, 2 usage or configuration error, 3 incomplete" in check_help
+
+
+@pytest.mark.parametrize("args, says", [
+    (["run", "--cluster-name", "c", "--output", "json"],
+     "alb-sg-monitor run: error: --output does not apply to run (only to check, preflight and demo)"),
+    (["run", "--cluster-name", "c", "--output=json"],
+     "alb-sg-monitor run: error: --output does not apply to run (only to check, preflight and demo)"),
+    (["demo", "--region", "eu-west-1"],  # the demo's account lives in its own region
+     "alb-sg-monitor demo: error: --region does not apply to demo (only to check, preflight and run)"),
+    (["demo", "--kubernetes", "on"],  # the demo's world is AWS only
+     "alb-sg-monitor demo: error: --kubernetes does not apply to demo (only to check, preflight and run)"),
+    (["demo", "--log-format", "json"],  # the demo logs only errors, in the form its view needs
+     "alb-sg-monitor demo: error: --log-format does not apply to demo (only to run)"),
+    (["check", "--cluster-name", "c", "--grace", "1m"],
+     "alb-sg-monitor check: error: --grace does not apply to check (only to run and demo)"),
+])
+def test_a_flag_that_means_nothing_to_the_command_is_refused_by_name(args, says):
+    result = run(*args)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [says]
+    assert result.stdout == ""
+
+
+def test_an_env_twin_that_means_nothing_to_the_command_is_ignored():
+    """One environment serves every command run in it (a pod's): `check` in the daemon's pod is not
+    refused for the daemon's ALBSG_MODE or ALBSG_LOG_FORMAT. It gets on to what it needs (a region)."""
+    result = run("check", "--cluster-name", "c", env={"ALBSG_MODE": "enforce", "ALBSG_LOG_FORMAT": "json",
+                                                      "ALBSG_NAMESPACE": "monitoring",
+                                                      "AWS_CONFIG_FILE": "/nonexistent"})
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()  # no warning: these are all variables the monitor reads
+    assert line.startswith("alb-sg-monitor: error: --region")
+
+
+def test_help_says_the_shortest_topology_interval():
+    options = " ".join(run("run", "--help").stdout.split()).split("options:", 1)[1]
+    topology = options.split("--topology-interval TOPOLOGY_INTERVAL", 1)[1].split("--cycle-timeout", 1)[0]
+    assert "at least 1m" in topology
+
+
+def test_unknown_albsg_variables_are_named_in_one_warning_and_change_nothing(world, capsys, monkeypatch):
+    """A typo'd ALBSG_INTERVALL would otherwise leave the interval at its default without a word."""
+    code, report = run_check(capsys, world.cluster)
+    monkeypatch.setenv("ALBSG_INTERVALL", "5s")
+    monkeypatch.setenv("ALBSG_VERBOSE", "1")
+    assert main(["check", "--cluster-name", world.cluster, "--output", "json"]) == code == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["load_balancers"] == report["load_balancers"]
+    assert captured.err.splitlines() == [
+        "alb-sg-monitor: warning: unknown environment variables ignored: "
+        "ALBSG_INTERVALL (did you mean ALBSG_INTERVAL?), ALBSG_VERBOSE"]
+
+
+def test_the_unknown_variable_warning_comes_before_the_error_it_may_explain():
+    result = run("check", env={"ALBSG_CLUSTERNAME": "prod-eks"})
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "alb-sg-monitor: warning: unknown environment variable ignored: ALBSG_CLUSTERNAME "
+        "(did you mean ALBSG_CLUSTER_NAME?)",
+        "alb-sg-monitor: error: --cluster-name: required; give the EKS cluster name (or set ALBSG_CLUSTER_NAME)"]
