@@ -341,13 +341,17 @@ def test_every_run_flag_is_a_chart_value_with_the_codes_default():
 
 
 def _a_non_default(flag: str) -> str:
-    """A valid value of the flag, different from its default, found by its own converter."""
+    """A valid value of the flag for `run` (its converter and run's minimum), different from its default."""
     convert, default, _ = OPTIONS[flag]
     default = DEPLOYMENT_DEFAULTS.get(flag, default)
-    for candidate in ("7s", "17", "enforce", "auto", "console", "0.0.0.0:9999", "/var/lib/alb-sg-monitor/state.json"):
+    least = MINIMUMS["run"].get(flag)
+    for candidate in ("7s", "7m", "17", "enforce", "auto", "console", "0.0.0.0:9999",
+                      "/var/lib/alb-sg-monitor/state.json"):
         try:
             parsed = convert(candidate)
         except ValueError:
+            continue
+        if least is not None and parsed < least:
             continue
         if default is None or parsed != convert(default):
             return candidate

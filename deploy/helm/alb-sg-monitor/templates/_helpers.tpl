@@ -71,6 +71,7 @@ sum of parts (1m30s, 500ms500ms), which no schema pattern can compare. */}}
 
 {{- define "alb-sg-monitor.config" -}}
 {{- include "alb-sg-monitor.atLeast" (dict "name" "interval" "value" .Values.interval "least" 1.0 "shown" "1s") }}
+{{- include "alb-sg-monitor.atLeast" (dict "name" "topologyInterval" "value" .Values.topologyInterval "least" 60.0 "shown" "1m") }}
 {{- with .Values.cycleTimeout }}
 {{- include "alb-sg-monitor.atLeast" (dict "name" "cycleTimeout" "value" . "least" 1.0 "shown" "1s") }}
 {{- end }}
