@@ -286,7 +286,8 @@ class LiveView:
             self._on_closed()
 
     def _table(self, report: Report, width: int) -> list[str]:
-        rows = [("LOAD BALANCER", "INGRESS", "ADOPTION", "PATHS", "REVOCATIONS", "STATE")]
+        # STATE as wide as its widest word always: the table does not jump when an ALB is cut off.
+        rows = [("LOAD BALANCER", "INGRESS", "ADOPTION", "PATHS", "REVOCATIONS", "STATE".ljust(len(_STATE[False])))]
         for lb in report.load_balancers:
             ingress = f"{lb.ingress_namespace}/{lb.ingress}" if lb.ingress else "-"
             rows.append((lb.name, ingress, lb.adoption, render.paths_cell(lb),
@@ -338,10 +339,22 @@ class LiveView:
         # One row stays free: the newline after the last line must not scroll the header away.
         room = rows - 1 - len(top)
         middle = middle[:max(0, room)]
-        story = [line for event in self._story[-40:] for line in layout.wrap(event, width, indent=20)]
         room -= len(middle) + 2
-        tail = ["", "STORY"] + story[-room:] if room > 0 else []
+        tail = ["", "STORY"] + self._story_tail(width, room) if room > 0 else []
         self._write(_CLEAR + "\n".join(top + middle + tail))
+
+    def _story_tail(self, width: int, room: int) -> list[str]:
+        """The latest story events that fit whole in `room` lines (the newest one cut if it alone is
+        longer), each wrapped under its text."""
+        lines: list[str] = []
+        for event in reversed(self._story):
+            wrapped = layout.wrap(event, width, indent=20)
+            if len(lines) + len(wrapped) > room:
+                if not lines:
+                    lines = wrapped[:room - 1] + [layout.clip(wrapped[room - 1] + " " + self._mark, width, self._mark)]
+                break
+            lines = wrapped + lines
+        return lines
 
     def write(self, text: str, final: bool = False) -> None:
         """Text outside the live part (the introduction, the closing summary: `final`), wrapped at
