@@ -156,8 +156,8 @@ class LiveView:
             # were lost: said once per ALB, not on each path's line.
             for name in revoked_load_balancers(summary.revocations):
                 paths = sum(1 for r in summary.revocations if r.load_balancer == name)
-                self._line("COUNTED", f"{name}: one revocation in albsg_rule_revocations_total for its "
-                           f"{paths} lost path(s)", None)
+                self._line("COUNTED", f"{name}: once in albsg_rule_revocations_total "
+                           f"({paths} path{'s' if paths > 1 else ''})", None)
             states = tuple((lb.name, lb.reachable) for lb in report.load_balancers)
             changed, self._states = states != self._states, states
             if self._mode == "json":
