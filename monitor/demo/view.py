@@ -148,8 +148,9 @@ class LiveView:
             for outcome in summary.remediations:
                 self._remediation(outcome)
             for revocation in summary.revocations:
-                self._line("REVOKED", f"{revocation.load_balancer}: path to {revocation.target} lost port(s) "
-                           f"{', '.join(map(str, revocation.missing_ports))}",
+                ports = revocation.missing_ports
+                self._line("REVOKED", f"{revocation.load_balancer}: path to {revocation.target} lost "
+                           f"port{'s' if len(ports) > 1 else ''} {', '.join(map(str, ports))}",
                            {"type": "revoked", "load_balancer": revocation.load_balancer,
                             "target": revocation.target, "missing_ports": list(revocation.missing_ports)})
             # albsg_rule_revocations_total counts an ALB once per check however many of its paths
@@ -168,10 +169,10 @@ class LiveView:
             else:
                 width = self.width()
                 if changed:
-                    self._write("\n".join(self._table(report, width)
+                    self._write("\n".join(_table(report, self.seen.revocations, width, self._mark)
                                           + [layout.clip(r, width, self._mark) for r in self._restored()]))
                 self._write(layout.clip(f"t+{self.elapsed():05.1f}s  cycle {self.seen.cycles:<3} "
-                                        f"{self._one_line(report)}", width, self._mark))
+                                        f"{_one_line(report)}", width, self._mark))
         self.first_cycle.set()
 
     def outage(self, outage: Any) -> None:
@@ -285,36 +286,6 @@ class LiveView:
                 pass
             self._on_closed()
 
-    def _table(self, report: Report, width: int) -> list[str]:
-        # STATE as wide as its widest word always: the table does not jump when an ALB is cut off.
-        rows = [("LOAD BALANCER", "INGRESS", "ADOPTION", "PATHS", "REVOCATIONS", "STATE".ljust(len(_STATE[False])))]
-        for lb in report.load_balancers:
-            ingress = f"{lb.ingress_namespace}/{lb.ingress}" if lb.ingress else "-"
-            rows.append((lb.name, ingress, lb.adoption, render.paths_cell(lb),
-                         str(self.seen.revocations.get(lb.name, 0)), _STATE[lb.reachable]))
-        return layout.fit_columns(rows, width, _NARROWING, self._mark)
-
-    @staticmethod
-    def _subject(finding: Finding, report: Report) -> str:
-        """What a finding is about, as the findings panel names it: the Ingress of its ALB, else the
-        ALB, else its security group."""
-        lb = next((lb for lb in report.load_balancers if lb.name == finding.load_balancer), None)
-        if lb is not None and lb.ingress:
-            return f"Ingress {lb.ingress_namespace}/{lb.ingress}"
-        if finding.load_balancer:
-            return f"ALB {finding.load_balancer}"
-        return finding.security_group or ""
-
-    @staticmethod
-    def _one_line(report: Report) -> str:
-        ok = sum(1 for lb in report.load_balancers if lb.reachable)
-        bad = [lb.ingress and f"{lb.ingress_namespace}/{lb.ingress}" or lb.name
-               for lb in report.load_balancers if lb.reachable is False]
-        critical = sorted({f.code for f in report.findings if f.severity.value == "critical"})
-        return (f"{ok}/{len(report.load_balancers)} ALBs reachable"
-                + (f", UNREACHABLE: {', '.join(bad)}" if bad else "")
-                + (f"; critical: {', '.join(critical)}" if critical else "; no critical finding"))
-
     def _redraw(self) -> None:
         """The whole screen, fitted to the terminal as it is now: the header and the ALB table first
         (every ALB's STATE is always on screen), then the findings and restores, then as much of
@@ -327,9 +298,9 @@ class LiveView:
                           f"metrics: {self._url}  (Ctrl-C stops)", width) + [""]
         middle: list[str] = []
         if self._report is not None:
-            top += self._table(self._report, width)
+            top += _table(self._report, self.seen.revocations, width, self._mark)
             middle += ["", "FINDINGS" if self._report.findings else "no findings"]
-            counts = Counter((f.severity.value, f.code, self._subject(f, self._report)) for f in self._report.findings)
+            counts = Counter((f.severity.value, f.code, _subject(f, self._report)) for f in self._report.findings)
             middle += [layout.clip(f"  {sev.upper():8} {code}" + (f" on {subject}" if subject else "")
                                    + (f" x{n}" if n > 1 else ""), width, self._mark)
                        for (sev, code, subject), n in counts.items()]
@@ -340,21 +311,8 @@ class LiveView:
         room = rows - 1 - len(top)
         middle = middle[:max(0, room)]
         room -= len(middle) + 2
-        tail = ["", "STORY"] + self._story_tail(width, room) if room > 0 else []
+        tail = ["", "STORY"] + _story_tail(self._story, width, room, self._mark) if room > 0 else []
         self._write(_CLEAR + "\n".join(top + middle + tail))
-
-    def _story_tail(self, width: int, room: int) -> list[str]:
-        """The latest story events that fit whole in `room` lines (the newest one cut if it alone is
-        longer), each wrapped under its text."""
-        lines: list[str] = []
-        for event in reversed(self._story):
-            wrapped = layout.wrap(event, width, indent=20)
-            if len(lines) + len(wrapped) > room:
-                if not lines:
-                    lines = wrapped[:room - 1] + [layout.clip(wrapped[room - 1] + " " + self._mark, width, self._mark)]
-                break
-            lines = wrapped + lines
-        return lines
 
     def write(self, text: str, final: bool = False) -> None:
         """Text outside the live part (the introduction, the closing summary: `final`), wrapped at
@@ -374,3 +332,48 @@ class LiveView:
         """The demo is about to exit: a check still finishing must not print after the summary."""
         with self._lock:
             self._ended = True
+
+
+def _table(report: Report, revocations: Counter, width: int, mark: str) -> list[str]:
+    # STATE as wide as its widest word always: the table does not jump when an ALB is cut off.
+    rows = [("LOAD BALANCER", "INGRESS", "ADOPTION", "PATHS", "REVOCATIONS", "STATE".ljust(len(_STATE[False])))]
+    for lb in report.load_balancers:
+        ingress = f"{lb.ingress_namespace}/{lb.ingress}" if lb.ingress else "-"
+        rows.append((lb.name, ingress, lb.adoption, render.paths_cell(lb), str(revocations.get(lb.name, 0)),
+                     _STATE[lb.reachable]))
+    return layout.fit_columns(rows, width, _NARROWING, mark)
+
+
+def _subject(finding: Finding, report: Report) -> str:
+    """What a finding is about, as the findings panel names it: the Ingress of its ALB, else the ALB,
+    else its security group."""
+    lb = next((lb for lb in report.load_balancers if lb.name == finding.load_balancer), None)
+    if lb is not None and lb.ingress:
+        return f"Ingress {lb.ingress_namespace}/{lb.ingress}"
+    if finding.load_balancer:
+        return f"ALB {finding.load_balancer}"
+    return finding.security_group or ""
+
+
+def _one_line(report: Report) -> str:
+    ok = sum(1 for lb in report.load_balancers if lb.reachable)
+    bad = [lb.ingress and f"{lb.ingress_namespace}/{lb.ingress}" or lb.name
+           for lb in report.load_balancers if lb.reachable is False]
+    critical = sorted({f.code for f in report.findings if f.severity.value == "critical"})
+    return (f"{ok}/{len(report.load_balancers)} ALBs reachable"
+            + (f", UNREACHABLE: {', '.join(bad)}" if bad else "")
+            + (f"; critical: {', '.join(critical)}" if critical else "; no critical finding"))
+
+
+def _story_tail(story: list[str], width: int, room: int, mark: str) -> list[str]:
+    """The latest story events that fit whole in `room` lines (the newest one cut if it alone is
+    longer), each wrapped under its text."""
+    lines: list[str] = []
+    for event in reversed(story):
+        wrapped = layout.wrap(event, width, indent=20)
+        if len(lines) + len(wrapped) > room:
+            if not lines:
+                lines = wrapped[:room - 1] + [layout.clip(wrapped[room - 1] + " " + mark, width, mark)]
+            break
+        lines = wrapped + lines
+    return lines

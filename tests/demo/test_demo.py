@@ -73,7 +73,7 @@ def test_demo_serves_metrics_and_shows_each_detection_of_the_story(tmp_path):
     for event, detection in story:
         position = output.index(event, position)
         position = output.index(detection, position)
-    assert re.search(rf"^t\+\S+s  REVOKED   {SHOP}: path to i-\w+ lost port\(s\) 30080, 30081", output, re.M)
+    assert re.search(rf"^t\+\S+s  REVOKED   {SHOP}: path to i-\w+ lost ports 30080, 30081$", output, re.M)
     # Three paths lost, one revocation counted: the words say what albsg_rule_revocations_total did.
     assert revocations(body) == 1
     assert len(re.findall(rf"^t\+\S+s  REVOKED   {SHOP}: path to ", output, re.M)) == 3

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 
+import pytest
+
 from monitor.core.memory import RuleTuple
 from monitor.core.policy import Decision, WriteResult
 from monitor.daemon.remediation import Outcome
@@ -15,6 +17,12 @@ from tests.support.pure_world import ALB_SG, NODE_SG, SSH_RULE, observe
 LB = "1a2b3c4d-shop-web-0f1e"
 RULE = RuleTuple(NODE_SG, "tcp", 0, 65535, "sg", ALB_SG)
 OPEN = RuleTuple(NODE_SG, "tcp", 30080, 30080, "cidr", "0.0.0.0/0")
+
+
+@pytest.fixture(autouse=True)
+def no_width_from_the_environment(monkeypatch):
+    """Piped, the view's width comes from COLUMNS (some test runners set it): each test says its own."""
+    monkeypatch.delenv("COLUMNS", raising=False)
 
 
 class Clock:
