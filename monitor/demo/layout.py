@@ -1,4 +1,4 @@
-"""Fitting the demo's text to a width: how wide the output is, names shortened in the middle, columns dropped, lines wrapped or clipped."""
+"""Fitting the demo's text to a width: names shortened in the middle, columns dropped, lines wrapped or cut."""
 
 from __future__ import annotations
 
