@@ -64,7 +64,8 @@ def wrap(text: str, width: int, indent: int = 2) -> list[str]:
     """`text` wrapped at word boundaries; continuation lines indented `indent` columns past its own
     indent. Names with hyphens (ALBs, security groups) are not split at the hyphens."""
     lead = len(text) - len(text.lstrip(" "))
-    lines = textwrap.wrap(text, width, subsequent_indent=" " * (lead + indent), break_on_hyphens=False,
+    # On a very narrow screen the indent gives way, so each line still carries some text.
+    lines = textwrap.wrap(text, width, subsequent_indent=" " * min(lead + indent, width // 3), break_on_hyphens=False,
                           drop_whitespace=True)
     return lines or [""]
 
