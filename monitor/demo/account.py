@@ -42,8 +42,10 @@ def start(cluster: str = DEMO_CLUSTER, region: str = DEMO_REGION, kubernetes: bo
         from monitor.demo import world as demo_world
         from monitor.demo.kubeapi import DemoKubeApi
     except ImportError as exc:  # moto comes with the demo extra
+        from monitor.demo import INSTALL_EXTRA
+
         raise ConfigError(f"demo: needs the demo extra ({exc.name} is missing); "
-                          "install it with: pip install 'alb-sg-monitor[demo]'") from None
+                          f"install it with: {INSTALL_EXTRA}") from None
     moto, endpoint = demo_world.start_moto()
     os.environ.update(AWS_ENDPOINT_URL=endpoint, AWS_REGION=region, AWS_ACCESS_KEY_ID="demo",
                       AWS_SECRET_ACCESS_KEY="demo")

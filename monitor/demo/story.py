@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from monitor import aws
 from monitor.core.settings import Settings, format_duration
 from monitor.daemon import runner
+from monitor.demo import layout
 from monitor.demo.account import DEMO_CLUSTER, DEMO_REGION
 from monitor.surface import logs
 from monitor.surface.server import parse_listen
@@ -120,10 +121,12 @@ def play(world, beats: tuple[Beat, ...], view, stop: threading.Event, speed: flo
 def _play(world, beats: tuple[Beat, ...], view, stop: threading.Event, speed: float, after: str) -> None:
     if not _wait_first_cycle(view, stop):
         return
-    view.restart_clock()
+    # The story's t+0 on the view's clock (which started at the first check): beats are timed from
+    # here, and every line keeps that one clock, so no time shown goes backwards.
+    origin = view.elapsed()
     view.note("The cluster as it is: two v1 ALBs, one adopted by v2, two made by v2. Every ALB reachable.")
     for beat in beats:
-        if stop.wait(max(0.0, beat.at / speed - view.elapsed())):
+        if stop.wait(max(0.0, origin + beat.at / speed - view.elapsed())):
             return
         view.note(beat.text)
         try:
@@ -132,12 +135,12 @@ def _play(world, beats: tuple[Beat, ...], view, stop: threading.Event, speed: fl
                 view.note(found)
         except Exception as exc:  # the world is a simulator: say so and go on with the story
             view.note(f"(the simulated AWS account refused: {exc})", kind="error")
-    if stop.wait(max(0.0, STORY_SECONDS / speed - view.elapsed())):
+    if stop.wait(max(0.0, origin + STORY_SECONDS / speed - view.elapsed())):
         return
     view.note("End of the story." + (" Still serving /metrics; Ctrl-C stops." if after == "serve" else ""))
     if after == "exit":
         view.end()
-    summarize(beats, view, speed)
+    summarize(beats, view, speed, origin)
     view.story_told.set()
     if after == "exit":
         stop.set()
@@ -150,14 +153,17 @@ def _wait_first_cycle(view, stop: threading.Event) -> bool:
     return True
 
 
-def summarize(beats: tuple[Beat, ...], view, speed: float) -> None:
+def summarize(beats: tuple[Beat, ...], view, speed: float, origin: float = 0.0) -> None:
+    """`origin`: when the story started on the view's clock."""
+    from monitor.demo.view import who
+
     seen = view.seen
     lines = ["", "What the monitor saw:"]
     records = []
     detected_at: dict[str, float] = {}  # code -> when the beat that raised it happened
     for beat in beats:
         code, appears = beat.expect
-        when = beat.at / speed
+        when = origin + beat.at / speed
         word = "detected" if appears else "cleared"
         at = seen.first(word, code, when)
         record = {"at": when, "code": code, "expected": word, "after_seconds": None, "by": None}
@@ -182,11 +188,11 @@ def summarize(beats: tuple[Beat, ...], view, speed: float) -> None:
     lines.append(f"  {total} revocation(s) counted in albsg_rule_revocations_total"
                  + (f" ({', '.join(f'{lb}: {n}' for lb, n in seen.revocations.items())})" if total else ""))
     for a in seen.attributions:
-        lines.append(f"  {a['code']} on {a['load_balancer']}: rule {a['rule'] or '?'} cut by {a['principal']} "
+        lines.append(f"  {a['code']} on {a['load_balancer']}: rule {a['rule'] or '?'} cut by {who(a['principal'])} "
                      f"({a['actor_kind'].replace('_', ' ')}), from its CloudTrail event")
     for o in seen.outages:
-        lines.append(f"  {o['rule']} was out for {o['seconds']:g}s: revoked by {o['revoked_by']}, "
-                     f"granted again by {o['granted_by']}")
+        lines.append(f"  {o['rule']} was out for {o['seconds']:g}s: revoked by {who(o['revoked_by'])}, "
+                     f"granted again by {who(o['granted_by'])}")
     if seen.restores:
         lines.append(f"  alb-sg-monitor restored {len(seen.restores)} rule(s): " + "; ".join(
             f"{r.rule} for {', '.join(r.load_balancers)} at t+{r.t:05.1f}s, {r.after_seconds:.1f}s after the path "
@@ -216,8 +222,10 @@ def run_demo(settings: Settings) -> int:
         logging.getLogger(name).setLevel(logging.ERROR)
     mode = "json" if settings.output == "json" else "terminal" if sys.stdout.isatty() else "lines"
     if mode != "json":
-        print(f"Starting a simulated AWS account with EKS cluster {cluster!r} in the middle of the "
-              "v1 -> v2 migration (no AWS account or cluster needed)...", flush=True)
+        width = layout.piped_width() if mode == "lines" else layout.terminal_size()[0]
+        print("\n".join(layout.wrap(f"Starting a simulated AWS account with EKS cluster {cluster!r} in the middle "
+                                    "of the v1 -> v2 migration (no AWS account or cluster needed)...", width)),
+              flush=True)
     from monitor.demo import account
 
     demo = account.start(cluster, DEMO_REGION, kubernetes=False)

@@ -4,13 +4,14 @@ Three forms from the same events: on a terminal the screen is redrawn after ever
 of the ALBs, the open findings, and the story so far); piped or redirected, plain lines are
 appended (the table only when an ALB's state changes); with `--output json`, one JSON object per
 line. Cycles arrive on the scheduler's thread and story events on the story's, hence the lock.
+Text fits the width (monitor.demo.layout): the terminal's, redrawn to it; piped, COLUMNS or 100
+columns, one event per line, cut with an ellipsis (`--output json` has every word).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import threading
 import time
 from collections import Counter
@@ -23,10 +24,28 @@ from monitor.core.policy import CIDR_NOT_RESTORED, RESTORE
 from monitor.core.transitions import revoked_load_balancers
 from monitor.daemon.remediation import Outcome
 from monitor.daemon.summary import CycleSummary
+from monitor.demo import layout
 from monitor.surface import render
 
 _STATE = {True: "ok", False: "UNREACHABLE", None: "unknown"}
 _CLEAR = "\x1b[H\x1b[2J"
+# Every `type` a `--output json` line can have (README.md, "The demo", lists exactly these).
+RECORD_TYPES = ("start", "story", "error", "cycle", "detected", "cleared", "revoked", "attributed", "outage_window",
+                "restored", "already_present", "restore_failed", "cleanup_failed", "cleaned_up", "dry_run",
+                "not_restored", "summary")
+# How the ALB table narrows when the width is short, in this order, each step only as far as needed.
+# The Ingress names the ALB for people, so the ALB's generated name is shortened first (start and end
+# kept, as they tell ALBs apart); then the columns the story lines and /metrics also say are dropped
+# (revocations, then adoption, then covered paths); then the Ingress is shortened. STATE stays whole.
+_NARROWING = (("shorten", 0, 16), ("drop", 4, 0), ("drop", 2, 0), ("drop", 3, 0), ("shorten", 1, 10),
+              ("shorten", 0, 8))
+
+
+def who(arn: str) -> str:
+    """A caller as the view names it: an assumed role without the account's ARN prefix (the JSON
+    records keep the whole ARN)."""
+    head, sep, rest = arn.partition(":assumed-role/")
+    return f"assumed-role/{rest}" if sep and head.startswith("arn:") else arn
 
 
 def _key(finding: Finding) -> tuple[str, str | None, str | None, str | None]:
@@ -67,9 +86,10 @@ class Seen:
 
 class LiveView:
     def __init__(self, out: TextIO, mode: str, metrics_url: str, clock: Callable[[], float] = time.monotonic,
-                 on_closed: Callable[[], None] = lambda: None) -> None:
+                 on_closed: Callable[[], None] = lambda: None, columns: int | None = None) -> None:
         """`mode` is "terminal", "lines" or "json"; `on_closed` is called once if the reader goes
-        away (`demo | head`), so the demo stops instead of playing to no one."""
+        away (`demo | head`), so the demo stops instead of playing to no one. `columns` fixes the
+        width; without it the terminal's (asked at each redraw) or layout.piped_width()."""
         self._out = out
         self._on_closed = on_closed
         self._closed = False
@@ -77,7 +97,11 @@ class LiveView:
         self._mode = mode
         self._url = metrics_url
         self._clock = clock
-        self._started = clock()
+        # t+0 is the first timestamped line (the first check, before the story starts), so no
+        # later line can show an earlier time: one clock for the view and the story.
+        self._started: float | None = None
+        self._columns = columns or (layout.piped_width() if mode == "lines" else None)
+        self._mark = layout.mark_for(getattr(out, "encoding", None))
         self._lock = threading.Lock()
         self._findings: dict[tuple, Finding] = {}
         self._states: tuple[tuple[str, bool | None], ...] = ()
@@ -88,11 +112,14 @@ class LiveView:
         self.story_told = threading.Event()
 
     def elapsed(self) -> float:
-        return self._clock() - self._started
+        return 0.0 if self._started is None else self._clock() - self._started
 
-    def restart_clock(self) -> None:
-        """Make t+0 now (the story starts once the first picture is on screen)."""
-        self._started = self._clock()
+    def _start_clock(self) -> None:
+        if self._started is None:
+            self._started = self._clock()
+
+    def width(self) -> int:
+        return self._columns or layout.terminal_size()[0]
 
     # -- inputs -------------------------------------------------------------------------------
     def note(self, text: str, kind: str = "story") -> None:
@@ -106,10 +133,12 @@ class LiveView:
         """Daemon.on_cycle listener: diff this cycle against the last and show what changed."""
         if summary.report is None:
             with self._lock:
+                self._start_clock()
                 self._line("ERROR", f"check cycle failed: {summary.error}", {"type": "error", "error": summary.error})
             return
         report = summary.report
         with self._lock:
+            self._start_clock()
             self.seen.cycles += 1
             self._report = report
             self._diff_findings(report)
@@ -119,10 +148,17 @@ class LiveView:
             for outcome in summary.remediations:
                 self._remediation(outcome)
             for revocation in summary.revocations:
-                self._line("REVOKED", f"{revocation.load_balancer}: path to {revocation.target} lost port(s) "
-                           f"{', '.join(map(str, revocation.missing_ports))}; counted in albsg_rule_revocations_total",
+                ports = revocation.missing_ports
+                self._line("REVOKED", f"{revocation.load_balancer}: path to {revocation.target} lost "
+                           f"port{'s' if len(ports) > 1 else ''} {', '.join(map(str, ports))}",
                            {"type": "revoked", "load_balancer": revocation.load_balancer,
                             "target": revocation.target, "missing_ports": list(revocation.missing_ports)})
+            # albsg_rule_revocations_total counts an ALB once per check however many of its paths
+            # were lost: said once per ALB, not on each path's line.
+            for name in revoked_load_balancers(summary.revocations):
+                paths = sum(1 for r in summary.revocations if r.load_balancer == name)
+                self._line("COUNTED", f"{name}: once in albsg_rule_revocations_total "
+                           f"({paths} path{'s' if paths > 1 else ''})", None)
             states = tuple((lb.name, lb.reachable) for lb in report.load_balancers)
             changed, self._states = states != self._states, states
             if self._mode == "json":
@@ -131,9 +167,12 @@ class LiveView:
             elif self._mode == "terminal":
                 self._redraw()
             else:
+                width = self.width()
                 if changed:
-                    self._write("\n".join(self._table(report) + self._restored()))
-                self._write(f"t+{self.elapsed():05.1f}s  cycle {self.seen.cycles:<3} {self._one_line(report)}")
+                    self._write("\n".join(_table(report, self.seen.revocations, width, self._mark)
+                                          + [layout.clip(r, width, self._mark) for r in self._restored()]))
+                self._write(layout.clip(f"t+{self.elapsed():05.1f}s  cycle {self.seen.cycles:<3} "
+                                        f"{_one_line(report)}", width, self._mark))
         self.first_cycle.set()
 
     def outage(self, outage: Any) -> None:
@@ -143,7 +182,8 @@ class LiveView:
                       "revoked_by": outage.revoked.principal.arn, "granted_by": outage.granted.principal.arn}
             self.seen.outages.append(record)
             self._line("OUTAGE", f"{outage.rule.text()} was cut for {outage.seconds:g}s, from the events: revoked by "
-                       f"{outage.revoked.principal.arn}, granted again by {outage.granted.principal.arn}", record)
+                       f"{who(outage.revoked.principal.arn)}, granted again by {who(outage.granted.principal.arn)}",
+                       record)
             if self._mode == "terminal":
                 self._redraw()
 
@@ -159,7 +199,7 @@ class LiveView:
                       "rule": finding.rule, "principal": a.principal, "actor_kind": a.actor_kind,
                       "event_name": a.event_name, "event_id": a.event_id}
             self.seen.attributions.append(record)
-            self._line("CUT BY", f"{finding.load_balancer}: rule {finding.rule or '?'} was removed by {a.principal} "
+            self._line("CUT BY", f"{finding.load_balancer}: rule {finding.rule or '?'} was removed by {who(a.principal)} "
                        f"({a.actor_kind.replace('_', ' ')}, {a.event_name})", record)
 
     def _remediation(self, outcome: Outcome) -> None:
@@ -215,15 +255,18 @@ class LiveView:
                            {"type": "cleared", "code": finding.code, "load_balancer": finding.load_balancer})
         self._findings = now
 
-    def _line(self, label: str, text: str, record: dict[str, Any], quiet: bool = False) -> None:
+    def _line(self, label: str, text: str, record: dict[str, Any] | None, quiet: bool = False) -> None:
+        """One event; `record` is its JSON line (None: said in text only)."""
         # Findings already there at the first cycle are the starting picture, not detections.
         if quiet:
             return
+        self._start_clock()
         line = f"t+{self.elapsed():05.1f}s  {label:<8}  {text}"
         if self._mode == "json":
-            self._emit({"t": round(self.elapsed(), 2), **record})
+            if record is not None:
+                self._emit({"t": round(self.elapsed(), 2), **record})
         elif self._mode == "lines":
-            self._write(line)
+            self._write(layout.clip(line, self.width(), self._mark))
         self._story.append(line)
 
     def _emit(self, record: dict[str, Any]) -> None:
@@ -243,43 +286,41 @@ class LiveView:
                 pass
             self._on_closed()
 
-    def _table(self, report: Report) -> list[str]:
-        rows = [("LOAD BALANCER", "INGRESS", "ADOPTION", "PATHS", "REVOCATIONS", "STATE")]
-        for lb in report.load_balancers:
-            ingress = f"{lb.ingress_namespace}/{lb.ingress}" if lb.ingress else "-"
-            rows.append((lb.name, ingress, lb.adoption, render.paths_cell(lb),
-                         str(self.seen.revocations.get(lb.name, 0)), _STATE[lb.reachable]))
-        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-
-    @staticmethod
-    def _one_line(report: Report) -> str:
-        ok = sum(1 for lb in report.load_balancers if lb.reachable)
-        bad = [lb.ingress and f"{lb.ingress_namespace}/{lb.ingress}" or lb.name
-               for lb in report.load_balancers if lb.reachable is False]
-        critical = sorted({f.code for f in report.findings if f.severity.value == "critical"})
-        return (f"{ok}/{len(report.load_balancers)} ALBs reachable"
-                + (f", UNREACHABLE: {', '.join(bad)}" if bad else "")
-                + (f"; critical: {', '.join(critical)}" if critical else "; no critical finding"))
-
     def _redraw(self) -> None:
-        width = shutil.get_terminal_size((120, 40)).columns
-        lines = [f"alb-sg-monitor demo  t+{self.elapsed():.0f}s  cycle {self.seen.cycles}  "
-                 f"metrics: {self._url}  (Ctrl-C stops)", ""]
+        """The whole screen, fitted to the terminal as it is now: the header and the ALB table first
+        (every ALB's STATE is always on screen), then the findings and restores, then as much of
+        the story as the rows left hold, each event wrapped at word boundaries under its text."""
+        if self._columns:
+            width, rows = self._columns, layout.terminal_size()[1]
+        else:
+            width, rows = layout.terminal_size()
+        top = layout.wrap(f"alb-sg-monitor demo  t+{self.elapsed():.0f}s  cycle {self.seen.cycles}  "
+                          f"metrics: {self._url}  (Ctrl-C stops)", width) + [""]
+        middle: list[str] = []
         if self._report is not None:
-            lines += self._table(self._report) + ["", "FINDINGS" if self._report.findings else "no findings"]
-            counts = Counter((f.severity.value, f.code) for f in self._report.findings)
-            lines += [f"  {sev.upper():8} {code}" + (f" x{n}" if n > 1 else "") for (sev, code), n in counts.items()]
+            top += _table(self._report, self.seen.revocations, width, self._mark)
+            middle += ["", "FINDINGS" if self._report.findings else "no findings"]
+            counts = Counter((f.severity.value, f.code, _subject(f, self._report)) for f in self._report.findings)
+            middle += [layout.clip(f"  {sev.upper():8} {code}" + (f" on {subject}" if subject else "")
+                                   + (f" x{n}" if n > 1 else ""), width, self._mark)
+                       for (sev, code, subject), n in counts.items()]
             if self.seen.restores:
-                lines += ["", "RESTORED BY alb-sg-monitor (enforce mode)"] + self._restored()
-        lines += ["", "STORY"] + self._story[-14:]
-        self._write(_CLEAR + "\n".join(line[:width] for line in lines))
+                middle += ["", "RESTORED BY alb-sg-monitor (enforce mode)"] + [
+                    line for r in self._restored() for line in layout.wrap(r, width, indent=4)]
+        # One row stays free: the newline after the last line must not scroll the header away.
+        room = rows - 1 - len(top)
+        middle = middle[:max(0, room)]
+        room -= len(middle) + 2
+        tail = ["", "STORY"] + _story_tail(self._story, width, room, self._mark) if room > 0 else []
+        self._write(_CLEAR + "\n".join(top + middle + tail))
 
     def write(self, text: str, final: bool = False) -> None:
-        """Text outside the live part (the introduction, the closing summary: `final`)."""
+        """Text outside the live part (the introduction, the closing summary: `final`), wrapped at
+        word boundaries to the width."""
         with self._lock:
             if self._mode != "json":
-                self._write(text, final)
+                width = self.width()
+                self._write("\n".join(out for line in text.split("\n") for out in layout.wrap(line, width)), final)
 
     def emit(self, record: dict[str, Any], final: bool = False) -> None:
         """A JSON-lines record (only in json mode); `final` for the closing summary."""
@@ -291,3 +332,48 @@ class LiveView:
         """The demo is about to exit: a check still finishing must not print after the summary."""
         with self._lock:
             self._ended = True
+
+
+def _table(report: Report, revocations: Counter, width: int, mark: str) -> list[str]:
+    # STATE as wide as its widest word always: the table does not jump when an ALB is cut off.
+    rows = [("LOAD BALANCER", "INGRESS", "ADOPTION", "PATHS", "REVOCATIONS", "STATE".ljust(len(_STATE[False])))]
+    for lb in report.load_balancers:
+        ingress = f"{lb.ingress_namespace}/{lb.ingress}" if lb.ingress else "-"
+        rows.append((lb.name, ingress, lb.adoption, render.paths_cell(lb), str(revocations.get(lb.name, 0)),
+                     _STATE[lb.reachable]))
+    return layout.fit_columns(rows, width, _NARROWING, mark)
+
+
+def _subject(finding: Finding, report: Report) -> str:
+    """What a finding is about, as the findings panel names it: the Ingress of its ALB, else the ALB,
+    else its security group."""
+    lb = next((lb for lb in report.load_balancers if lb.name == finding.load_balancer), None)
+    if lb is not None and lb.ingress:
+        return f"Ingress {lb.ingress_namespace}/{lb.ingress}"
+    if finding.load_balancer:
+        return f"ALB {finding.load_balancer}"
+    return finding.security_group or ""
+
+
+def _one_line(report: Report) -> str:
+    ok = sum(1 for lb in report.load_balancers if lb.reachable)
+    bad = [lb.ingress and f"{lb.ingress_namespace}/{lb.ingress}" or lb.name
+           for lb in report.load_balancers if lb.reachable is False]
+    critical = sorted({f.code for f in report.findings if f.severity.value == "critical"})
+    return (f"{ok}/{len(report.load_balancers)} ALBs reachable"
+            + (f", UNREACHABLE: {', '.join(bad)}" if bad else "")
+            + (f"; critical: {', '.join(critical)}" if critical else "; no critical finding"))
+
+
+def _story_tail(story: list[str], width: int, room: int, mark: str) -> list[str]:
+    """The latest story events that fit whole in `room` lines (the newest one cut if it alone is
+    longer), each wrapped under its text."""
+    lines: list[str] = []
+    for event in reversed(story):
+        wrapped = layout.wrap(event, width, indent=20)
+        if len(lines) + len(wrapped) > room:
+            if not lines:
+                lines = wrapped[:room - 1] + [layout.clip(wrapped[room - 1] + " " + mark, width, mark)]
+            break
+        lines = wrapped + lines
+    return lines

@@ -10,6 +10,7 @@ import re
 import pytest
 
 from monitor.demo.story import DEMO_CLUSTER
+from monitor.demo.view import RECORD_TYPES
 from monitor.demo.world import v1_name
 from tests.support import procs
 from tests.support.tinyworld import free_port
@@ -22,9 +23,18 @@ FAST = {"ALBSG_DEMO_SPEED": "8"}
 
 def demo_env(**extra: str) -> dict[str, str]:
     env = procs.clean_env(**extra)
-    for key in [k for k in env if k.startswith("AWS_")]:
-        del env[key]  # the demo needs no AWS settings: it brings its own account
-    return env
+    for key in [k for k in env if k.startswith("AWS_") or k in ("COLUMNS", "LINES")]:
+        del env[key]  # the demo needs no AWS settings: it brings its own account; and no width but the test's
+    return env | extra
+
+
+def words(text: str) -> str:
+    """`text` with its line breaks and runs of spaces as single spaces: what it says, however wrapped."""
+    return " ".join(text.split())
+
+
+def timestamps(output: str) -> list[float]:
+    return [float(t) for t in re.findall(r"^t\+(\d+\.\d)s  ", output, re.M)]
 
 
 def revocations(body: str) -> float:
@@ -51,7 +61,7 @@ def test_demo_serves_metrics_and_shows_each_detection_of_the_story(tmp_path):
     # Each story event, then the monitor's detection of it, in that order.
     story = [
         ("STORY     The v2 controller starts without the migration IAM policy and revokes",
-         f"DETECTED  critical ACCESS_REVOKED: {SHOP} (Ingress shop/frontend) cannot reach"),
+         f"DETECTED  critical ACCESS_REVOKED: {SHOP} (Ingress shop/frontend)"),
         ("STORY     Someone follows the migration guide's jq recipe",
          "DETECTED  critical SHARED_LABEL_ON_FOREIGN_SOURCE: Rule sgr-"),
         ("STORY     An engineer puts the shop rule back by hand", f"CLEARED   ACCESS_REVOKED on {SHOP}"),
@@ -63,11 +73,25 @@ def test_demo_serves_metrics_and_shows_each_detection_of_the_story(tmp_path):
     for event, detection in story:
         position = output.index(event, position)
         position = output.index(detection, position)
-    assert re.search(rf"^t\+\S+s  REVOKED   {SHOP}: path to i-\w+ lost port\(s\) 30080, 30081", output, re.M)
+    assert re.search(rf"^t\+\S+s  REVOKED   {SHOP}: path to i-\w+ lost ports 30080, 30081$", output, re.M)
+    # Three paths lost, one revocation counted: the words say what albsg_rule_revocations_total did.
+    assert revocations(body) == 1
+    assert len(re.findall(rf"^t\+\S+s  REVOKED   {SHOP}: path to ", output, re.M)) == 3
+    assert "counted" not in "".join(re.findall(r"^t\+\S+s  REVOKED .*$", output, re.M))
+    assert re.findall(rf"^t\+\S+s  COUNTED   {SHOP}: .*$", output, re.M) == [
+        re.search(rf"^t\+\S+s  COUNTED   {SHOP}: once in albsg_rule_revocations_total \(3 paths\)$", output,
+                  re.M).group(0)]
+    # One clock for the view and the story: no line shows an earlier time than the line before it.
+    times = timestamps(output)
+    assert len(times) > 20 and times == sorted(times), times
+    # Piped with no width known, no line is wider than 100 columns, and each event keeps one line.
+    assert max(len(line) for line in output.splitlines()) <= 100
+    assert all(re.match(r"t\+\d+\.\ds  [A-Z ]{8}  \S|t\+\d+\.\ds  cycle ", line)
+               for line in output.splitlines() if line.startswith("t+"))
     # The live view: the ALB table with the shop ALB cut off, then whole again.
     assert re.search(rf"^{SHOP}\s+shop/frontend\s+v1\s+0/3\s+1\s+UNREACHABLE$", output, re.M)
     assert re.search(rf"^{SHOP}\s+shop/frontend\s+v1\s+3/3\s+1\s+ok$", output, re.M)
-    summary = output[output.index("What the monitor saw:"):]
+    summary = words(output[output.index("What the monitor saw:"):])
     assert "NOT " not in summary
     # one revoked rule behind three targets is one revocation of the ALB
     assert f"2 revocation(s) counted in albsg_rule_revocations_total ({SHOP}: 1, {BLOG}: 1)" in summary
@@ -88,6 +112,9 @@ def test_demo_json_output_is_one_object_per_line(tmp_path):
     records = [json.loads(line) for line in demo.log.read_text().splitlines()]
     kinds = [r["type"] for r in records]
     assert kinds[0] == "start" and kinds[-1] == "summary"
+    assert set(kinds) <= set(RECORD_TYPES), set(kinds) - set(RECORD_TYPES)  # the README lists RECORD_TYPES
+    times = [r["t"] for r in records if "t" in r]
+    assert times == sorted(times), times
     assert records[0]["metrics_url"] == f"http://127.0.0.1:{port}/metrics"
     cycles = [r for r in records if r["type"] == "cycle"]
     assert cycles and {lb["name"] for lb in cycles[0]["report"]["load_balancers"]} >= {SHOP}
@@ -162,8 +189,9 @@ def test_demo_in_enforce_mode_shows_the_restore_and_credits_it_in_the_summary_as
 def test_demo_in_enforce_mode_says_what_it_restored_in_the_table_output(tmp_path):
     port = free_port()
     with contextlib.ExitStack() as stack:
+        # A wide terminal's COLUMNS: every event line whole, as the test reads the rule ids in them.
         demo = procs.start(stack, "demo", [procs.EXE, "demo", "--listen", f"127.0.0.1:{port}", *ENFORCE],
-                           tmp_path, demo_env(**QUICK))
+                           tmp_path, demo_env(**QUICK, COLUMNS="250"))
         assert demo.process.wait(timeout=90) == 0, demo.tail()
         output = demo.log.read_text()
     line = re.search(rf"^t\+\S+s  RESTORED  alb-sg-monitor restored tcp 0-65535 from (sg-\w+) on (sg-\w+) \((sgr-\w+)\) "
@@ -177,7 +205,8 @@ def test_demo_in_enforce_mode_says_what_it_restored_in_the_table_output(tmp_path
     # The engineer finds nothing to do, and the summary credits the monitor: nothing is "NOT cleared".
     assert "STORY     An engineer comes to put the shop rule back by hand" in after
     assert "It is already back: alb-sg-monitor restored it" in after
-    summary = output[output.index("What the monitor saw:"):]
+    assert max(len(line) for line in output.splitlines()) <= 250
+    summary = words(output[output.index("What the monitor saw:"):])
     assert "NOT " not in summary
     assert re.search(r"ACCESS_REVOKED cleared by alb-sg-monitor's restore at t\+\S+s, \d+\.\ds after it happened", summary)
     assert f"alb-sg-monitor restored 2 rule(s): tcp 0-65535 from {line.group(1)} on {line.group(2)} for {SHOP}" in summary

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-MESSAGE = "alb-sg-monitor: the demo needs the 'demo' extra: pip install 'alb-sg-monitor[demo]'"
+# Both ways of installing: from the package index, and from a checkout (editable, or `make install`).
+MESSAGE = ("alb-sg-monitor: the demo needs the 'demo' extra: pip install 'alb-sg-monitor[demo]' "
+           "(from a checkout: pip install -e '.[demo]', or make install)")
 
 HIDE_MOTO = '''
 import sys
@@ -61,3 +63,8 @@ def test_commands_without_the_demo_do_not_need_moto(without_moto):
     # Reaches the AWS setup (no region here), not an import of moto.
     result = run(without_moto, "check", "--cluster-name", "prod", "--kubernetes", "off")
     assert result.returncode == 2 and "moto" not in result.stderr and "Traceback" not in result.stderr, result
+
+
+def test_the_docs_quote_the_message_as_it_is():
+    for page in (ROOT / "README.md", ROOT / "docs" / "reference.md"):
+        assert f"`{MESSAGE}`" in " ".join(page.read_text().split()), page
