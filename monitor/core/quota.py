@@ -71,10 +71,10 @@ def near_quota(observation: Observation, owners: dict[str, str] | None = None) -
                 f"{group} holds {count} {direction} {family} rules, "
                 + (f"at its rules-per-group quota of {quota.text()}: "
                    if count >= quota.value else
-                   f"within {quota.value - count} of its rules-per-group quota of {quota.text()}: once it is full ")
+                   f"{quota.value - count} short of its rules-per-group quota of {quota.text()}: once it is full ")
                 + "the v2 controller's next rule, or a restore, fails with RulesPerSecurityGroupLimitExceeded; "
-                f"remove stale rules from {group} (v2 leaves obsolete ones behind) or ask for a higher quota "
-                f"(Service Quotas, vpc {QUOTA_CODE})."
+                f"remove stale rules from {group} (the v2 controller can leave obsolete ones behind) or ask for a "
+                f"higher quota (Service Quotas, vpc {QUOTA_CODE})."
             ),
         ))
     return findings

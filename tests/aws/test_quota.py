@@ -82,8 +82,9 @@ def test_ipv6_rules_count_apart_from_ipv4(world, proxy):
     fill(world, node, 6, refs + 26)
     assert len(inbound(world, node)) == refs + 52 >= 56  # near 60 all together, far from it in each family
     assert not near(check_once(aws.connect(None), world.cluster))
+    ipv4 = [{"CidrIp": f"198.18.{n}.0/24"} for n in range(refs, refs + 26)]  # the IPv4 rules filled above
     world.clients()["ec2"].revoke_security_group_ingress(GroupId=node, IpPermissions=[{
-        "IpProtocol": "tcp", "FromPort": 9, "ToPort": 9, "IpRanges": [{"CidrIp": f"198.18.{n}.0/24"} for n in range(refs, refs + 26)]}])
+        "IpProtocol": "tcp", "FromPort": 9, "ToPort": 9, "IpRanges": ipv4}])
     fill(world, node, 6, 56)
     (finding,) = near(check_once(aws.connect(None), world.cluster))
     assert finding.security_group == node and "56 inbound IPv6 rules" in finding.message
