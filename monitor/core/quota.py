@@ -27,13 +27,14 @@ IPV4, IPV6 = "IPv4", "IPv6"
 def weights(rule: Rule) -> dict[str, int]:
     """What one rule counts against each family's quota.
 
-    A CIDR rule counts once against its own family. A rule referencing a security group counts
-    once against IPv4 and once against IPv6 (AWS: "counts as one rule for IPv4 and one rule for
-    IPv6"). A prefix-list rule counts, for a customer-managed list, as the list's maximum entries
-    (MaxEntries), which the rule check does not read (only the entries, and only of lists it must
-    resolve); an AWS-managed list counts as one. So every prefix-list rule is counted as one per
-    family here: a group holding customer-managed prefix lists may be nearer its quota than said,
-    never farther."""
+    A CIDR rule counts once against its own family. A rule referencing a security group or an
+    AWS-managed prefix list counts once against IPv4 and once against IPv6 (AWS: "counts as one rule
+    for IPv4 and one rule for IPv6"). A rule referencing a customer-managed prefix list counts as the
+    list's maximum entries (MaxEntries), and the monitor cannot know that number: the rule check
+    reads only the entries of the lists it must resolve, and neither MaxEntries nor who manages a
+    list (DescribeManagedPrefixLists would be one more call). So every prefix-list rule is counted
+    as one against each family, as an AWS-managed list counts: a group holding customer-managed
+    lists may be nearer its quota than said."""
     if rule.peer_kind is PeerKind.CIDR:
         return {IPV4: 1}
     if rule.peer_kind is PeerKind.CIDR6:
