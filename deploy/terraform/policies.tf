@@ -27,6 +27,17 @@ data "aws_iam_policy_document" "read_only" {
     resources = ["*"]
   }
 
+  # Once per process: the rules-per-security-group quota (vpc L-0EA8095F), for RULE_QUOTA_NEAR.
+  statement {
+    sid    = "ReadRulesPerSecurityGroupQuota"
+    effect = "Allow"
+    actions = [
+      "servicequotas:GetAWSDefaultServiceQuota",
+      "servicequotas:GetServiceQuota",
+    ]
+    resources = ["*"]
+  }
+
   statement {
     sid    = "ReadControllerRoleForPreflight"
     effect = "Allow"

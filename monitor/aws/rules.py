@@ -5,7 +5,9 @@ Costs one paginated DescribeLoadBalancers (400 a page) and one paginated Describ
 per 200 group ids (targets' and ALBs' SGs in one filter, 1,000 rules a page) a cycle. With more than
 200 groups (an SG per ALB: from 200 ALBs on) the account's whole listing is often cheaper: it is
 tried, and used while it takes fewer pages than the filtered calls would; when it would take as
-many, it is dropped after that many pages and not tried again for an hour.
+many, it is dropped after that many pages and not tried again for an hour. The rules-per-group
+quota (monitor/aws/quota.py) is read once for the reader's life, by the first check unless asked
+before.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from monitor.aws.calls import (
     tag_pairs,
 )
 from monitor.aws.discover import describe_groups
+from monitor.aws.quota import read_rule_quota
 from monitor.aws.session import AwsClients
-from monitor.core.model import Observation, PeerKind, ReadFailure, Rule, SecurityGroup, Topology
+from monitor.core.model import Observation, PeerKind, ReadFailure, Rule, RuleQuota, SecurityGroup, Topology
 
 WHOLE_LISTING_RETRY_SECONDS = 3600.0  # a whole listing found dearer is not tried again for this long
 _DEARER = object()
@@ -46,6 +49,7 @@ class RuleReader:
         # The last listing's items for the load balancers the topology lacks or lists with other
         # security groups: what an incremental discovery starts from. Only those few are kept.
         self._changed: dict[str, dict] = {}
+        self._quota: RuleQuota | None = None  # the rules-per-group quota, read once
 
     def listed(self, arns: frozenset[str] | set[str]) -> list[dict]:
         """The DescribeLoadBalancers items of these load balancers, as the last check listed them
@@ -88,7 +92,15 @@ class RuleReader:
             prefix_lists=prefix_lists,
             failures=tuple(failures),
             egress_rules=tuple(egress),
+            rule_quota=self.read_quota(),
         )
+
+    def read_quota(self) -> RuleQuota:
+        """The rules-per-group quota: read the first time (the daemon asks at its first discovery,
+        off the check's deadline), then the same value for the reader's life."""
+        if self._quota is None:
+            self._quota = read_rule_quota(self._clients)
+        return self._quota
 
     def _rules_of(self, group_ids: list[str], failures: list[ReadFailure]) -> tuple[list[dict], set[str]]:
         """The rules of these groups (with, from a whole listing, other groups' too) and the groups

@@ -24,7 +24,8 @@ RETRY_MAX_ATTEMPTS = 3
 CONNECT_TIMEOUT_SECONDS = 5
 READ_TIMEOUT_SECONDS = 15
 
-SERVICES = {"ec2": "ec2", "elbv2": "elbv2", "iam": "iam"}
+# attribute and metrics label -> botocore service name
+SERVICES = {"ec2": "ec2", "elbv2": "elbv2", "iam": "iam", "servicequotas": "service-quotas"}
 
 
 class ApiListener(Protocol):
@@ -85,6 +86,7 @@ class AwsClients:
     iam: Any
     counter: ApiCounter
     pacer: Pacer = field(default_factory=Pacer)  # paces discovery only (inside pacer.discovering())
+    servicequotas: Any = None  # read once, for the rules-per-group quota (None: assumed AWS's default)
 
 
 def resolve_region(region: str | None) -> str:

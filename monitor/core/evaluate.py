@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from monitor.core import controllers, coverage, ownership
+from monitor.core import controllers, coverage, ownership, quota
 from monitor.core import failures as failures_words
 from monitor.core.coverage import Need
 from monitor.core.model import (
@@ -80,6 +80,7 @@ def evaluate(topology: Topology, observation: Observation) -> Report:
 
     findings.extend(_ambiguous_node_groups(topology, groups))
     findings.extend(_rule_findings(observation.rules, groups, topology, fresh_lb_sgs))
+    findings.extend(quota.near_quota(observation, {sg: r.name for r in results for sg in r.security_groups}))
     failures = (*topology.failures, *observation.failures, *unlisted)
     findings.extend(_incomplete(failures))
     findings.sort(key=lambda f: (_SEVERITY_ORDER[f.severity], f.code, f.load_balancer or "", f.rule or ""))

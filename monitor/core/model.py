@@ -157,6 +157,19 @@ class Topology:
 
 
 @dataclass(frozen=True)
+class RuleQuota:
+    """The rules-per-security-group quota (Service Quotas vpc L-0EA8095F, per direction and per
+    IP family), as read once per process; `read` is False when it could not be read and `value` is
+    AWS's default then."""
+
+    value: int
+    read: bool
+
+    def text(self) -> str:
+        return f"{self.value}" if self.read else f"{self.value} (quota not readable, assumed {self.value})"
+
+
+@dataclass(frozen=True)
 class Observation:
     """The fast-changing half: the inbound rules on the targets' SGs, and the outbound rules on
     the load balancers' SGs, read this cycle."""
@@ -170,6 +183,7 @@ class Observation:
     prefix_lists: tuple[tuple[str, tuple[str, ...]], ...] = ()  # prefix list id -> CIDRs
     failures: tuple[ReadFailure, ...] = ()
     egress_rules: tuple[Rule, ...] = ()  # outbound rules of the load balancers' SGs only
+    rule_quota: RuleQuota | None = None  # rules per group; None when not asked (AWS's default is assumed)
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from monitor.core import ownership
+from monitor.core import ownership, quota
 from monitor.core.history import CREATED, DUPLICATE, FAILED, Attempt, History, Quarantine
 from monitor.core.memory import Memory, RuleTuple
-from monitor.core.model import Finding, Observation, PeerKind, Report, Severity
+from monitor.core.model import Finding, Observation, PeerKind, Report, RuleQuota, Severity
 from monitor.core.restores import CIDR_NOT_RESTORED, SOURCE_DETACHED, needs
 from monitor.core.settings import Settings, format_duration
 
@@ -115,7 +115,7 @@ def plan(memory: Memory, report: Report, observation: Observation, settings: Set
                 history = replace(history, quarantined=(*history.quarantined, quarantine))
         streak = history.failure_streak(rule)
         if streak:
-            findings.append(_failed(rule, streak, lbs))
+            findings.append(_failed(rule, streak, lbs, observation.rule_quota or quota.NOT_READ))
         if quarantine is not None:
             findings.append(_fight(quarantine, lbs, settings))
             decisions.append(replace(base, reason=QUARANTINED))
@@ -286,10 +286,11 @@ def _foreign(rule, settings: Settings) -> Finding:
     )
 
 
-def _failed(rule: RuleTuple, streak: tuple[Attempt, ...], lbs: tuple[str, ...]) -> Finding:
+def _failed(rule: RuleTuple, streak: tuple[Attempt, ...], lbs: tuple[str, ...], rule_quota: RuleQuota) -> Finding:
     code = streak[-1].code
     if code == RULE_LIMIT_CODE:
-        hint = f"{rule.group_id} has reached its rules-per-group quota; remove unused rules or raise the quota"
+        hint = (f"{rule.group_id} has reached its rules-per-group quota of {rule_quota.text()}; remove unused rules "
+                f"or raise the quota (Service Quotas, vpc {quota.QUOTA_CODE})")
     elif code in ("UnauthorizedOperation", "AccessDenied", "AccessDeniedException"):
         hint = ("grant the monitor's role ec2:AuthorizeSecurityGroupIngress and ec2:CreateTags "
                 f"(the remediation policy) on {rule.group_id}")

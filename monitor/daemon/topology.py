@@ -146,8 +146,10 @@ class TopologyKeeper:
             started = shared.monotonic()
             try:
                 state = self._read_kubernetes()
-                with shared.clients.pacer.discovering(), shared.clients.counter.scope() as tally:
-                    fresh = discover(shared.clients, shared.cluster)
+                with shared.clients.counter.scope() as tally:
+                    with shared.clients.pacer.discovering():
+                        fresh = discover(shared.clients, shared.cluster)
+                    shared.reader.read_quota()  # once per process (RULE_QUOTA_NEAR), off the checks' deadline
             except Exception:  # one bad refresh must not end the loop
                 log.exception("topology_failed", reason=reason)
                 shared.metrics.count_cycle_failure("topology")

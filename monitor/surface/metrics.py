@@ -41,6 +41,7 @@ KNOWN_FINDINGS: dict[str, str] = {
     "UNLABELLED_V1_RULE": Severity.INFO.value,
     "REMEDIATION_FIGHT": Severity.CRITICAL.value,
     "OBSERVATION_INCOMPLETE": Severity.WARNING.value,
+    "RULE_QUOTA_NEAR": Severity.WARNING.value,
 }
 
 # What happened to each message read from the events queue: `matched` (it touched something watched),

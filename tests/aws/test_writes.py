@@ -202,9 +202,13 @@ def test_the_rule_limit_fails_without_writing_and_the_policy_backs_off_and_alert
     ((_, result),) = results
     assert (result.outcome, result.code) == ("failed", "RulesPerSecurityGroupLimitExceeded")
     assert snapshot(world) == before
-    _, plan, results = monitor.cycle(T0 + 95)
+    report, plan, results = monitor.cycle(T0 + 95)
     assert results == [] and [(d.action, d.reason) for d in plan.decisions] == [("suppressed", "rule_limit")]
     assert [f.code for f in plan.findings] == ["REMEDIATION_FAILED"]
+    # Both say the quota in use (moto answers GetServiceQuota with AWS's default, 60).
+    assert "has reached its rules-per-group quota of 60;" in plan.findings[0].message
+    (near,) = [f for f in report.findings if f.code == "RULE_QUOTA_NEAR"]
+    assert near.security_group == world.sg["cluster"] and "at its rules-per-group quota of 60:" in near.message
 
 
 @pytest.fixture

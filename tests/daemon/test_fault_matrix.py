@@ -15,6 +15,10 @@ lookups, served by a CloudTrail-shaped responder since moto has no LookupEvents)
 attribution goes off (ATTRIBUTION_OFF) or stays absent, and every verdict, finding and write is the
 baseline's.
 
+The rules-per-group quota (Service Quotas) fails in turn too: it decides no verdict, only the
+words of the RULE_QUOTA_NEAR warning ("assumed 60"), so the report stays whole and the baseline's,
+and enforce writes what the baseline writes.
+
 One moto server and world serve the whole module. AWS_MAX_ATTEMPTS=1 keeps botocore from
 retrying, so a fault costs one request instead of a backoff: the verdict, not the retry, is tested here.
 (The queue's and CloudTrail's clients keep their own retries.)
@@ -57,7 +61,9 @@ ATTRIBUTION_CALLS = sorted({(c.service, c.operation) for c in scan_code() if c.s
 QUEUE_PROBE = [op for op in ATTRIBUTION_CALLS if op[0] == "sqs" and op in READS]
 QUEUE_POLL = [op for op in ATTRIBUTION_CALLS if op[0] == "sqs" and op not in READS]
 TRAIL_READS = [op for op in ATTRIBUTION_CALLS if op[0] == "cloudtrail"]
-AWS_READS = [op for op in READS if op[0] != "iam" and op not in ATTRIBUTION_CALLS]
+# The rules-per-group quota, read once per process: only the RULE_QUOTA_NEAR message depends on it.
+QUOTA_READS = [op for op in READS if op[0] == "service-quotas"]
+AWS_READS = [op for op in READS if op[0] != "iam" and op not in ATTRIBUTION_CALLS and op not in QUOTA_READS]
 KINDS = ("throttling", "access_denied", "5xx", "connection_reset")
 # Two more answers for the calls that return a list: a body the SDK cannot parse, and a well-formed
 # answer listing nothing.
@@ -72,7 +78,8 @@ def inject(proxy: AwsProxy, service: str, operation: str, kind: str) -> None:
         proxy.fail([operation], kind=THROTTLE, service=service)
     elif kind == "access_denied":
         proxy.fail([operation], kind=ERROR, service=service, status=403, code={
-            "ec2": "UnauthorizedOperation", "sqs": "AccessDenied", "cloudtrail": "AccessDeniedException"}.get(
+            "ec2": "UnauthorizedOperation", "sqs": "AccessDenied", "cloudtrail": "AccessDeniedException",
+            "service-quotas": "AccessDeniedException"}.get(
             service, "AccessDenied"))
     elif kind == "5xx":
         proxy.fail([operation], kind=UNAVAILABLE, service=service)
@@ -294,6 +301,14 @@ def test_every_read_the_code_does_is_exercised_by_the_matrix_world(matrix):
     assert not missing, f"preflight never sends {sorted(missing)}: extend build_world so it does"
 
 
+def test_the_quota_is_read_by_check_and_the_daemon(matrix):
+    """The applied quota is asked for; AWS's default (the other quota read) only when that fails,
+    as test_quota_read makes it."""
+    assert ("service-quotas", "GetServiceQuota") in QUOTA_READS and len(QUOTA_READS) == 2, QUOTA_READS
+    for where in ("check", "daemon"):
+        assert ("service-quotas", "GetServiceQuota") in matrix.exercised[where], where
+
+
 def test_every_attribution_call_is_exercised_by_the_matrix_world(matrix, attribution):
     """The events queue's calls and CloudTrail's lookups, found by the same scanner, are sent too."""
     assert QUEUE_PROBE and QUEUE_POLL and TRAIL_READS, f"the scanner found {ATTRIBUTION_CALLS}"
@@ -401,6 +416,53 @@ def test_daemon(matrix, operation, kind, mode):
         assert written == {("ec2", "AuthorizeSecurityGroupIngress"): 1}
         (restored,) = [o for o in second.remediations if o.result is not None]
         assert restored.result.outcome == "restored" and not controllers.has_shared_label(restored.decision.description)
+
+
+# --- the rules-per-group quota -------------------------------------------------------------------
+
+def quota_fault(m: Matrix, service: str, name: str, kind: str) -> None:
+    """`kind` on this quota read; AWS's default is asked for only when the applied quota is not
+    answered, so for that read the applied one is answered as for a quota with no applied value."""
+    if name != "GetServiceQuota":
+        m.proxy.fail(["GetServiceQuota"], kind=ERROR, service=service, code="NoSuchResourceException")
+    inject(m.proxy, service, name, kind)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("operation", QUOTA_READS, ids=_ids)
+def test_quota_read_check(matrix, operation, kind):
+    m, (service, name) = matrix, operation
+    m.shop_rule(True)
+    # Other cases of this module change rule descriptions: the findings are compared with a read of now.
+    base = check_once(m.clients, m.world.cluster)
+    m.proxy.reset_counts()
+    quota_fault(m, service, name, kind)
+    try:
+        report = check_once(m.clients, m.world.cluster)
+    finally:
+        m.proxy.heal()
+    assert m.proxy.injected[operation], f"{name} was never sent"
+    assert report.complete and report.exit_code == base.exit_code == m.check.exit_code
+    assert verdict(report) == verdict(base) and reachability(report) == reachability(m.check)
+    assert not writes_sent(m.proxy)
+
+
+@pytest.mark.parametrize("mode", ("observe", "enforce"))
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("operation", QUOTA_READS, ids=_ids)
+def test_quota_read_daemon(matrix, operation, kind, mode):
+    m, (service, name) = matrix, operation
+    base = _daemon_cycle(m, mode, lambda: None)[0]  # a read of now, as in test_quota_read_check
+    m.proxy.reset_counts()
+    report, first, second, written = _daemon_cycle(m, mode, lambda: quota_fault(m, service, name, kind))
+    assert m.proxy.injected[operation], f"{name} was never sent"
+    assert first.complete and verdict(report) == verdict(base) and reachability(report) == reachability(m.daemon)
+    # The restore the state owes is made at once, as with the quota read: a failed quota read holds nothing back.
+    assert written == ({} if mode == "observe" else {("ec2", "AuthorizeSecurityGroupIngress"): 1})
+    assert second.complete
+    if mode == "enforce":
+        (restored,) = [o for o in first.remediations if o.result is not None]
+        assert restored.result.outcome == "restored"
 
 
 # --- the calls that only attribute a revocation ---------------------------------------------------

@@ -14,8 +14,10 @@ from botocore import xform_name
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 AWS_CODE = ROOT / "monitor" / "aws"
-# The client attributes the code has today (monitor/aws/session.py SERVICES); any other botocore
-# service the code builds a client for is picked up by the scanner as well.
+# The client attributes the code has today (monitor/aws/session.py SERVICES) that are botocore
+# service names; any other botocore service the code builds a client for is picked up by the scanner
+# as well. Service Quotas (attribute `servicequotas`, botocore `service-quotas`) is found by the
+# ("service-quotas", "GetServiceQuota") labels its reads carry.
 BASE_SERVICES = ("ec2", "elbv2", "iam")
 # Methods of a boto3 client that are not API operations.
 CLIENT_HELPERS = {"get_paginator", "can_paginate", "get_waiter", "close", "generate_presigned_url", "meta",

@@ -370,8 +370,8 @@ def identify(headers: dict[str, str], path: str, body: bytes) -> tuple[str, str]
     """(service, action) of a query- or JSON-protocol request; ('unknown', '') parts when absent."""
     match = _SCOPE.search(headers.get("authorization", ""))
     service = match.group(1) if match else "unknown"
-    if service == "elasticloadbalancing":
-        service = "elbv2"
+    # botocore's service names, as the code labels its calls (the scope holds the signing name)
+    service = {"elasticloadbalancing": "elbv2", "servicequotas": "service-quotas"}.get(service, service)
     target = headers.get("x-amz-target", "")
     if target:
         return service, target.rsplit(".", 1)[-1]
