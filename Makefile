@@ -21,7 +21,7 @@ demo: $(STAMP)
 
 # The suite waits on servers and daemons far more than it computes, so it runs in TEST_WORKERS
 # processes (pytest-xdist) even on 2 CPUs; TEST_WORKERS=0 runs it in one.
-TEST_WORKERS ?= 4
+TEST_WORKERS ?= 6
 
 test: $(STAMP)
 	scripts/test-prerequisites
