@@ -200,6 +200,9 @@ def _target_groups(d: _Discovery, lb_arns: set[str], list_target_groups: TargetG
             vpc_id=tg.get("VpcId", ""),
             health_check_port=str(tg.get("HealthCheckPort", "traffic-port")),
             health_check_protocol=tg.get("HealthCheckProtocol", ""),
+            health_check_interval=tg.get("HealthCheckIntervalSeconds"),
+            health_check_timeout=tg.get("HealthCheckTimeoutSeconds"),
+            unhealthy_threshold=tg.get("UnhealthyThresholdCount"),
             load_balancer_arns=attached,
             targets=None if health is None else _targets(tg, health),
         ))

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from monitor.core.model import TargetGroup
+
 # Reasons that say the network did not carry the health check. Others (Target.ResponseCodeMismatch,
 # Elb.InitialHealthChecking, Target.HealthCheckDisabled, ...) neither confirm nor explain a cut.
 NETWORK_REASONS = frozenset({"Target.Timeout", "Target.FailedHealthChecks"})
@@ -93,6 +95,11 @@ def timing(protocol: str, target_type: str, interval: int | None = None, timeout
     if unhealthy_threshold is None:
         unhealthy_threshold = _DEFAULT_UNHEALTHY
     return HealthCheckTiming(int(interval), int(timeout), int(unhealthy_threshold))
+
+
+def timing_of(tg: TargetGroup) -> HealthCheckTiming:
+    return timing(tg.protocol, tg.target_type, tg.health_check_interval, tg.health_check_timeout,
+                  tg.unhealthy_threshold)
 
 
 def confirmation(targets: Iterable[TargetKey], read: HealthRead | None, exercised: bool, cut_since: float) -> str:

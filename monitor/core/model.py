@@ -107,6 +107,10 @@ class TargetGroup:
     targets: tuple[Target, ...] | None  # None: the target list could not be read
     tags: tuple[tuple[str, str], ...] = ()
     health_check_protocol: str = ""  # HTTP, HTTPS or TCP ("" when unknown: every one of them is tcp)
+    # The health-check timing as DescribeTargetGroups gives it (None: absent; AWS's default applies)
+    health_check_interval: int | None = None
+    health_check_timeout: int | None = None
+    unhealthy_threshold: int | None = None
 
     def health_port_for(self, target: Target) -> int:
         if self.health_check_port in ("", "traffic-port"):

@@ -38,3 +38,15 @@ def test_a_throttled_read_is_no_read_and_a_counted_failure(world, proxy):
     failures = []
     assert read_health(clients, arn, failures, wall=lambda: 5.0) is None
     assert [(f.operation, f.code) for f in failures] == [("DescribeTargetHealth", "Throttling")]
+
+
+def test_discovery_keeps_each_target_groups_health_check_timing(world, proxy):
+    from monitor.core import health
+
+    clients = aws.connect(world.region)
+    arn = next(iter(world.tg.values()))
+    world.clients()["elbv2"].modify_target_group(TargetGroupArn=arn, HealthCheckIntervalSeconds=10,
+                                                 HealthCheckTimeoutSeconds=5, UnhealthyThresholdCount=3)
+    topology = aws.discover(clients, world.cluster)
+    tg = next(t for t in topology.target_groups if t.arn == arn)
+    assert health.timing_of(tg).window == 10 * 3 + 5
