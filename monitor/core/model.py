@@ -208,6 +208,7 @@ class PathResult:
     missing: tuple[tuple[str, int], ...] = ()  # those no inbound rule admits, when covered is False
     egress_allowed: bool | None = True
     egress_missing: tuple[tuple[str, int], ...] = ()  # those no outbound rule lets out, when egress_allowed is False
+    health_need: tuple[str, int] | None = None  # the (protocol, port) the ELB's health checks use
 
     @property
     def reachable(self) -> bool | None:
@@ -239,6 +240,8 @@ class Finding:
     security_group: str | None = None
     rule: str | None = None
     attribution: Attribution | None = None  # set when a CloudTrail event says who cut the path
+    paths: tuple[tuple[str, str], ...] = ()  # (target group ARN, target) of the paths a cut concerns
+    confirmation: str | None = None  # the ELB's word on a cut (monitor.core.health); None: not a cut
 
 
 @dataclass(frozen=True)
