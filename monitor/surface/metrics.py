@@ -42,6 +42,8 @@ KNOWN_FINDINGS: dict[str, str] = {
     "REMEDIATION_FIGHT": Severity.CRITICAL.value,
     "OBSERVATION_INCOMPLETE": Severity.WARNING.value,
     "RULE_QUOTA_NEAR": Severity.WARNING.value,
+    "VERDICT_DISPUTED": Severity.WARNING.value,
+    "UNHEALTHY_UNEXPLAINED": Severity.WARNING.value,
 }
 
 # What happened to each message read from the events queue: `matched` (it touched something watched),
@@ -102,6 +104,22 @@ class _StateCollector:
         for (code, severity), count in sorted(finding_counts(report).items()):
             findings.add_metric([code, severity], count)
         yield findings
+
+
+class _TargetsCollector:
+    """albsg_targets: each target group's targets by the state the ELB's last health read gave them."""
+
+    def __init__(self, metrics: "Metrics") -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        targets = GaugeMetricFamily(
+            "albsg_targets",
+            "Targets of each target group by the ELB's last health read of it (its own word, beside the verdict).",
+            labels=["load_balancer", "target_group", "state"])
+        for load_balancer, target_group, state, count in self._metrics.targets():
+            targets.add_metric([load_balancer, target_group, state], count)
+        yield targets
 
 
 class _PersistenceCollector:
@@ -187,6 +205,12 @@ class Metrics:
             "albsg_discovery_wait_seconds_total",
             "Seconds discovery waited on its own request budget, by API family.",
             ["family"], registry=self.registry)
+        self._targets: list[tuple[str, str, str, int]] = []
+        self.registry.register(_TargetsCollector(self))
+        self.disputes = Counter(
+            "albsg_verdict_disputes",
+            "Cuts the ELB's health checks disputed: each time a cut path kept passing them past the health-check "
+            "window.", registry=self.registry)
         self.state_save_failures = Counter(
             "albsg_state_save_failures_total",
             "Saves of the remembered rules and remediation history that failed (retried every cycle).",
@@ -293,6 +317,17 @@ class Metrics:
     def count_state_save_failure(self) -> None:
         self.state_save_failures.inc()
         self.set_state_persisted(False)
+
+    def count_disputes(self, count: int) -> None:
+        self.disputes.inc(count)
+
+    def set_targets(self, rows: list[tuple[str, str, str, int]]) -> None:
+        with self._lock:
+            self._targets = list(rows)
+
+    def targets(self) -> list[tuple[str, str, str, int]]:
+        with self._lock:
+            return list(self._targets)
 
     def observe_cycle(self, seconds: float) -> None:
         self.cycle_duration.observe(seconds)
