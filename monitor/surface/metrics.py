@@ -99,6 +99,14 @@ class _StateCollector:
             if lb.reachable is not None:
                 reachable.add_metric([lb.name, lb.ingress_namespace, lb.ingress], 1 if lb.reachable else 0)
         yield reachable
+        disputed = GaugeMetricFamily(
+            "albsg_load_balancer_disputed",
+            "1 while every cut the monitor finds on the load balancer is disputed by the ELB's health checks "
+            "(VERDICT_DISPUTED): the alert rules do not page on its reachability 0 then.",
+            labels=["load_balancer"])
+        for name in disputed_load_balancers(report):
+            disputed.add_metric([name], 1)
+        yield disputed
         findings = GaugeMetricFamily("albsg_findings", "Findings of the last cycle, by code.",
                                      labels=["code", "severity"])
         for (code, severity), count in sorted(finding_counts(report).items()):
@@ -137,6 +145,19 @@ class _PersistenceCollector:
                 "1 while the remembered rules and remediation history are saved where they survive a restart; "
                 "0 when the last save failed or the location was found not writable at start.",
                 value=1 if persisted else 0)
+
+
+CUT_CODES = ("ACCESS_REVOKED", "EGRESS_BLOCKED", "NACL_BLOCKED", "CLIENTS_NOT_ADMITTED")
+
+
+def disputed_load_balancers(report: Report) -> list[str]:
+    """Unreachable load balancers whose every cut finding the ELB disputes."""
+    cuts: dict[str, set[str]] = {}
+    for finding in report.findings:
+        if finding.load_balancer and (finding.code in CUT_CODES or finding.code == "VERDICT_DISPUTED"):
+            cuts.setdefault(finding.load_balancer, set()).add(finding.code)
+    return sorted(lb.name for lb in report.load_balancers
+                  if lb.reachable is False and cuts.get(lb.name) == {"VERDICT_DISPUTED"})
 
 
 def finding_counts(report: Report) -> dict[tuple[str, str], int]:

@@ -86,6 +86,8 @@ def test_a_cut_the_elb_keeps_reaching_is_pending_then_disputed_then_critical_aga
     assert daemon.read_health() == 1
     assert cut_findings(daemon) == [("VERDICT_DISPUTED", "warning", None)]
     assert samples(metrics, "albsg_verdict_disputes_total") == {(): 1.0}
+    web = tiny_world.albs["web"].name
+    assert samples(metrics, "albsg_load_balancer_disputed") == {(("load_balancer", web),): 1.0}
     assert daemon.check().report.exit_code == 0  # a disputed cut does not page
     assert cut_findings(daemon) == [("VERDICT_DISPUTED", "warning", None)]
     assert samples(metrics, "albsg_verdict_disputes_total") == {(): 1.0}  # one episode, counted once
@@ -94,6 +96,7 @@ def test_a_cut_the_elb_keeps_reaching_is_pending_then_disputed_then_critical_aga
     clock.now += WINDOW + 5  # while a cut stands the ELB is asked again each window
     assert daemon.read_health() == 1
     assert cut_findings(daemon) == [("ACCESS_REVOKED", "critical", "confirmed")]
+    assert samples(metrics, "albsg_load_balancer_disputed") == {}
 
 
 def test_a_throttled_health_read_changes_nothing(watched, tiny_world):
