@@ -14,10 +14,10 @@ import threading
 from collections.abc import Callable
 
 from monitor.aws.health import read_health
-from monitor.core.corroborate import corroborate
-from monitor.core.health import HealthMemory, TargetKey, timing_of
+from monitor.core.corroborate import VERDICT_DISPUTED, corroborate
+from monitor.core.health import CONFIRMED, HealthMemory, TargetKey, timing_of
 from monitor.core.model import ReadFailure, Report, Topology
-from monitor.daemon.shared import Shared, log_failed_reads
+from monitor.daemon.shared import Shared, log, log_failed_reads
 
 DEFAULT_SWEEP_SECONDS = 300.0
 SETTLE_SECONDS = 2.0  # read a little after the window ends, not on its edge
@@ -38,6 +38,7 @@ class HealthWatch:
         self._next_sweep: dict[str, float] = {}  # target group -> wall time of its next sweep read
         self._admitted: dict[str, bool] = {}  # target group -> every path admitted at the last check
         self._disputed: frozenset = frozenset()
+        self._confirmed: set[tuple[str, str | None, str | None]] = set()  # cuts already said confirmed
         self._names: dict[str, tuple[str, tuple[str, ...]]] = {}  # target group -> (its name, its LBs' names)
         self._windows: dict[str, float] = {}  # target group -> its health-check window
         self.on_due: Callable[[], None] | None = None  # wakes the health job (the runner sets it)
@@ -79,6 +80,7 @@ class HealthWatch:
                 # dispute ends the moment it does) or keep disagreeing.
                 if not self._due.get(arn):
                     self._due[arn] = [now + windows.get(arn, 0) + SETTLE_SECONDS]
+        self._tell(out.report, new_disputes, now)
         if new_disputes:
             self._shared.metrics.count_disputes(len(new_disputes))
         if forgot:
@@ -86,6 +88,32 @@ class HealthWatch:
         if wake and self.on_due is not None:
             self.on_due()
         return out.report
+
+    def _tell(self, after: Report, new_disputes: frozenset, now: float) -> None:
+        """One log event (and, by the leader, an Event on the Ingress) when the ELB confirms a cut and
+        when it starts disputing one: cause and effect, said once each."""
+        lbs = {lb.name: lb for lb in after.load_balancers}
+        confirmed = set()
+        for finding in after.findings:
+            key = (finding.code, finding.load_balancer, finding.security_group)
+            if finding.confirmation == CONFIRMED:
+                confirmed.add(key)
+                if key not in self._confirmed:
+                    self._say("cut_confirmed", "CutConfirmed", finding, lbs, now,
+                              "the ELB reports the targets of this cut failing its health checks: "
+                              + finding.message)
+            elif finding.code == VERDICT_DISPUTED and any(
+                    (lb, group) == (finding.load_balancer, finding.security_group) for _, lb, group in new_disputes):
+                self._say("verdict_disputed", "VerdictDisputed", finding, lbs, now, finding.message)
+        self._confirmed = confirmed
+
+    def _say(self, event: str, reason: str, finding, lbs, now: float, message: str) -> None:
+        log.warning(event, code=finding.code, load_balancer=finding.load_balancer,
+                    security_group=finding.security_group, targets=len(finding.paths), message=message)
+        lb = lbs.get(finding.load_balancer or "")
+        remediator = self._shared.remediator
+        if lb is not None and lb.ingress and remediator is not None:
+            remediator.post_event(lb.ingress_namespace, lb.ingress, reason, message, True, now)
 
     def _forget_gone(self, arns: set[str]) -> bool:
         gone = [arn for arn in {*self._next_sweep, *self._due, *self.memory.reads} if arn not in arns]

@@ -151,3 +151,47 @@ def test_no_sweep_reads_only_what_a_verdict_change_asks_for(tiny_world, monkeypa
         tiny_world.revoke_node_rule("web")
         daemon.check()
         assert daemon.read_health() == 1
+
+
+def test_targets_timing_out_while_every_rule_admits_them_are_unexplained_past_the_window(tiny_world, monkeypatch):
+    with AwsProxy(tiny_world.endpoint) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        clients = aws.connect(None)
+        clients.pacer.configure(None)
+        clock = Clock()
+        daemon = Daemon(clients, CLUSTER, Metrics(), interval=10.0, topology_interval=300.0, wall=clock,
+                        health_sweep=60.0)
+        daemon.run_once()
+        proxy.rewrite("DescribeTargetHealth", timed_out)  # a host firewall: the rules admit, the ELB times out
+        clock.now += 60
+        assert daemon.read_health() == 2  # the sweep
+        assert cut_findings(daemon) == []  # one read is not enough: the window has not passed
+        clock.now += WINDOW + 5
+        assert daemon.read_health() == 2  # read again past the window, without waiting for the sweep
+        found = [f for f in daemon.check().report.findings if f.code == "UNHEALTHY_UNEXPLAINED"]
+        assert len(found) == 2 and all(f.severity.value == "warning" for f in found)
+        assert tiny_world.instance_id in found[0].message and "Target.Timeout" in found[0].message
+        proxy.heal()
+        clock.now += 60
+        daemon.read_health()
+        assert not [f for f in daemon.check().report.findings if f.code == "UNHEALTHY_UNEXPLAINED"]
+
+
+def test_a_cut_on_a_port_the_health_checks_do_not_use_stays_critical_while_the_elb_says_healthy(
+        watched, tiny_world):
+    daemon, proxy, clock, metrics = watched
+    elbv2 = tiny_world.client("elbv2")
+    web = tiny_world.albs["web"]
+    elbv2.modify_target_group(TargetGroupArn=web.target_group_arn, HealthCheckPort="30081")
+    daemon.refresh_topology("scheduled")
+    ec2 = tiny_world.client("ec2")
+    # The node rule is replaced by one admitting the health-check port only: traffic on 30080 is cut.
+    tiny_world.revoke_node_rule("web")
+    ec2.authorize_security_group_ingress(GroupId=tiny_world.node_sg, IpPermissions=[{
+        "IpProtocol": "tcp", "FromPort": 30081, "ToPort": 30081, "UserIdGroupPairs": [{"GroupId": web.security_group}]}])
+    assert cut_findings(daemon) == [("ACCESS_REVOKED", "critical", "not_exercised")]
+    for _ in range(3):
+        clock.now += WINDOW + 5
+        daemon.read_health()
+    assert cut_findings(daemon) == [("ACCESS_REVOKED", "critical", "not_exercised")]
+    assert samples(metrics, "albsg_verdict_disputes_total") == {(): 0.0}
