@@ -80,7 +80,8 @@ def corroborate(report: Report, memory: HealthMemory, target_groups: Iterable[Ta
             findings.append(replace(finding, confirmation=word))
     if not one_shot:
         findings.extend(_unexplained(report, memory, target_groups, windows))
-    findings.sort(key=lambda f: (_SEVERITY_ORDER[f.severity], f.code, f.load_balancer or "", f.rule or ""))
+    # Stable, by severity only: a disputed cut moves among the warnings, the rest keep the order given.
+    findings.sort(key=lambda f: _SEVERITY_ORDER[f.severity])
     return Corroborated(replace(report, findings=tuple(findings)), frozenset(disputed))
 
 
