@@ -17,7 +17,7 @@ from monitor.cli import main
 from monitor.core.settings import Settings
 from monitor.surface.main import assemble_daemon
 from tests.daemon.test_daemon import reachable, scrape
-from tests.support.awsproxy import ERROR, AwsProxy
+from tests.support.awsproxy import DROP, ERROR, MALFORMED, THROTTLE, UNAVAILABLE, AwsProxy
 from tests.support.fixtures import tiny_aws_env, tiny_moto, tiny_world  # noqa: F401 (fixtures)
 from tests.support.helpers import codes, lb_by_name, run_check
 from tests.support.tinyworld import CLUSTER, V2_MANAGED_SG_DESCRIPTION, World
@@ -170,14 +170,41 @@ def test_an_address_owned_in_two_vpcs_is_not_judged_and_says_which(tiny_world, p
     assert code == 0 and lb_by_name(report, name)["reachable"] is None
 
 
+@pytest.mark.parametrize("kind", [ERROR, THROTTLE, UNAVAILABLE, MALFORMED, DROP])
 @pytest.mark.parametrize("operation", ["DescribeNetworkInterfaces", "DescribeSubnets"])
-def test_a_failed_lookup_is_unknown_never_not_judged(tiny_world, proxy, capsys, operation):
+def test_a_failed_lookup_is_unknown_never_not_judged(tiny_world, proxy, capsys, monkeypatch, operation, kind):
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # the verdict on a failed answer, not the retry, is tested
     web = tiny_world.albs["web"]
     register_outside(tiny_world, proxy, web.arn, "k8s-web-far", ON_PREMISES)
-    proxy.fail([operation], kind=ERROR, status=403, code="UnauthorizedOperation")
+    if kind == ERROR:
+        proxy.fail([operation], kind=ERROR, status=403, code="UnauthorizedOperation")
+    else:
+        proxy.fail([operation], kind=kind)
     code, report = run_check(capsys, CLUSTER)
     lb = lb_by_name(report, web.name)
     far = next(p for p in lb["paths"] if p["target"] == ON_PREMISES)
     assert far["state"] == "unknown" and "not_judged_reason" not in far
     assert lb["reachable"] is None and report["complete"] is False and code == 3
     assert "OBSERVATION_INCOMPLETE" in codes(report)
+
+
+def test_an_ipv6_address_in_a_peered_vpc_is_found_through_its_subnet(tiny_world, proxy, capsys):
+    # No address filter serves IPv6 everywhere: the address is found among the ENIs of the account's
+    # subnet it falls in.
+    name, arn, alb_sg = alb_without_targets(tiny_world, "k8s-shop-far-0123456789")
+    ec2 = tiny_world.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.1.0.0/16", AmazonProvidedIpv6CidrBlock=True)["Vpc"]
+    net = vpc["Ipv6CidrBlockAssociationSet"][0]["Ipv6CidrBlock"].replace("::/56", "::/64")
+    subnet = ec2.create_subnet(VpcId=vpc["VpcId"], CidrBlock="10.1.1.0/24", Ipv6CidrBlock=net)["Subnet"]["SubnetId"]
+    sg = ec2.create_security_group(GroupName="peer-pods6", Description="pods", VpcId=vpc["VpcId"])["GroupId"]
+    address = net.replace("::/64", "::2a")
+    ec2.create_network_interface(SubnetId=subnet, Groups=[sg], Ipv6Addresses=[{"Ipv6Address": address}])
+    admit(tiny_world, sg, alb_sg)
+    # The ALB's group lets IPv6 out as a dual-stack VPC's default rule does (its own VPC is IPv4-only).
+    ec2.authorize_security_group_egress(GroupId=alb_sg, IpPermissions=[
+        {"IpProtocol": "-1", "Ipv6Ranges": [{"CidrIpv6": "::/0"}]}])
+    register_outside(tiny_world, proxy, arn, "k8s-far-tg", address)
+    code, report = run_check(capsys, CLUSTER)
+    path = only_path(report, name)
+    assert path["state"] == "covered" and path["security_groups"] == [sg], path
+    assert code == 0 and lb_by_name(report, name)["reachable"] is True
