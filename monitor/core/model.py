@@ -84,6 +84,8 @@ class Target:
     security_groups: tuple[str, ...] | None
     state: str = ""
     address: str | None = None  # where the load balancer sends to: the IP, or an instance's primary IPv4
+    outside: bool = False  # an ip target registered with AvailabilityZone=all (outside the target group's VPC)
+    unjudged: str = ""  # why its path cannot be judged ("" when it can): no ENI of the account owns its address
 
     @property
     def judged(self) -> bool:
@@ -209,6 +211,8 @@ class PathResult:
     egress_allowed: bool | None = True
     egress_missing: tuple[tuple[str, int], ...] = ()  # those no outbound rule lets out, when egress_allowed is False
     health_need: tuple[str, int] | None = None  # the (protocol, port) the ELB's health checks use
+    judged: bool = True  # False: no ENI of the account owns the target's address, nothing can be judged
+    not_judged_reason: str = ""  # why, when not judged
 
     @property
     def reachable(self) -> bool | None:
@@ -218,6 +222,18 @@ class PathResult:
         if self.covered is None or self.egress_allowed is None:
             return None
         return True
+
+    @property
+    def state(self) -> str:
+        """`covered`, `uncovered`, `unknown` (a read failed) or `not_judged`, as users see it."""
+        if not self.judged:
+            return "not_judged"
+        return PATH_STATES[self.reachable]
+
+
+# What a judged path's reachability is called; PATH_STATE_NAMES lists every state, not_judged last.
+PATH_STATES: dict[bool | None, str] = {True: "covered", False: "uncovered", None: "unknown"}
+PATH_STATE_NAMES = ("covered", "uncovered", "unknown", "not_judged")
 
 
 @dataclass(frozen=True)
@@ -254,6 +270,11 @@ class LoadBalancerResult:
     paths: tuple[PathResult, ...]
     ingress_namespace: str = ""
     ingress: str = ""
+
+    @property
+    def not_judged(self) -> bool:
+        """Every path of it is not judged: its `reachable` is None for that, not for a failed read."""
+        return bool(self.paths) and not any(p.judged for p in self.paths)
 
 
 @dataclass(frozen=True)

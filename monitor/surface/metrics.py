@@ -17,7 +17,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 
 from monitor import __version__
-from monitor.core.model import Report, Severity
+from monitor.core.model import Report
+from monitor.surface.series import disputed_load_balancers, finding_counts, path_counts
 
 # A `_created` sample per counter doubles every series for no use on a dashboard or in an alert.
 prometheus_client.disable_created_metrics()
@@ -26,25 +27,6 @@ prometheus_client.disable_created_metrics()
 # and `already_present`: a restore found the rule there already (another writer put it back first).
 REMEDIATION_RESULTS = ("restored", "dry_run", "failed", "suppressed", "cleaned_up", "already_present")
 
-# The contract's finding codes are always rendered, at 0 when absent, so `albsg_findings{code=…} > 0` and
-# dashboards see a series from the first scrape; other codes appear while they are found.
-KNOWN_FINDINGS: dict[str, str] = {
-    "ACCESS_REVOKED": Severity.CRITICAL.value,
-    "EGRESS_BLOCKED": Severity.CRITICAL.value,
-    "SHARED_LABEL_ON_FOREIGN_SOURCE": Severity.CRITICAL.value,
-    "UNCLAIMED_SHARED_LABEL": Severity.WARNING.value,
-    "AMBIGUOUS_NODE_SECURITY_GROUP": Severity.CRITICAL.value,
-    "MIGRATION_POLICY_MISSING": Severity.CRITICAL.value,
-    "CONTROLLERS_BOTH_RUNNING": Severity.CRITICAL.value,
-    "V1_CONTROLLER_TOO_OLD": Severity.CRITICAL.value,
-    "UNADOPTED_LOAD_BALANCER": Severity.INFO.value,
-    "UNLABELLED_V1_RULE": Severity.INFO.value,
-    "REMEDIATION_FIGHT": Severity.CRITICAL.value,
-    "OBSERVATION_INCOMPLETE": Severity.WARNING.value,
-    "RULE_QUOTA_NEAR": Severity.WARNING.value,
-    "VERDICT_DISPUTED": Severity.WARNING.value,
-    "UNHEALTHY_UNEXPLAINED": Severity.WARNING.value,
-}
 
 # What happened to each message read from the events queue: `matched` (it touched something watched),
 # or why it was ignored (monitor.core.events.Rejection values, duplicate, unwatched, rejected).
@@ -107,6 +89,14 @@ class _StateCollector:
         for name in disputed_load_balancers(report):
             disputed.add_metric([name], 1)
         yield disputed
+        paths = GaugeMetricFamily(
+            "albsg_paths",
+            "Paths of the last check by state: covered, uncovered, unknown (a read failed), not_judged "
+            "(no ENI of the account owns the target's address; never counted reachable).",
+            labels=["state"])
+        for state, count in path_counts(report).items():
+            paths.add_metric([state], count)
+        yield paths
         findings = GaugeMetricFamily("albsg_findings", "Findings of the last cycle, by code.",
                                      labels=["code", "severity"])
         for (code, severity), count in sorted(finding_counts(report).items()):
@@ -145,27 +135,6 @@ class _PersistenceCollector:
                 "1 while the remembered rules and remediation history are saved where they survive a restart; "
                 "0 when the last save failed or the location was found not writable at start.",
                 value=1 if persisted else 0)
-
-
-CUT_CODES = ("ACCESS_REVOKED", "EGRESS_BLOCKED", "NACL_BLOCKED", "CLIENTS_NOT_ADMITTED")
-
-
-def disputed_load_balancers(report: Report) -> list[str]:
-    """Unreachable load balancers whose every cut finding the ELB disputes."""
-    cuts: dict[str, set[str]] = {}
-    for finding in report.findings:
-        if finding.load_balancer and (finding.code in CUT_CODES or finding.code == "VERDICT_DISPUTED"):
-            cuts.setdefault(finding.load_balancer, set()).add(finding.code)
-    return sorted(lb.name for lb in report.load_balancers
-                  if lb.reachable is False and cuts.get(lb.name) == {"VERDICT_DISPUTED"})
-
-
-def finding_counts(report: Report) -> dict[tuple[str, str], int]:
-    counts = {(code, severity): 0 for code, severity in KNOWN_FINDINGS.items()}
-    for finding in report.findings:
-        key = (finding.code, finding.severity.value)
-        counts[key] = counts.get(key, 0) + 1
-    return counts
 
 
 class Metrics:

@@ -12,7 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from monitor import cli
 from monitor.core.model import Finding, LoadBalancerResult, Report, Severity
-from monitor.surface.metrics import KNOWN_FINDINGS, Metrics
+from monitor.surface.metrics import Metrics
+from monitor.surface.series import KNOWN_FINDINGS
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = ROOT / "docs" / "reference.md"
