@@ -9,7 +9,9 @@ import pytest
 
 from monitor.core import restores
 from monitor.core.clients import default_preserve
+from monitor.core.cluster_model import ClusterState, Service
 from monitor.core.evaluate import evaluate
+from monitor.core.ingress_join import join_ingresses
 from monitor.core.memory import Memory, RuleTuple, remember
 from monitor.core.model import LoadBalancer, Observation, PeerKind, Rule, SecurityGroup, Target, TargetGroup, Topology
 
@@ -159,3 +161,14 @@ def test_an_nlb_without_groups_whose_cidr_rule_is_revoked_is_reported_and_never_
     needed = restores.needs(mem, report)
     assert needed == {RuleTuple.of(subnet_rules()[1]): needed[RuleTuple.of(subnet_rules()[1])]}
     assert [n.reason for n in needed.values()] == [restores.CIDR_NOT_RESTORED]
+
+
+@pytest.mark.parametrize("services, expected", [
+    ((Service("game", "tcp", "LoadBalancer", source_ranges=("203.0.113.0/24",)),), ("203.0.113.0/24",)),
+    ((Service("game", "other", "LoadBalancer", source_ranges=("203.0.113.0/24",)),), ()),  # not its Service
+    (None, None),  # Services unread: the clients are unknown
+])
+def test_the_nlb_of_a_service_takes_its_source_ranges(services, expected):
+    lb = nlb(tags=(("service.k8s.aws/stack", "game/tcp"),))
+    joined = join_ingresses(topology(lb=lb), ClusterState(services=services))
+    assert joined.load_balancers[0].client_ranges == expected
