@@ -141,7 +141,7 @@ def not_admitted(lb: LoadBalancer, paths: Iterable[PathResult], target_groups: I
                 f"{controllers.lb_label(lb)} preserves client addresses (target group {tg.name if tg else tg_arn}): "
                 f"its {len(group_paths)} target(s) behind {group_id} see the clients' addresses on {spans}, and no "
                 f"rule admits {', '.join(missing)}; health checks pass (they come from the load balancer's own "
-                f"subnets) while every such client is dropped. Admit the clients on the traffic port, e.g. "
+                f"subnets) while every such client is dropped: admit the clients on the traffic port, e.g. "
                 f"`aws ec2 authorize-security-group-ingress --group-id {group_id} --ip-permissions "
                 f"{cidr_permissions([(p, port, port) for p in protocols for port in ports], missing, 'clients')}`"
                 + (f", or from the load balancer's group {lb.security_groups[0]}" if lb.security_groups else "")
