@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from monitor.aws import enis, outside
+from monitor.aws import client_ip, enis, outside
 from monitor.aws.calls import (
     EC2_FILTER_VALUES,
     EC2_PAGE,
@@ -134,7 +134,10 @@ def _describe(d: _Discovery, raw_lbs: list[dict], list_target_groups: TargetGrou
     eni_groups = {sg for tg in target_groups for t in tg.targets or () for sg in t.security_groups or ()}
     groups = describe_groups(clients, sorted(lb_groups | eni_groups), d.failures)
     subnets = _subnets(d, lbs)
-    load_balancers = tuple(_load_balancer(lb, tags[lb["LoadBalancerArn"]], subnets, cluster) for lb in lbs)
+    # Where an internal NLB's clients come from, should its targets see their addresses.
+    vpcs = client_ip.vpc_cidrs(clients, sorted({lb.get("VpcId", "") for lb in lbs if lb.get("Type") == "network"
+                                                and lb.get("Scheme") == "internal"}), d.failures)
+    load_balancers = tuple(_load_balancer(lb, tags[lb["LoadBalancerArn"]], subnets, cluster, vpcs) for lb in lbs)
     return Topology(
         cluster=cluster,
         region=clients.region,
@@ -164,12 +167,12 @@ def _lb_tags(d: _Discovery, arns: list[str]) -> dict[str, dict[str, str]]:
 
 
 def _is_cluster_alb(lb: dict, tags: dict[str, str] | None, cluster: str) -> bool:
-    # Only load balancers with security groups have a path the node SGs can cut: every ALB, and
-    # NLBs created with security groups (v2.6+). Untagged-because-unreadable LBs were recorded as
-    # a failure by _lb_tags and are left out here.
+    # Every ALB and NLB: an NLB without security groups (made before v2.6, or with them turned off)
+    # has node rules too, CIDR rules v2 writes and revokes the same way. Untagged-because-unreadable
+    # LBs were recorded as a failure by _lb_tags and are left out here.
     if tags is None or not controllers.belongs_to_cluster(tags, cluster):
         return False
-    return lb.get("Type") == "application" or bool(lb.get("SecurityGroups"))
+    return lb.get("Type") in ("application", "network")
 
 
 def _target_groups(d: _Discovery, lb_arns: set[str], list_target_groups: TargetGroupLister) -> list[TargetGroup]:
@@ -205,6 +208,7 @@ def _target_groups(d: _Discovery, lb_arns: set[str], list_target_groups: TargetG
             unhealthy_threshold=tg.get("UnhealthyThresholdCount"),
             load_balancer_arns=attached,
             targets=None if health is None else _targets(tg, health),
+            preserve_client_ip=client_ip.preserve_client_ip(d.clients, tg, d.failures),
         ))
     return groups
 
@@ -329,7 +333,8 @@ def _subnets(d: _Discovery, lbs: list[dict]) -> dict[str, _Subnet]:
     return found
 
 
-def _load_balancer(lb: dict, tags: dict[str, str], subnets: dict[str, _Subnet], cluster: str) -> LoadBalancer:
+def _load_balancer(lb: dict, tags: dict[str, str], subnets: dict[str, _Subnet], cluster: str,
+                   vpcs: dict[str, tuple[str, ...]]) -> LoadBalancer:
     namespace, ingress = controllers.ingress_of(tags)
     ids = [az["SubnetId"] for az in lb.get("AvailabilityZones", ()) if az.get("SubnetId")]
     mine = [subnets[i] for i in ids if i in subnets]
@@ -347,4 +352,7 @@ def _load_balancer(lb: dict, tags: dict[str, str], subnets: dict[str, _Subnet], 
         dns_name=lb.get("DNSName", ""),
         subnet_ipv6_cidrs=tuple(sorted({c for s in mine for c in s.ipv6_cidrs})),
         subnets_read=len(mine) == len(ids),
+        scheme=lb.get("Scheme") or "internet-facing",  # AWS's default when not said
+        ip_address_type=lb.get("IpAddressType", ""),
+        vpc_cidrs=vpcs.get(lb.get("VpcId", "")) if lb.get("Scheme") == "internal" else (),
     )

@@ -20,6 +20,7 @@ GROUP_NAME_ANNOTATION = "alb.ingress.kubernetes.io/group.name"
 INGRESS_CLASS_ANNOTATION = "kubernetes.io/ingress.class"
 ALB_INGRESS_CLASS_CONTROLLER = "ingress.k8s.aws/alb"
 IRSA_ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"
+SOURCE_RANGES_ANNOTATION = "service.beta.kubernetes.io/load-balancer-source-ranges"
 
 _VERSION_RE = re.compile(r"v?(\d+)\.(\d+)(?:\.(\d+))?")
 
@@ -84,6 +85,9 @@ class Service:
     name: str
     service_type: str
     ports: tuple[ServicePort, ...] = ()
+    # spec.loadBalancerSourceRanges, else the load-balancer-source-ranges annotation: the only clients
+    # its load balancer lets in (() when it names none).
+    source_ranges: tuple[str, ...] = ()
 
     @property
     def node_ports(self) -> tuple[int, ...]:

@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from monitor.core import controllers, coverage, ownership, quota
+from monitor.core import clients, controllers, coverage, ownership, quota
 from monitor.core import failures as failures_words
 from monitor.core.coverage import Need
 from monitor.core.model import (
@@ -75,6 +75,7 @@ def evaluate(topology: Topology, observation: Observation) -> Report:
         )
         findings.extend(_revoked(lb, paths))
         findings.extend(_egress_blocked(lb, paths))
+        findings.extend(clients.not_admitted(lb, paths, by_lb[lb.arn]))
         if lb.adoption == "v1":
             findings.append(_unadopted(lb))
 
@@ -161,8 +162,8 @@ def _path(lb: LoadBalancer, tg: TargetGroup, target: Target, needs: tuple[Need, 
     subnets = lb.subnet_ipv6_cidrs if family == 6 else lb.subnet_cidrs
     source = coverage.Peer(groups=frozenset(lb.security_groups), networks=subnets if lb.subnets_read else None,
                            family=family)
-    verdict = coverage.cover(context.rules(sgs, egress=False), needs, source, context.prefix_lists,
-                             rules_complete=all(g in context.read_groups for g in sgs))
+    verdict, admitted = clients.judge(lb, tg, target, needs, context.rules(sgs, egress=False), source,
+                                      context.prefix_lists, all(g in context.read_groups for g in sgs))
     return PathResult(
         **base,
         security_groups=sgs,
@@ -173,6 +174,8 @@ def _path(lb: LoadBalancer, tg: TargetGroup, target: Target, needs: tuple[Need, 
         missing=verdict.missing,
         egress_allowed=egress.covered,
         egress_missing=egress.missing,
+        clients_admitted=admitted.admitted,
+        clients_missing=admitted.missing,
     )
 
 
@@ -241,10 +244,13 @@ def _revoked(lb: LoadBalancer, paths: tuple[PathResult, ...]) -> Iterable[Findin
     for path in paths:
         if path.covered is False and path.judged:
             by_group[path.node_security_group or "?"].append(path)
-    source = lb.security_groups[0] if lb.security_groups else "the ALB's security group"
+    # Without security groups (an NLB made so) its node rules can only name its subnets.
+    source = lb.security_groups[0] if lb.security_groups else ", ".join((*lb.subnet_cidrs, *lb.subnet_ipv6_cidrs))
     for group_id, group_paths in sorted(by_group.items()):
         ports = sorted({p for path in group_paths for p in path.missing_ports})
         spans = _spans({m for path in group_paths for m in path.missing})
+        permissions = (_permissions(spans, source, 'restored-by-hand') if lb.security_groups else
+                       clients.cidr_permissions(spans, (*lb.subnet_cidrs, *lb.subnet_ipv6_cidrs), 'restored-by-hand'))
         yield Finding(
             code="ACCESS_REVOKED",
             severity=Severity.CRITICAL,
@@ -255,7 +261,7 @@ def _revoked(lb: LoadBalancer, paths: tuple[PathResult, ...]) -> Iterable[Findin
                 f"{controllers.lb_label(lb)} cannot reach {len(group_paths)} target(s) on port(s) "
                 f"{', '.join(map(str, ports))} through {group_id}: admit {_span_text(spans)} from {source} again, "
                 f"with a description of your own (never the v2 label), e.g. `aws ec2 authorize-security-group-ingress "
-                f"--group-id {group_id} --ip-permissions {_permissions(spans, source, 'restored-by-hand')}`."
+                f"--group-id {group_id} --ip-permissions {permissions}`."
             ),
         )
 

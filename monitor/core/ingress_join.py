@@ -1,4 +1,5 @@
-"""Joins Kubernetes Ingress names into load balancers whose AWS tags did not name a single Ingress."""
+"""Joins Kubernetes names into load balancers: Ingress names where the AWS tags did not name a single
+Ingress, and a Service's loadBalancerSourceRanges into its NLB."""
 
 from __future__ import annotations
 
@@ -15,10 +16,25 @@ def join_ingresses(topology: Topology, state: ClusterState) -> Topology:
 
     Several Ingresses behind one ALB (an IngressGroup) are listed comma-separated, sorted: in one
     namespace as (namespace, "a,b"); across namespaces as ("", "ns1/a,ns2/b")."""
+    topology = _join_services(topology, state)
     if not state.ingresses:
         return topology
     lbs = tuple(_joined(lb, state.ingresses) for lb in topology.load_balancers)
     return replace(topology, load_balancers=lbs)
+
+
+def _join_services(topology: Topology, state: ClusterState) -> Topology:
+    """Give each NLB of a Service (v2's stack tag names it namespace/name) the Service's
+    loadBalancerSourceRanges: the clients it lets in. Unknown (None) while Services are unread."""
+    services = None if state.services is None else {(s.namespace, s.name): s for s in state.services}
+    lbs = []
+    for lb in topology.load_balancers:
+        stack = lb.tag(controllers.SERVICE_STACK_TAG) or ""
+        if lb.lb_type == "network" and "/" in stack:
+            service = None if services is None else services.get(tuple(stack.split("/", 1)))
+            lb = replace(lb, client_ranges=None if services is None else (service.source_ranges if service else ()))
+        lbs.append(lb)
+    return replace(topology, load_balancers=tuple(lbs))
 
 
 def _joined(lb: LoadBalancer, ingresses: tuple[Ingress, ...]) -> LoadBalancer:

@@ -113,6 +113,10 @@ class TargetGroup:
     health_check_interval: int | None = None
     health_check_timeout: int | None = None
     unhealthy_threshold: int | None = None
+    # Whether targets see the client's address: preserve_client_ip.enabled, or AWS's default when it
+    # is unset. Read for network target groups only (an ALB never preserves); None there means the
+    # attribute could not be read, and the clients' check is unknown.
+    preserve_client_ip: bool | None = None
 
     def health_port_for(self, target: Target) -> int:
         if self.health_check_port in ("", "traffic-port"):
@@ -135,6 +139,13 @@ class LoadBalancer:
     dns_name: str = ""  # matches the Ingress status hostname; joins Kubernetes names in
     subnet_ipv6_cidrs: tuple[str, ...] = ()  # the IPv6 CIDRs associated with those subnets
     subnets_read: bool = True  # False when the subnets could not be described: CIDR coverage is unknown
+    scheme: str = ""  # "internet-facing" | "internal" ("" when not said: AWS's default, internet-facing)
+    ip_address_type: str = ""  # "ipv4" | "dualstack" | "dualstack-without-public-ipv4"
+    # Where clients of a preserving NLB come from. vpc_cidrs: the VPC's CIDRs, for an internal NLB
+    # (None: not read). client_ranges: the Service's loadBalancerSourceRanges (() when it names none;
+    # None when Kubernetes was read but its Services were not).
+    vpc_cidrs: tuple[str, ...] | None = ()
+    client_ranges: tuple[str, ...] | None = ()
 
     def tag(self, key: str) -> str | None:
         return dict(self.tags).get(key)
@@ -213,13 +224,17 @@ class PathResult:
     health_need: tuple[str, int] | None = None  # the (protocol, port) the ELB's health checks use
     judged: bool = True  # False: no ENI of the account owns the target's address, nothing can be judged
     not_judged_reason: str = ""  # why, when not judged
+    # An NLB that preserves client addresses: whether the traffic port admits its clients (True for
+    # every other path), and the client ranges not admitted when it is False.
+    clients_admitted: bool | None = True
+    clients_missing: tuple[str, ...] = ()
 
     @property
     def reachable(self) -> bool | None:
-        """Both directions: False when either is known blocked, None when either is unknown."""
-        if self.covered is False or self.egress_allowed is False:
+        """Both directions and the clients: False when any is known blocked, None when any is unknown."""
+        if self.covered is False or self.egress_allowed is False or self.clients_admitted is False:
             return False
-        if self.covered is None or self.egress_allowed is None:
+        if self.covered is None or self.egress_allowed is None or self.clients_admitted is None:
             return None
         return True
 

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from monitor.core.cluster_model import (
     INGRESS_CLASS_ANNOTATION,
+    SOURCE_RANGES_ANNOTATION,
     ControllerDeployment,
     Ingress,
     IngressClass,
@@ -68,7 +69,16 @@ def service(obj: dict) -> Service:
                         target_port=str(p.get("targetPort", "")))
             for p in spec.get("ports") or ()
         ),
+        source_ranges=_source_ranges(spec, meta.get("annotations") or {}),
     )
+
+
+def _source_ranges(spec: dict, annotations: dict) -> tuple[str, ...]:
+    """The field wins over the annotation, as in Kubernetes (service.Spec.LoadBalancerSourceRanges)."""
+    ranges = spec.get("loadBalancerSourceRanges") or []
+    if not ranges:
+        ranges = (annotations.get(SOURCE_RANGES_ANNOTATION) or "").split(",")
+    return tuple(r.strip() for r in ranges if r and r.strip())
 
 
 def binding(obj: dict) -> TargetGroupBinding:

@@ -44,6 +44,8 @@ def to_dict(report: Report) -> dict[str, Any]:
                         "missing": _pairs(p.missing),
                         "egress_allowed": p.egress_allowed,
                         "egress_missing": _pairs(p.egress_missing),
+                        "clients_admitted": p.clients_admitted,
+                        "clients_missing": list(p.clients_missing),
                         "state": p.state,
                         **({"not_judged_reason": p.not_judged_reason} if not p.judged else {}),
                     }

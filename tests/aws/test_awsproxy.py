@@ -133,6 +133,6 @@ def test_an_empty_answer_lists_nothing_and_has_no_page_token(proxy):
     assert answer["Subnets"] == [] and "NextToken" not in answer
     assert iam.list_role_policies(RoleName="r")["PolicyNames"] == []
     with pytest.raises(ValueError):
-        proxy.fail("DescribeVpcs", kind=EMPTY)  # not a listing the proxy knows how to empty
+        proxy.fail("DescribeRouteTables", kind=EMPTY)  # not a listing the proxy knows how to empty
     proxy.heal()
     assert iam.list_role_policies(RoleName="r")["PolicyNames"] == ["p"]

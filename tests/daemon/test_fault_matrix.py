@@ -151,10 +151,13 @@ class Matrix:
 def build_world(endpoint: str) -> demo_world.World:
     """The demo's mid-migration cluster, plus the reads it lacks: blog reached only through a CIDR rule
     (DescribeSubnets decides it), marketing only through a prefix list (GetManagedPrefixListEntries),
-    and the v2 role with an attached managed policy as well as inline ones (IAM list and get reads)."""
+    an internal NLB without security groups whose targets see its clients' addresses, admitted
+    from the VPC (DescribeTargetGroupAttributes and DescribeVpcs decide it), and the v2 role with an
+    attached managed policy as well as inline ones (IAM list and get reads)."""
     world = demo_world.seed(endpoint, cluster=f"faults-{uuid.uuid4().hex[:6]}-eks")
     c = world.clients()
     ec2, iam = c["ec2"], c["iam"]
+    _internal_nlb(world, c["elbv2"], ec2)
     demo_world.revoke(world, "blog_v1")
     ec2.authorize_security_group_ingress(GroupId=world.sg["legacy_extra"], IpPermissions=[{
         "IpProtocol": "tcp", "FromPort": 31000, "ToPort": 31000, "IpRanges": [{"CidrIp": "10.20.0.0/23"}]}])
@@ -170,6 +173,21 @@ def build_world(endpoint: str) -> demo_world.World:
         '"Resource": "*"}]}'))["Policy"]["Arn"]
     iam.attach_role_policy(RoleName=role.rsplit("/", 1)[1], PolicyArn=policy)
     return world
+
+
+def _internal_nlb(world: demo_world.World, elbv2: Any, ec2: Any) -> None:
+    lb = elbv2.create_load_balancer(
+        Name=f"k8s-game-tcp-{world.cluster[7:13]}", Type="network", Scheme="internal",
+        Subnets=[world.subnets["private-a"], world.subnets["private-c"]],
+        Tags=[{"Key": controllers.V2_CLUSTER_TAG, "Value": world.cluster},
+              {"Key": controllers.SERVICE_STACK_TAG, "Value": "game/tcp"}])["LoadBalancers"][0]
+    tg = elbv2.create_target_group(Name=f"k8s-game-tcp-{world.cluster[7:13]}", Protocol="TCP", Port=31500,
+                                   VpcId=world.vpc_id, TargetType="instance")["TargetGroups"][0]["TargetGroupArn"]
+    elbv2.register_targets(TargetGroupArn=tg, Targets=[{"Id": world.instances["general"][0], "Port": 31500}])
+    elbv2.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="TCP", Port=80,
+                          DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}])
+    ec2.authorize_security_group_ingress(GroupId=world.sg["cluster"], IpPermissions=[{
+        "IpProtocol": "tcp", "FromPort": 31500, "ToPort": 31500, "IpRanges": [{"CidrIp": "10.20.0.0/16"}]}])
 
 
 def settings(world: demo_world.World, mode: str, state_file: str, events_queue: str | None = None) -> Settings:

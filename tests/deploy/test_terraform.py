@@ -106,7 +106,7 @@ def test_each_policy_document_is_the_json_policy_statement_by_statement(document
 def test_the_comparison_sees_a_changed_action():
     """The comparison is not vacuous: a JSON policy with one more action no longer matches."""
     changed = from_json(IAM / "read-only.json")
-    changed[0]["Action"] |= {"ec2:DescribeVpcs"}
+    changed[0]["Action"] |= {"ec2:DescribeRouteTables"}
     assert from_hcl("read_only") != changed
 
 

@@ -191,3 +191,20 @@ def test_a_full_read_asks_for_exactly_the_declared_access(api):
     ClusterReader(kube.for_host(api.url)).read()
     sent = set(api.access_log())
     assert sent == REQUIRED_ACCESS, sent ^ REQUIRED_ACCESS
+
+
+def test_a_service_source_ranges_come_from_the_field_else_the_annotation(api):
+    """What an NLB of the Service lets in: spec.loadBalancerSourceRanges wins over the annotation."""
+    ports = [{"port": 443, "protocol": "TCP", "targetPort": 8443, "nodePort": 31443}]
+    api.add({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "field", "namespace": "game"},
+             "spec": {"type": "LoadBalancer", "ports": ports, "loadBalancerSourceRanges": ["203.0.113.0/24"]},
+             })
+    api.add({"apiVersion": "v1", "kind": "Service", "metadata": {
+        "name": "annotated", "namespace": "game",
+        "annotations": {"service.beta.kubernetes.io/load-balancer-source-ranges": "198.51.100.0/24, 192.0.2.0/25"}},
+        "spec": {"type": "LoadBalancer", "ports": ports}})
+    api.add({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "open", "namespace": "game"},
+             "spec": {"type": "LoadBalancer", "ports": ports}})
+    state = ClusterReader(kube.for_host(api.url)).read()
+    assert {s.name: s.source_ranges for s in state.services} == {
+        "field": ("203.0.113.0/24",), "annotated": ("198.51.100.0/24", "192.0.2.0/25"), "open": ()}

@@ -47,6 +47,7 @@ LISTINGS = {
     "DescribeSecurityGroupRules": "securityGroupRuleSet",
     "DescribeSecurityGroups": "securityGroupInfo",
     "DescribeSubnets": "subnetSet",
+    "DescribeVpcs": "vpcSet",
     "GetManagedPrefixListEntries": "entrySet",
     "DescribeLoadBalancers": "DescribeLoadBalancersResult/LoadBalancers",
     "DescribeTags": "DescribeTagsResult/TagDescriptions",
