@@ -128,3 +128,17 @@ def test_findings_that_are_not_cuts_are_left_as_they_are():
     out = judged(memory)
     assert [f for f in out.report.findings if f.code == "UNADOPTED_LOAD_BALANCER"][0].confirmation is None
     assert health.CONFIRMATIONS == ("confirmed", "pending", "not_exercised", "unknown")
+
+
+def test_clients_not_admitted_is_never_exercised_by_health_checks_so_never_disputed():
+    from monitor.core.model import Finding
+
+    report, _ = w.observe([w.V1_RULE])  # the load balancer's own addresses are admitted
+    clients = Finding(code="CLIENTS_NOT_ADMITTED", severity=Severity.CRITICAL, message="clients: admit them",
+                      load_balancer="1a2b3c4d-shop-web-0f1e", security_group=w.NODE_SG, paths=(KEY,))
+    report = replace(report, findings=(clients, *report.findings))
+    memory = HealthMemory()
+    memory.saw_cuts([KEY], now=100.0)
+    memory.saw_read(read(100.0 + 10 * WINDOW, "healthy"), admitted=False)  # health checks pass, as they would
+    out = corroborate.corroborate(report, memory, w.topology().target_groups)
+    assert codes(out.report) == [("CLIENTS_NOT_ADMITTED", "critical", "not_exercised")] and not out.disputed
