@@ -24,7 +24,7 @@ from monitor.aws.calls import (
 )
 from monitor.aws.session import AwsClients
 from monitor.core import controllers
-from monitor.core.model import LoadBalancer, ReadFailure, SecurityGroup, Target, TargetGroup, Topology
+from monitor.core.model import LoadBalancer, ReadFailure, SecurityGroup, Subnet, Target, TargetGroup, Topology
 
 
 def _silent(_: str) -> None:
@@ -228,7 +228,7 @@ def _attach_enis(d: _Discovery, groups: list[TargetGroup]) -> list[TargetGroup]:
     addresses: dict[str, str] = {}
     by_instance = enis.instance_enis(d.clients, instance_ids, d.failures, addresses)
     # Addresses are only unique within a VPC (overlapping CIDRs across VPCs are common).
-    by_ip: dict[tuple[str, str], object] = {}
+    by_ip: dict[tuple[str, str], enis.Owner] = {}
     for vpc in sorted({tg.vpc_id for tg in groups if tg.target_type == "ip"}):
         ips = sorted({t.target_id for tg in groups if tg.target_type == "ip" and tg.vpc_id == vpc
                       for t in tg.targets or () if t.judged})
@@ -251,7 +251,8 @@ def _attach_enis(d: _Discovery, groups: list[TargetGroup]) -> list[TargetGroup]:
                 targets.append(t)
             else:
                 address = addresses.get(t.target_id) if tg.target_type == "instance" else t.target_id
-                targets.append(replace(t, eni_id=found[0], security_groups=found[1], address=address))
+                targets.append(replace(t, eni_id=found.eni_id, security_groups=found.groups, address=address,
+                                       subnet_id=found.subnet_id, vpc_id=found.vpc_id))
         out.append(replace(tg, targets=tuple(targets)))
     return out
 
@@ -319,4 +320,5 @@ def _load_balancer(lb: dict, tags: dict[str, str], subnets: dict[str, _Subnet], 
         dns_name=lb.get("DNSName", ""),
         subnet_ipv6_cidrs=tuple(sorted({c for s in mine for c in s.ipv6_cidrs})),
         subnets_read=len(mine) == len(ids),
+        subnets=tuple(Subnet(i, subnets[i].cidr, subnets[i].ipv6_cidrs) for i in ids if i in subnets),
     )

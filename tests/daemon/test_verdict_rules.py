@@ -142,6 +142,16 @@ def test_egress_to_the_node_security_group_is_enough(web, capsys):
 
 # --- IPv6 ip targets ---------------------------------------------------------------------------------
 
+def allow_ipv6_in_default_acl(ec2, vpc_id: str) -> None:
+    """What AWS adds to a VPC's default network ACL with its IPv6 block (rule 101, ::/0 both ways)
+    and moto leaves out."""
+    (default,) = ec2.describe_network_acls(Filters=[{"Name": "vpc-id", "Values": [vpc_id]},
+                                                    {"Name": "default", "Values": ["true"]}])["NetworkAcls"]
+    for egress in (False, True):
+        ec2.create_network_acl_entry(NetworkAclId=default["NetworkAclId"], RuleNumber=101, Protocol="-1",
+                                     RuleAction="allow", Egress=egress, Ipv6CidrBlock="::/0")
+
+
 @pytest.fixture
 def ipv6_world(tiny_aws_env):
     """A dual-stack VPC and ALB with an IPv6 ip target group: one pod address on a branch ENI."""
@@ -150,6 +160,7 @@ def ipv6_world(tiny_aws_env):
     ec2, elbv2 = boto3.client("ec2", **kw), boto3.client("elbv2", **kw)
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16", AmazonProvidedIpv6CidrBlock=True)["Vpc"]
     block = vpc["Ipv6CidrBlockAssociationSet"][0]["Ipv6CidrBlock"]  # a /56
+    allow_ipv6_in_default_acl(ec2, vpc["VpcId"])
     nets = [f"{block.split('::')[0][:-2]}{i:02x}::/64" for i in (1, 2)]
     subnets = [ec2.create_subnet(VpcId=vpc["VpcId"], CidrBlock=f"10.0.{i}.0/24", Ipv6CidrBlock=net,
                                  AvailabilityZone=f"us-east-1{az}")["Subnet"]["SubnetId"]
