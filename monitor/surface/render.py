@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from monitor.core import failures
-from monitor.core.model import Finding, LoadBalancerResult, Report
+from monitor.core.model import Finding, LoadBalancerResult, NaclBlock, Report
 
 _STATE = {True: "ok", False: "UNREACHABLE", None: "unknown"}
 
@@ -38,6 +38,8 @@ def to_dict(report: Report) -> dict[str, Any]:
                         "missing": _pairs(p.missing),
                         "egress_allowed": p.egress_allowed,
                         "egress_missing": _pairs(p.egress_missing),
+                        "nacl_allowed": p.nacl_allowed,
+                        "nacl_blocked": [_nacl_block(b) for b in p.nacl_blocked],
                     }
                     for p in lb.paths
                 ],
@@ -56,6 +58,11 @@ def _finding(f: Finding) -> dict[str, Any]:
         out["attribution"] = {"principal": a.principal, "actor_kind": a.actor_kind, "event_name": a.event_name,
                               "event_id": a.event_id, "event_time": iso_time(a.event_time)}
     return out
+
+
+def _nacl_block(b: NaclBlock) -> dict[str, Any]:
+    return {"network_acl": b.acl_id, "rule": b.rule, "direction": b.direction, "subnet": b.subnet_id,
+            "protocol": b.protocol, "from_port": b.from_port, "to_port": b.to_port, "peer": b.peer, "reply": b.reply}
 
 
 def iso_time(seconds: float) -> str:

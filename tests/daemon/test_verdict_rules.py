@@ -201,3 +201,31 @@ def test_ipv6_target_admitted_from_one_alb_subnet_only_is_cut(ipv6_world, capsys
     admit(nets[0])
     code, report = run_check(capsys, CLUSTER)
     assert code == 1 and lb_by_name(report, name)["reachable"] is False
+
+
+def test_an_ipv4_network_acl_deny_does_not_stop_an_ipv6_path(ipv6_world, capsys):
+    name, nets, admit = ipv6_world
+    for net in nets:
+        admit(net)
+    ec2, elbv2 = boto3.client("ec2"), boto3.client("elbv2")  # the world's moto, from the environment
+    (lb,) = elbv2.describe_load_balancers(Names=[name])["LoadBalancers"]
+    pod_subnet = next(s["SubnetId"] for s in ec2.describe_subnets(
+        Filters=[{"Name": "vpc-id", "Values": [lb["VpcId"]]}])["Subnets"] if s["CidrBlock"] == "10.0.1.0/24")
+    acl = ec2.create_network_acl(VpcId=lb["VpcId"])["NetworkAcl"]["NetworkAclId"]
+    for egress in (False, True):  # IPv4 denied outright, IPv6 allowed
+        ec2.create_network_acl_entry(NetworkAclId=acl, RuleNumber=10, Protocol="-1", RuleAction="deny",
+                                     Egress=egress, CidrBlock="0.0.0.0/0")
+        ec2.create_network_acl_entry(NetworkAclId=acl, RuleNumber=20, Protocol="-1", RuleAction="allow",
+                                     Egress=egress, Ipv6CidrBlock="::/0")
+    (current,) = ec2.describe_network_acls(
+        Filters=[{"Name": "association.subnet-id", "Values": [pod_subnet]}])["NetworkAcls"]
+    (association,) = [a["NetworkAclAssociationId"] for a in current["Associations"] if a["SubnetId"] == pod_subnet]
+    ec2.replace_network_acl_association(AssociationId=association, NetworkAclId=acl)
+    code, report = run_check(capsys, CLUSTER)
+    path = lb_by_name(report, name)["paths"][0]
+    assert code == 0 and path["nacl_allowed"] is True and "NACL_BLOCKED" not in codes(report)
+    # the same ACL denying IPv6 instead stops it: the entries of the path's family are the ones read
+    ec2.replace_network_acl_entry(NetworkAclId=acl, RuleNumber=10, Protocol="-1", RuleAction="deny", Egress=False,
+                                  Ipv6CidrBlock="::/0")
+    code, report = run_check(capsys, CLUSTER)
+    assert code == 1 and "NACL_BLOCKED" in codes(report)
