@@ -185,7 +185,9 @@ def findings(lb: LoadBalancer, paths: Iterable) -> list[Finding]:
         targets = len({target for target, _ in hits})
         subnets = ", ".join(sorted({b.subnet_id for b in blocks}))
         first = blocks[0]
-        where = "rule *" if rule == "*" else f"rule {rule}"
+        where = "its final rule *, which no entry before it overrides" if rule == "*" else f"rule {rule}"
+        peers = sorted({b.peer for b in blocks} - {first.peer})
+        more = f" and the same for {', '.join(peers)}" if peers else ""
         stopped = "; ".join(_stopped(b) for b in blocks[:3]) + (f"; and {len(blocks) - 3} more" if len(blocks) > 3 else "")
         number = "<a free number>" if rule == "*" else f"<a free number below {rule}>"
         family = "--ipv6-cidr-block" if ":" in first.peer else "--cidr-block"
@@ -202,7 +204,7 @@ def findings(lb: LoadBalancer, paths: Iterable) -> list[Finding]:
                 f"{controllers.lb_label(lb)} cannot reach {targets} target(s): network ACL {acl_id} of subnet(s) "
                 f"{subnets} denies {first.direction} {stopped} at {where} (network ACLs are stateless: the "
                 f"requests and their replies each need an allow); allow it ahead of that rule, e.g. `{fix}`"
-                f"{replace_hint}."
+                f"{more}{replace_hint}."
             ),
         ))
     return out
