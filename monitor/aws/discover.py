@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from monitor.aws import enis
+from monitor.aws import enis, outside
 from monitor.aws.calls import (
     EC2_FILTER_VALUES,
     EC2_PAGE,
@@ -210,11 +210,10 @@ def _targets(tg: dict, health: dict) -> tuple[Target, ...]:
     targets = []
     for description in health.get("TargetHealthDescriptions", ()):
         target = description["Target"]
-        if target.get("AvailabilityZone") == "all":
-            continue  # an address outside the VPC: no security group of ours stands in its way
         targets.append(Target(target_id=target["Id"], port=int(target.get("Port") or tg.get("Port") or 0),
                               eni_id=None, security_groups=None,
-                              state=description.get("TargetHealth", {}).get("State", "")))
+                              state=description.get("TargetHealth", {}).get("State", ""),
+                              outside=target.get("AvailabilityZone") == "all"))
     return tuple(targets)
 
 
@@ -231,8 +230,12 @@ def _attach_enis(d: _Discovery, groups: list[TargetGroup]) -> list[TargetGroup]:
     by_ip: dict[tuple[str, str], enis.Owner] = {}
     for vpc in sorted({tg.vpc_id for tg in groups if tg.target_type == "ip"}):
         ips = sorted({t.target_id for tg in groups if tg.target_type == "ip" and tg.vpc_id == vpc
-                      for t in tg.targets or () if t.judged})
+                      for t in tg.targets or () if t.judged and not t.outside})
         by_ip.update({(vpc, ip): eni for ip, eni in enis.ip_enis(d.clients, vpc, ips, d.failures).items()})
+    # Targets outside the target group's VPC: their ENI may be in any VPC of the account.
+    far = sorted({t.target_id for tg in groups if tg.target_type == "ip" for t in tg.targets or ()
+                  if t.judged and t.outside})
+    far_owners, far_unread = outside.owners_anywhere(d.clients, far, d.failures) if far else ({}, set())
     out = []
     for tg in groups:
         if tg.targets is None:
@@ -242,6 +245,13 @@ def _attach_enis(d: _Discovery, groups: list[TargetGroup]) -> list[TargetGroup]:
         for t in tg.targets:
             if not t.judged:
                 targets.append(t)
+                continue
+            if t.outside and tg.target_type == "ip":
+                if t.target_id in far_unread:
+                    d.incomplete.update(tg.load_balancer_arns)  # a failed lookup is unknown, never unowned
+                    targets.append(t)
+                else:
+                    targets.append(_outside_target(t, far_owners.get(t.target_id, [])))
                 continue
             found = by_instance.get(t.target_id) if tg.target_type == "instance" else by_ip.get((tg.vpc_id, t.target_id))
             if found == enis.GONE:
@@ -255,6 +265,22 @@ def _attach_enis(d: _Discovery, groups: list[TargetGroup]) -> list[TargetGroup]:
                                        subnet_id=found.subnet_id, vpc_id=found.vpc_id))
         out.append(replace(tg, targets=tuple(targets)))
     return out
+
+
+def _outside_target(target: Target, owned: list[outside.Owned]) -> Target:
+    """An address outside the target group's VPC: judged on its ENI when exactly one VPC of the
+    account owns it; not judged when none does (on premises, another account), nor when several do
+    (addresses are unique only within a VPC: which one the traffic reaches cannot be told)."""
+    vpcs = sorted({vpc for vpc, _ in owned})
+    if len(vpcs) == 1:
+        owner = owned[0][1]
+        return replace(target, eni_id=owner.eni_id, security_groups=owner.groups, address=target.target_id,
+                       subnet_id=owner.subnet_id, vpc_id=owner.vpc_id or vpcs[0])
+    if not vpcs:
+        return replace(target, address=target.target_id, unjudged="no ENI of the account owns this address")
+    names = ", ".join(f"{owner[0]} in {vpc}" for vpc, owner in sorted(owned, key=lambda o: (o[0], o[1][0] or "")))
+    return replace(target, address=target.target_id,
+                   unjudged=f"ENIs in {len(vpcs)} VPCs own this address ({names}): which one it reaches is unknown")
 
 
 def describe_groups(clients: AwsClients, group_ids: list[str], failures: list[ReadFailure]) -> list[SecurityGroup]:

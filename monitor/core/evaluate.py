@@ -148,6 +148,11 @@ def _family(tg: TargetGroup, target: Target) -> int:
 def _path(lb: LoadBalancer, tg: TargetGroup, target: Target, needs: tuple[Need, ...], context: _Context) -> PathResult:
     ports = tuple(sorted({port for _, port in needs}))
     base = dict(load_balancer_arn=lb.arn, target_group_arn=tg.arn, target=target.target_id, ports=ports, needs=needs)
+    if target.unjudged:
+        # No ENI of the account owns the address (on premises, another account): no security group
+        # of the account stands in its way that could be read, so neither direction is judged.
+        return PathResult(**base, security_groups=(), covered=None, egress_allowed=None, judged=False,
+                          not_judged_reason=target.unjudged)
     family = _family(tg, target)
     egress = _egress(lb, target, needs, family, context)
     acl = nacl.judge(context.acls, lb, target, needs, family, _address(target))
@@ -208,6 +213,12 @@ def _rule_text(rule: Rule) -> str:
 
 
 def _reachability(paths: tuple[PathResult, ...], unknown: bool) -> bool | None:
+    """Over the judged paths only: a path not judged is never counted reachable, and a load balancer
+    whose every path is not judged has no verdict (None)."""
+    judged = tuple(p for p in paths if p.judged)
+    if paths and not judged:
+        return None
+    paths = judged
     if any(p.reachable is False for p in paths):
         return False
     if unknown or any(p.reachable is None for p in paths):
@@ -235,7 +246,7 @@ def _permissions(spans: list[tuple[str, int, int]], group: str, description: str
 def _revoked(lb: LoadBalancer, paths: tuple[PathResult, ...]) -> Iterable[Finding]:
     by_group: dict[str, list[PathResult]] = defaultdict(list)
     for path in paths:
-        if path.covered is False:
+        if path.covered is False and path.judged:
             by_group[path.node_security_group or "?"].append(path)
     source = lb.security_groups[0] if lb.security_groups else "the ALB's security group"
     for group_id, group_paths in sorted(by_group.items()):
@@ -259,7 +270,7 @@ def _egress_blocked(lb: LoadBalancer, paths: tuple[PathResult, ...]) -> Iterable
     """One finding per destination group: the ALB's SGs let none of its traffic out to them."""
     by_group: dict[str, list[PathResult]] = defaultdict(list)
     for path in paths:
-        if path.egress_allowed is False:
+        if path.egress_allowed is False and path.judged:
             by_group[path.node_security_group or (path.security_groups or ("?",))[0]].append(path)
     sg = lb.security_groups[0] if lb.security_groups else "?"
     for group_id, group_paths in sorted(by_group.items()):

@@ -115,6 +115,8 @@ def remember(previous: Memory, report: Report, rules: tuple[Rule, ...], now: flo
     new: dict[PathKey, PathMemory] = {} if report.complete else dict(old)
     for lb in report.load_balancers:
         for path in lb.paths:
+            if not path.judged:
+                continue  # nothing covers it that the monitor could read, nothing to restore
             for port in path.ports:
                 key = PathKey(lb.arn, path.target_group_arn, path.target, port)
                 before = old.get(key)

@@ -95,6 +95,8 @@ class Target:
     address: str | None = None  # where the load balancer sends to: the IP, or an instance's primary IPv4
     subnet_id: str | None = None  # the ENI's subnet (its network ACL filters the target's traffic)
     vpc_id: str | None = None  # the ENI's VPC
+    outside: bool = False  # an ip target registered with AvailabilityZone=all (outside the target group's VPC)
+    unjudged: str = ""  # why its path cannot be judged ("" when it can): no ENI of the account owns its address
 
     @property
     def judged(self) -> bool:
@@ -263,6 +265,8 @@ class PathResult:
     egress_missing: tuple[tuple[str, int], ...] = ()  # those no outbound rule lets out, when egress_allowed is False
     nacl_allowed: bool | None = True  # whether the subnets' network ACLs pass it and its replies
     nacl_blocked: tuple[NaclBlock, ...] = ()  # what stops it there, when nacl_allowed is False
+    judged: bool = True  # False: no ENI of the account owns the target's address, nothing can be judged
+    not_judged_reason: str = ""  # why, when not judged
 
     @property
     def reachable(self) -> bool | None:
@@ -274,6 +278,18 @@ class PathResult:
         if any(v is None for v in verdicts):
             return None
         return True
+
+    @property
+    def state(self) -> str:
+        """`covered`, `uncovered`, `unknown` (a read failed) or `not_judged`, as users see it."""
+        if not self.judged:
+            return "not_judged"
+        return PATH_STATES[self.reachable]
+
+
+# What a judged path's reachability is called; PATH_STATE_NAMES lists every state, not_judged last.
+PATH_STATES: dict[bool | None, str] = {True: "covered", False: "uncovered", None: "unknown"}
+PATH_STATE_NAMES = ("covered", "uncovered", "unknown", "not_judged")
 
 
 @dataclass(frozen=True)
@@ -308,6 +324,11 @@ class LoadBalancerResult:
     paths: tuple[PathResult, ...]
     ingress_namespace: str = ""
     ingress: str = ""
+
+    @property
+    def not_judged(self) -> bool:
+        """Every path of it is not judged: its `reachable` is None for that, not for a failed read."""
+        return bool(self.paths) and not any(p.judged for p in self.paths)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 A path whose coverage is unknown for a while keeps its last known state, so a revocation that
 happened while reads were failing is still counted when the reads come back (covered → unknown
-→ uncovered is one revocation; covered → unknown → covered is none).
+→ uncovered is one revocation; covered → unknown → covered is none). A path not judged (no ENI of
+the account owns its target's address) has no coverage: it is forgotten.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ def advance(previous: Coverage, report: Report) -> tuple[Coverage, tuple[Revocat
     revocations: list[Revocation] = []
     for lb in report.load_balancers:
         for path in lb.paths:
+            if not path.judged:
+                continue  # no coverage to know or remember: it is forgotten, as a vanished path is
             key = path_key(path)
             before = previous.known.get(key)
             state = path.reachable  # a cut outbound rule of the ALB cuts the path as surely as an inbound one

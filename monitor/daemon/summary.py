@@ -32,8 +32,13 @@ class CycleSummary:
         return self.report is not None and self.report.complete
 
     def count(self, reachable: bool | None) -> int:
+        """Load balancers by reachability; one whose every path is not judged is not unknown (not_judged())."""
         lbs = self.report.load_balancers if self.report else ()
-        return sum(1 for lb in lbs if lb.reachable is reachable)
+        return sum(1 for lb in lbs if lb.reachable is reachable and not lb.not_judged)
+
+    def not_judged(self) -> int:
+        """Load balancers whose every path is not judged (no ENI of the account owns their targets)."""
+        return sum(1 for lb in self.report.load_balancers if lb.not_judged) if self.report else 0
 
     def fields(self) -> dict[str, object]:
         report = self.report
@@ -43,6 +48,7 @@ class CycleSummary:
             "reachable": self.count(True),
             "unreachable": self.count(False),
             "unknown": self.count(None),
+            "not_judged": self.not_judged(),
             "findings": len(report.findings) if report else 0,
             "critical": sum(1 for f in report.findings if f.severity is Severity.CRITICAL) if report else 0,
             "failed_reads": len(report.failures) if report else 0,

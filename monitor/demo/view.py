@@ -340,7 +340,7 @@ def _table(report: Report, revocations: Counter, width: int, mark: str) -> list[
     for lb in report.load_balancers:
         ingress = f"{lb.ingress_namespace}/{lb.ingress}" if lb.ingress else "-"
         rows.append((lb.name, ingress, lb.adoption, render.paths_cell(lb), str(revocations.get(lb.name, 0)),
-                     _STATE[lb.reachable]))
+                     render.state_cell(lb)))
     return layout.fit_columns(rows, width, _NARROWING, mark)
 
 

@@ -17,7 +17,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 
 from monitor import __version__
-from monitor.core.model import Report, Severity
+from monitor.core.model import PATH_STATE_NAMES, Report, Severity
 
 # A `_created` sample per counter doubles every series for no use on a dashboard or in an alert.
 prometheus_client.disable_created_metrics()
@@ -98,6 +98,14 @@ class _StateCollector:
             if lb.reachable is not None:
                 reachable.add_metric([lb.name, lb.ingress_namespace, lb.ingress], 1 if lb.reachable else 0)
         yield reachable
+        paths = GaugeMetricFamily(
+            "albsg_paths",
+            "Paths of the last check by state: covered, uncovered, unknown (a read failed), not_judged "
+            "(no ENI of the account owns the target's address; never counted reachable).",
+            labels=["state"])
+        for state, count in path_counts(report).items():
+            paths.add_metric([state], count)
+        yield paths
         findings = GaugeMetricFamily("albsg_findings", "Findings of the last cycle, by code.",
                                      labels=["code", "severity"])
         for (code, severity), count in sorted(finding_counts(report).items()):
@@ -120,6 +128,15 @@ class _PersistenceCollector:
                 "1 while the remembered rules and remediation history are saved where they survive a restart; "
                 "0 when the last save failed or the location was found not writable at start.",
                 value=1 if persisted else 0)
+
+
+def path_counts(report: Report) -> dict[str, int]:
+    """Every path state, at 0 when no path is in it, so a dashboard sees each series from the start."""
+    counts = dict.fromkeys(PATH_STATE_NAMES, 0)
+    for lb in report.load_balancers:
+        for path in lb.paths:
+            counts[path.state] += 1
+    return counts
 
 
 def finding_counts(report: Report) -> dict[tuple[str, str], int]:

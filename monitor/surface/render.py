@@ -40,6 +40,8 @@ def to_dict(report: Report) -> dict[str, Any]:
                         "egress_missing": _pairs(p.egress_missing),
                         "nacl_allowed": p.nacl_allowed,
                         "nacl_blocked": [_nacl_block(b) for b in p.nacl_blocked],
+                        "state": p.state,
+                        **({"not_judged_reason": p.not_judged_reason} if not p.judged else {}),
                     }
                     for p in lb.paths
                 ],
@@ -82,11 +84,19 @@ def to_json(report: Report, attribution: dict[str, Any] | None = None) -> str:
 
 
 def paths_cell(lb: LoadBalancerResult) -> str:
-    """`reachable/all` paths of a load balancer: only a path known to be reachable counts; an unknown
-    one is said apart, never as reachable."""
-    good = sum(1 for p in lb.paths if p.reachable is True)
-    unknown = sum(1 for p in lb.paths if p.reachable is None)
-    return f"{good}/{len(lb.paths)}" + (f" ({unknown} unknown)" if unknown else "")
+    """`reachable/judged` paths of a load balancer: only a path known to be reachable counts; an
+    unknown one is said apart, never as reachable, and so are the paths not judged (`+1 not judged`)."""
+    judged = [p for p in lb.paths if p.judged]
+    good = sum(1 for p in judged if p.reachable is True)
+    unknown = sum(1 for p in judged if p.reachable is None)
+    outside = len(lb.paths) - len(judged)
+    return (f"{good}/{len(judged)}" + (f" ({unknown} unknown)" if unknown else "")
+            + (f" +{outside} not judged" if outside else ""))
+
+
+def state_cell(lb: LoadBalancerResult) -> str:
+    """The STATE column: `ok`, `UNREACHABLE`, `unknown`, or `not judged` when no path of it is."""
+    return "not judged" if lb.not_judged else _STATE[lb.reachable]
 
 
 def to_table(report: Report, title: str = "check", attribution: str | None = None) -> str:
@@ -98,7 +108,7 @@ def to_table(report: Report, title: str = "check", attribution: str | None = Non
     for lb in report.load_balancers:
         paths = paths_cell(lb)
         ingress = f"{lb.ingress_namespace}/{lb.ingress}" if lb.ingress else "-"
-        rows.append((lb.name, lb.adoption, ingress, paths, _STATE[lb.reachable]))
+        rows.append((lb.name, lb.adoption, ingress, paths, state_cell(lb)))
     lines.extend(_columns(rows))
     unlisted = failures.listing_failure(report.failures, listed=bool(report.load_balancers))
     if unlisted:

@@ -226,7 +226,8 @@ def test_each_cycle_logs_one_json_summary_event(tiny_world):
     assert len(cycles) == 2
     assert cycles[1] | {"duration_seconds": 0, "timestamp": ""} == {
         "event": "check_cycle", "level": "info", "logger": "monitor.daemon", "timestamp": "",
-        "complete": True, "load_balancers": 2, "reachable": 1, "unreachable": 1, "unknown": 0, "findings": 1,
+        "complete": True, "load_balancers": 2, "reachable": 1, "unreachable": 1, "unknown": 0, "not_judged": 0,
+        "findings": 1,
         "critical": 1, "failed_reads": 0, "revocations": 1, "writes": 0, "duration_seconds": 0, "api_calls": 3}
     revoked = [e for e in events if e["event"] == "path_revoked"]
     assert [(e["load_balancer"], e["target"]) for e in revoked] == [(tiny_world.albs["web"].name, tiny_world.instance_id)]

@@ -21,6 +21,7 @@ SPEC_METRICS: dict[str, str] = {
     "albsg_aws_api_errors_total": "counter",
     "albsg_remediation_enabled": "gauge",
     "albsg_build_info": "gauge",
+    "albsg_paths": "gauge",
 }
 
 # Exported beyond that table, documented in docs/daemon.md, and read by alert rules.
