@@ -14,6 +14,7 @@ data "aws_iam_policy_document" "read_only" {
     effect = "Allow"
     actions = [
       "ec2:DescribeInstances",
+      "ec2:DescribeNetworkAcls",
       "ec2:DescribeNetworkInterfaces",
       "ec2:DescribeSecurityGroupRules",
       "ec2:DescribeSecurityGroups",

@@ -24,7 +24,7 @@ from monitor.aws.calls import (
 )
 from monitor.aws.session import AwsClients
 from monitor.core import controllers
-from monitor.core.model import LoadBalancer, ReadFailure, SecurityGroup, Target, TargetGroup, Topology
+from monitor.core.model import LoadBalancer, ReadFailure, SecurityGroup, Subnet, Target, TargetGroup, Topology
 
 
 def _silent(_: str) -> None:
@@ -234,7 +234,7 @@ def _attach_enis(d: _Discovery, groups: list[TargetGroup]) -> list[TargetGroup]:
     addresses: dict[str, str] = {}
     by_instance = enis.instance_enis(d.clients, instance_ids, d.failures, addresses)
     # Addresses are only unique within a VPC (overlapping CIDRs across VPCs are common).
-    by_ip: dict[tuple[str, str], object] = {}
+    by_ip: dict[tuple[str, str], enis.Owner] = {}
     for vpc in sorted({tg.vpc_id for tg in groups if tg.target_type == "ip"}):
         ips = sorted({t.target_id for tg in groups if tg.target_type == "ip" and tg.vpc_id == vpc
                       for t in tg.targets or () if t.judged and not t.outside})
@@ -268,7 +268,8 @@ def _attach_enis(d: _Discovery, groups: list[TargetGroup]) -> list[TargetGroup]:
                 targets.append(t)
             else:
                 address = addresses.get(t.target_id) if tg.target_type == "instance" else t.target_id
-                targets.append(replace(t, eni_id=found[0], security_groups=found[1], address=address))
+                targets.append(replace(t, eni_id=found.eni_id, security_groups=found.groups, address=address,
+                                       subnet_id=found.subnet_id, vpc_id=found.vpc_id))
         out.append(replace(tg, targets=tuple(targets)))
     return out
 
@@ -279,8 +280,9 @@ def _outside_target(target: Target, owned: list[outside.Owned]) -> Target:
     (addresses are unique only within a VPC: which one the traffic reaches cannot be told)."""
     vpcs = sorted({vpc for vpc, _ in owned})
     if len(vpcs) == 1:
-        eni_id, groups = owned[0][1][0], owned[0][1][1]
-        return replace(target, eni_id=eni_id, security_groups=groups, address=target.target_id)
+        owner = owned[0][1]
+        return replace(target, eni_id=owner.eni_id, security_groups=owner.groups, address=target.target_id,
+                       subnet_id=owner.subnet_id, vpc_id=owner.vpc_id or vpcs[0])
     if not vpcs:
         return replace(target, address=target.target_id, unjudged="no ENI of the account owns this address")
     names = ", ".join(f"{owner[0]} in {vpc}" for vpc, owner in sorted(owned, key=lambda o: (o[0], o[1][0] or "")))
@@ -355,4 +357,5 @@ def _load_balancer(lb: dict, tags: dict[str, str], subnets: dict[str, _Subnet], 
         scheme=lb.get("Scheme") or "internet-facing",  # AWS's default when not said
         ip_address_type=lb.get("IpAddressType", ""),
         vpc_cidrs=vpcs.get(lb.get("VpcId", "")) if lb.get("Scheme") == "internal" else (),
+        subnets=tuple(Subnet(i, subnets[i].cidr, subnets[i].ipv6_cidrs) for i in ids if i in subnets),
     )

@@ -10,12 +10,24 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from monitor.aws.calls import EC2_FILTER_VALUES, EC2_PAGE, attempt, chunks, confirm_absent, paginate, scope_of
 from monitor.aws.session import AwsClients
 from monitor.core.model import ReadFailure
 
-Owner = tuple[str | None, tuple[str, ...]]  # (ENI id, its security groups)
+
+
+class Owner(NamedTuple):
+    """The ENI a target's traffic arrives on: its security groups, and its subnet and VPC (whose
+    network ACL filters that traffic)."""
+
+    eni_id: str | None
+    groups: tuple[str, ...]
+    subnet_id: str | None = None
+    vpc_id: str | None = None
+
+
 GONE = "gone"  # an instance target whose instance no longer exists
 
 
@@ -51,8 +63,14 @@ def instance_enis(clients: AwsClients, instance_ids: list[str], failures: list[R
 def primary_eni(instance: dict) -> Owner:
     for eni in instance.get("NetworkInterfaces", ()):
         if eni.get("Attachment", {}).get("DeviceIndex") == 0:
-            return eni["NetworkInterfaceId"], tuple(g["GroupId"] for g in eni.get("Groups", ()))
-    return None, tuple(g["GroupId"] for g in instance.get("SecurityGroups", ()))
+            return _owner(eni)
+    return Owner(None, tuple(g["GroupId"] for g in instance.get("SecurityGroups", ())),
+                 instance.get("SubnetId"), instance.get("VpcId"))
+
+
+def _owner(eni: dict) -> Owner:
+    return Owner(eni["NetworkInterfaceId"], tuple(g["GroupId"] for g in eni.get("Groups", ())),
+                 eni.get("SubnetId"), eni.get("VpcId"))
 
 
 def ip_enis(clients: AwsClients, vpc_id: str, ips: list[str], failures: list[ReadFailure]) -> dict[str, Owner]:
@@ -133,7 +151,7 @@ def owners(enis: Iterable[dict], ips: Iterable[str]) -> dict[str, Owner]:
             continue
     found: dict[str, Owner] = {}
     for eni in enis:
-        owner = (eni["NetworkInterfaceId"], tuple(g["GroupId"] for g in eni.get("Groups", ())))
+        owner = _owner(eni)
         addresses = [a.get("PrivateIpAddress", "") for a in eni.get("PrivateIpAddresses", ())]
         addresses += [a.get("Ipv6Address", "") for a in eni.get("Ipv6Addresses", ())]
         for address in addresses:

@@ -1,9 +1,10 @@
 """The fast rule check: the inbound rules on every target SG, the outbound rules on every ALB SG,
 and each ALB's current SG list.
 
-Costs one paginated DescribeLoadBalancers (400 a page) and one paginated DescribeSecurityGroupRules
-per 200 group ids (targets' and ALBs' SGs in one filter, 1,000 rules a page) a cycle. With more than
-200 groups (an SG per ALB: from 200 ALBs on) the account's whole listing is often cheaper: it is
+Costs one paginated DescribeLoadBalancers (400 a page), one paginated DescribeNetworkAcls (the
+load balancers' and targets' VPCs, monitor/aws/nacls.py) and one paginated
+DescribeSecurityGroupRules per 200 group ids (targets' and ALBs' SGs in one filter, 1,000 rules a
+page) a cycle. With more than 200 groups (an SG per ALB: from 200 ALBs on) the account's whole listing is often cheaper: it is
 tried, and used while it takes fewer pages than the filtered calls would; when it would take as
 many, it is dropped after that many pages and not tried again for an hour. The rules-per-group
 quota (monitor/aws/quota.py) is read once for the reader's life, by the first check unless asked
@@ -28,6 +29,7 @@ from monitor.aws.calls import (
     tag_pairs,
 )
 from monitor.aws.discover import describe_groups
+from monitor.aws.nacls import read_network_acls
 from monitor.aws.quota import read_rule_quota
 from monitor.aws.session import AwsClients
 from monitor.core.model import Observation, PeerKind, ReadFailure, Rule, RuleQuota, SecurityGroup, Topology
@@ -82,6 +84,8 @@ class RuleReader:
         extra = self._sources(topology, rules, failures)
         prefix_lists = self._resolve_prefix_lists([*rules, *egress], failures)
         lb_groups, live_arns, new_arns = live if live is not None else ((), None, frozenset())
+        # Network ACLs change like rules do, so they are read with them: one request a check.
+        acls, acls_read = read_network_acls(self._clients, topology, failures)
         return Observation(
             rules=tuple(rules),
             read_groups=frozenset(read),
@@ -93,6 +97,8 @@ class RuleReader:
             failures=tuple(failures),
             egress_rules=tuple(egress),
             rule_quota=self.read_quota(),
+            network_acls=acls,
+            network_acls_read=acls_read,
         )
 
     def read_quota(self) -> RuleQuota:

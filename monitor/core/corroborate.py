@@ -39,6 +39,12 @@ def cut_needs(code: str, path: PathResult) -> tuple[tuple[str, int], ...]:
         return path.missing
     if code == EGRESS_BLOCKED:
         return path.egress_missing
+    if code == NACL_BLOCKED:
+        # A network ACL that stops the replies stops every request's, the health checks' included.
+        if any(block.reply for block in path.nacl_blocked):
+            return path.needs
+        return tuple(need for need in path.needs for block in path.nacl_blocked
+                     if need[0] == block.protocol and block.from_port <= need[1] <= block.to_port)
     return ()
 
 

@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from monitor.core import clients, controllers, coverage, ownership, quota
+from monitor.core import clients, controllers, coverage, nacl, ownership, quota
 from monitor.core import failures as failures_words
 from monitor.core.coverage import Need
 from monitor.core.model import (
@@ -40,7 +40,7 @@ def evaluate(topology: Topology, observation: Observation) -> Report:
         rules_by_group[rule.group_id].append(rule)
     fresh_lb_sgs = dict(observation.lb_security_groups)
     context = _Context(topology.cluster, rules_by_group, observation.read_groups, groups,
-                       dict(observation.prefix_lists))
+                       dict(observation.prefix_lists), nacl.index(observation))
 
     by_lb: dict[str, list] = defaultdict(list)
     for tg in topology.target_groups:
@@ -76,6 +76,7 @@ def evaluate(topology: Topology, observation: Observation) -> Report:
         findings.extend(_revoked(lb, paths))
         findings.extend(_egress_blocked(lb, paths))
         findings.extend(clients.not_admitted(lb, paths, by_lb[lb.arn]))
+        findings.extend(nacl.findings(lb, paths))
         if lb.adoption == "v1":
             findings.append(_unadopted(lb))
 
@@ -104,6 +105,7 @@ class _Context:
     read_groups: frozenset[str]
     groups: dict[str, SecurityGroup]
     prefix_lists: dict[str, tuple[str, ...]]
+    acls: nacl.Acls
 
     def rules(self, group_ids: Iterable[str], egress: bool) -> list[Rule]:
         # Inbound and outbound rules never stand in for each other.
@@ -155,6 +157,8 @@ def _path(lb: LoadBalancer, tg: TargetGroup, target: Target, needs: tuple[Need, 
                           not_judged_reason=target.unjudged)
     family = _family(tg, target)
     egress = _egress(lb, target, needs, family, context)
+    acl = nacl.judge(context.acls, lb, target, needs, family, _address(target))
+    base.update(nacl_allowed=acl.allowed, nacl_blocked=acl.blocked)
     if target.security_groups is None:
         return PathResult(**base, security_groups=(), covered=None, egress_allowed=egress.covered)
     sgs = target.security_groups
@@ -186,7 +190,7 @@ def _egress(lb: LoadBalancer, target: Target, needs: tuple[Need, ...], family: i
     Balancer"), and hardening policies strip the default allow-all egress rule."""
     if not lb.security_groups:
         return coverage.Verdict(True)
-    address = target.address or (target.target_id if _is_address(target.target_id) else None)
+    address = _address(target)
     destination = coverage.Peer(
         groups=None if target.security_groups is None else frozenset(target.security_groups),
         networks=None if address is None else (address,),
@@ -194,6 +198,10 @@ def _egress(lb: LoadBalancer, target: Target, needs: tuple[Need, ...], family: i
     )
     return coverage.cover(context.rules(lb.security_groups, egress=True), needs, destination, context.prefix_lists,
                           rules_complete=all(g in context.read_groups for g in lb.security_groups))
+
+
+def _address(target: Target) -> str | None:
+    return target.address or (target.target_id if _is_address(target.target_id) else None)
 
 
 def _is_address(text: str) -> bool:

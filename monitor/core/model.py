@@ -73,6 +73,15 @@ class SecurityGroup:
 
 
 @dataclass(frozen=True)
+class Subnet:
+    """A subnet a load balancer sits in: its id (which network ACL filters it) and its CIDRs."""
+
+    subnet_id: str
+    cidr: str
+    ipv6_cidrs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Target:
     """A registered target and the ENI its traffic arrives on.
 
@@ -84,6 +93,8 @@ class Target:
     security_groups: tuple[str, ...] | None
     state: str = ""
     address: str | None = None  # where the load balancer sends to: the IP, or an instance's primary IPv4
+    subnet_id: str | None = None  # the ENI's subnet (its network ACL filters the target's traffic)
+    vpc_id: str | None = None  # the ENI's VPC
     outside: bool = False  # an ip target registered with AvailabilityZone=all (outside the target group's VPC)
     unjudged: str = ""  # why its path cannot be judged ("" when it can): no ENI of the account owns its address
 
@@ -146,6 +157,7 @@ class LoadBalancer:
     # None when Kubernetes was read but its Services were not).
     vpc_cidrs: tuple[str, ...] | None = ()
     client_ranges: tuple[str, ...] | None = ()
+    subnets: tuple[Subnet, ...] = ()  # the subnets themselves (their network ACLs filter its traffic)
 
     def tag(self, key: str) -> str | None:
         return dict(self.tags).get(key)
@@ -187,6 +199,49 @@ class RuleQuota:
 
 
 @dataclass(frozen=True)
+class NaclEntry:
+    """One network ACL entry: `egress` ones filter what leaves the subnet (the CIDR is the
+    destination), the others what enters it (the CIDR is the source)."""
+
+    rule_number: int
+    egress: bool
+    protocol: str  # "-1" (all) or an IP protocol number as text: "6" tcp, "17" udp
+    allow: bool
+    cidr: str  # an IPv4 or IPv6 CIDR
+    from_port: int | None = None  # None: every port
+    to_port: int | None = None
+
+
+@dataclass(frozen=True)
+class NetworkAcl:
+    acl_id: str
+    vpc_id: str
+    is_default: bool
+    subnet_ids: tuple[str, ...]  # the subnets explicitly associated with it
+    entries: tuple[NaclEntry, ...]
+
+
+@dataclass(frozen=True)
+class NaclBlock:
+    """What stops a path in a network ACL: the entry (`rule` is its number, or "*" for the final
+    deny), the direction it filters, the subnet it is associated with, and the traffic it stops."""
+
+    acl_id: str
+    rule: str
+    egress: bool
+    subnet_id: str
+    protocol: str  # "tcp" | "udp"
+    from_port: int
+    to_port: int
+    peer: str  # the address or CIDR the traffic comes from (inbound) or goes to (outbound)
+    reply: bool = False  # the replies on 1024-65535, not the requests
+
+    @property
+    def direction(self) -> str:
+        return "outbound" if self.egress else "inbound"
+
+
+@dataclass(frozen=True)
 class Observation:
     """The fast-changing half: the inbound rules on the targets' SGs, and the outbound rules on
     the load balancers' SGs, read this cycle."""
@@ -201,6 +256,8 @@ class Observation:
     failures: tuple[ReadFailure, ...] = ()
     egress_rules: tuple[Rule, ...] = ()  # outbound rules of the load balancers' SGs only
     rule_quota: RuleQuota | None = None  # rules per group; None when not asked (AWS's default is assumed)
+    network_acls: tuple[NetworkAcl, ...] = ()  # the network ACLs of the load balancers' and targets' VPCs
+    network_acls_read: bool | None = None  # False: their read failed (unknown); None: not asked (not judged)
 
 
 @dataclass(frozen=True)
@@ -221,6 +278,8 @@ class PathResult:
     missing: tuple[tuple[str, int], ...] = ()  # those no inbound rule admits, when covered is False
     egress_allowed: bool | None = True
     egress_missing: tuple[tuple[str, int], ...] = ()  # those no outbound rule lets out, when egress_allowed is False
+    nacl_allowed: bool | None = True  # whether the subnets' network ACLs pass it and its replies
+    nacl_blocked: tuple[NaclBlock, ...] = ()  # what stops it there, when nacl_allowed is False
     health_need: tuple[str, int] | None = None  # the (protocol, port) the ELB's health checks use
     judged: bool = True  # False: no ENI of the account owns the target's address, nothing can be judged
     not_judged_reason: str = ""  # why, when not judged
@@ -231,10 +290,12 @@ class PathResult:
 
     @property
     def reachable(self) -> bool | None:
-        """Both directions and the clients: False when any is known blocked, None when any is unknown."""
-        if self.covered is False or self.egress_allowed is False or self.clients_admitted is False:
+        """Security groups both ways, network ACLs and an NLB's clients: False when any is known
+        blocked, None when any is unknown."""
+        verdicts = (self.covered, self.egress_allowed, self.nacl_allowed, self.clients_admitted)
+        if any(v is False for v in verdicts):
             return False
-        if self.covered is None or self.egress_allowed is None or self.clients_admitted is None:
+        if any(v is None for v in verdicts):
             return None
         return True
 

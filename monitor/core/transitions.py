@@ -67,10 +67,18 @@ def advance(previous: Coverage, report: Report) -> tuple[Coverage, tuple[Revocat
                     target_group_arn=path.target_group_arn,
                     target=path.target,
                     ports=path.ports,
-                    missing_ports=path.missing_ports,
+                    missing_ports=_lost_ports(path),
                     security_groups=path.security_groups,
                 ))
     return Coverage(known=known), tuple(revocations)
+
+
+def _lost_ports(path: PathResult) -> tuple[int, ...]:
+    """The ports a path lost: not admitted, not let out, or stopped by a network ACL (every port of
+    it when only the replies are stopped)."""
+    lost = {*path.missing_ports, *(port for _, port in path.egress_missing),
+            *(b.from_port for b in path.nacl_blocked if not b.reply)}
+    return tuple(sorted(lost)) or path.ports
 
 
 def revoked_load_balancers(revocations: tuple[Revocation, ...]) -> tuple[str, ...]:

@@ -3,9 +3,9 @@
 A moto server holds a cluster halfway through the v1 -> v2 migration (monitor.demo.world). The
 daemon runs exactly as `alb-sg-monitor run` does (scheduler, /metrics, /healthz, /readyz) and a
 story thread changes the world on a timeline: the v2 controller revokes a v1 rule, someone puts
-the v2 label on a rule v2 does not own, both are repaired, and last a colleague revokes another
-ALB's rule by hand. The live view (monitor.demo.view)
-shows each detection as it happens. The story takes about 40 seconds (--demo-speed plays it
+the v2 label on a rule v2 does not own, a network ACL change cuts two ALBs' pods in one subnet,
+the first two are repaired, and last a colleague revokes another ALB's rule by hand. The live
+view (monitor.demo.view) shows each detection as it happens. The story takes about 40 seconds (--demo-speed plays it
 faster); then the demo exits 0, or with --demo-after serve keeps serving until Ctrl-C. With
 --mode enforce the monitor puts the revoked rules back itself; the view says so, the engineer of
 the story then finds nothing to do, and the summary credits the monitor. The story's calls also
@@ -69,6 +69,12 @@ def story(world, enforce: bool = False, v2_role: str | None = None) -> tuple[Bea
                  "ALB security group (v2 will revoke it at its next reconcile).",
              lambda wd: [w.label_with_shared(wd, key) for key in ("blog_v1", "marketing_user")],
              ("SHARED_LABEL_ON_FOREIGN_SOURCE", True)),
+        Beat(20, "The network team puts subnet private-c behind a new network ACL whose rule 90 denies tcp "
+                 "8000-8999 from the VPC (meant for a database port range): the pods of payments/api and "
+                 "checkout/storefront there serve on 8443 and 8080.",
+             lambda wd: f"The new ACL is {w.harden_network_acl(wd, 'private-c', 90, (8000, 8999))}; no security "
+                        "group changed.",
+             ("NACL_BLOCKED", True)),
         repair,
         Beat(28, f"Tidying up from the console, a platform engineer revokes the v1 node rule of "
                  f"{world.lb_name['blog']} (Ingress blog/web), sure that v2 covers that path by now.", human_cut,

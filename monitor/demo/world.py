@@ -126,6 +126,24 @@ def label_with_shared(world: World, rule_key: str) -> None:
 
 # --- building blocks ---------------------------------------------------------------------------
 
+def harden_network_acl(world: World, subnet_key: str, rule_number: int, ports: tuple[int, int]) -> str:
+    """Put a subnet behind a new network ACL, as a network team tightening it would: allow all, but
+    rule `rule_number` denies tcp `ports` from the whole VPC. Returns the ACL's id."""
+    ec2 = world.clients()["ec2"]
+    acl = ec2.create_network_acl(VpcId=world.vpc_id)["NetworkAcl"]["NetworkAclId"]
+    ec2.create_network_acl_entry(NetworkAclId=acl, RuleNumber=rule_number, Protocol="6", RuleAction="deny",
+                                 Egress=False, CidrBlock="10.20.0.0/16", PortRange={"From": ports[0], "To": ports[1]})
+    for egress in (False, True):
+        ec2.create_network_acl_entry(NetworkAclId=acl, RuleNumber=100, Protocol="-1", RuleAction="allow",
+                                     Egress=egress, CidrBlock="0.0.0.0/0")
+    subnet = world.subnets[subnet_key]
+    (current,) = ec2.describe_network_acls(
+        Filters=[{"Name": "association.subnet-id", "Values": [subnet]}])["NetworkAcls"]
+    association = next(a["NetworkAclAssociationId"] for a in current["Associations"] if a["SubnetId"] == subnet)
+    ec2.replace_network_acl_association(AssociationId=association, NetworkAclId=acl)
+    return acl
+
+
 def _network(world: World, ec2: Any) -> None:
     world.vpc_id = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
     layout = {"public-a": ("10.20.0.0/24", "a"), "public-c": ("10.20.1.0/24", "c"),

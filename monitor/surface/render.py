@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from monitor.core import failures
-from monitor.core.model import Finding, LoadBalancerResult, Report
+from monitor.core.model import Finding, LoadBalancerResult, NaclBlock, Report
 
 _STATE = {True: "ok", False: "UNREACHABLE", None: "unknown"}
 _CONFIRMATION_WORDS = {
@@ -46,6 +46,8 @@ def to_dict(report: Report) -> dict[str, Any]:
                         "egress_missing": _pairs(p.egress_missing),
                         "clients_admitted": p.clients_admitted,
                         "clients_missing": list(p.clients_missing),
+                        "nacl_allowed": p.nacl_allowed,
+                        "nacl_blocked": [_nacl_block(b) for b in p.nacl_blocked],
                         "state": p.state,
                         **({"not_judged_reason": p.not_judged_reason} if not p.judged else {}),
                     }
@@ -68,6 +70,11 @@ def _finding(f: Finding) -> dict[str, Any]:
         out["attribution"] = {"principal": a.principal, "actor_kind": a.actor_kind, "event_name": a.event_name,
                               "event_id": a.event_id, "event_time": iso_time(a.event_time)}
     return out
+
+
+def _nacl_block(b: NaclBlock) -> dict[str, Any]:
+    return {"network_acl": b.acl_id, "rule": b.rule, "direction": b.direction, "subnet": b.subnet_id,
+            "protocol": b.protocol, "from_port": b.from_port, "to_port": b.to_port, "peer": b.peer, "reply": b.reply}
 
 
 def iso_time(seconds: float) -> str:

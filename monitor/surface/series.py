@@ -13,6 +13,7 @@ KNOWN_FINDINGS: dict[str, str] = {
     "ACCESS_REVOKED": Severity.CRITICAL.value,
     "EGRESS_BLOCKED": Severity.CRITICAL.value,
     "CLIENTS_NOT_ADMITTED": Severity.CRITICAL.value,
+    "NACL_BLOCKED": Severity.CRITICAL.value,
     "SHARED_LABEL_ON_FOREIGN_SOURCE": Severity.CRITICAL.value,
     "UNCLAIMED_SHARED_LABEL": Severity.WARNING.value,
     "AMBIGUOUS_NODE_SECURITY_GROUP": Severity.CRITICAL.value,

@@ -48,10 +48,13 @@ def test_rule_check_costs_one_listing_and_at_most_one_rules_call_per_200_groups(
     reader.read(topology)
     steady = dict(proxy.requests)
     assert math.ceil(len(groups) / 200) == 2
+    # The network ACLs of the cluster's VPC: one more request a check, whatever the number of ALBs.
     assert steady == {("elbv2", "DescribeLoadBalancers"): 1,
-                      ("ec2", "DescribeSecurityGroupRules"): 1}, (steady, len(groups))
+                      ("ec2", "DescribeSecurityGroupRules"): 1,
+                      ("ec2", "DescribeNetworkAcls"): 1}, (steady, len(groups))
     # The first read may look up rule sources once, and reads the rules-per-group quota, once per reader.
     assert first.pop(("service-quotas", "GetServiceQuota")) == 1, first
+    assert first.pop(("ec2", "DescribeNetworkAcls")) == 1, first
     assert sum(first.values()) <= 2 + math.ceil(len(groups) / 200), first
 
 

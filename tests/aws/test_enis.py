@@ -8,6 +8,7 @@ from tests.support.stubbed import stubbed
 
 NODE_ENI = {
     "NetworkInterfaceId": "eni-node", "Groups": [{"GroupId": "sg-node", "GroupName": "eks-cluster-sg"}],
+    "SubnetId": "subnet-1", "VpcId": "vpc-1",
     "PrivateIpAddresses": [{"PrivateIpAddress": "10.0.1.10", "Primary": True},
                            {"PrivateIpAddress": "10.0.1.11", "Primary": False}],
     "Ipv4Prefixes": [{"Ipv4Prefix": "10.0.1.32/28"}],
@@ -20,11 +21,12 @@ BRANCH_ENI = {
 
 def test_primary_secondary_prefix_and_branch_addresses():
     found = owners([NODE_ENI, BRANCH_ENI], ["10.0.1.10", "10.0.1.11", "10.0.1.40", "10.0.1.200", "10.0.1.99"])
+    node = ("eni-node", ("sg-node",), "subnet-1", "vpc-1")  # the subnet whose network ACL filters it
     assert found == {
-        "10.0.1.10": ("eni-node", ("sg-node",)),
-        "10.0.1.11": ("eni-node", ("sg-node",)),  # a secondary address (VPC CNI)
-        "10.0.1.40": ("eni-node", ("sg-node",)),  # inside the delegated /28
-        "10.0.1.200": ("eni-branch", ("sg-pods",)),  # security groups for pods
+        "10.0.1.10": node,
+        "10.0.1.11": node,  # a secondary address (VPC CNI)
+        "10.0.1.40": node,  # inside the delegated /28
+        "10.0.1.200": ("eni-branch", ("sg-pods",), None, None),  # security groups for pods
     }
     assert "10.0.1.99" not in found  # nobody's: left unknown, never guessed
 
@@ -32,8 +34,9 @@ def test_primary_secondary_prefix_and_branch_addresses():
 def test_primary_eni_of_an_instance_is_device_index_0():
     instance = {"InstanceId": "i-1", "SecurityGroups": [{"GroupId": "sg-x"}], "NetworkInterfaces": [
         {"NetworkInterfaceId": "eni-2", "Attachment": {"DeviceIndex": 1}, "Groups": [{"GroupId": "sg-b"}]},
-        {"NetworkInterfaceId": "eni-1", "Attachment": {"DeviceIndex": 0}, "Groups": [{"GroupId": "sg-a"}]}]}
-    assert primary_eni(instance) == ("eni-1", ("sg-a",))
+        {"NetworkInterfaceId": "eni-1", "Attachment": {"DeviceIndex": 0}, "Groups": [{"GroupId": "sg-a"}],
+         "SubnetId": "subnet-1", "VpcId": "vpc-1"}]}
+    assert primary_eni(instance) == ("eni-1", ("sg-a",), "subnet-1", "vpc-1")
 
 
 # IPv6 clusters: the VPC CNI hands pods addresses from an IPv6 prefix (/80) delegated to the node ENI;
@@ -55,9 +58,9 @@ def test_ipv6_addresses_and_delegated_ipv6_prefixes():
     found = owners([NODE_ENI6, BRANCH_ENI6], ["2600:1f14:abc:100::10", "2600:1f14:abc:100:1234::7",
                                              "2600:1f14:0abc:0100:0000:0000:0000:005d", "2600:1f14:abc:100::99"])
     assert found == {
-        "2600:1f14:abc:100::10": ("eni-node6", ("sg-node",)),
-        "2600:1f14:abc:100:1234::7": ("eni-node6", ("sg-node",)),  # a pod inside the delegated /80
-        "2600:1f14:0abc:0100:0000:0000:0000:005d": ("eni-branch6", ("sg-pods",)),  # written out in full
+        "2600:1f14:abc:100::10": ("eni-node6", ("sg-node",), None, None),
+        "2600:1f14:abc:100:1234::7": ("eni-node6", ("sg-node",), None, None),  # a pod inside the delegated /80
+        "2600:1f14:0abc:0100:0000:0000:0000:005d": ("eni-branch6", ("sg-pods",), None, None),  # written out in full
     }
 
 
@@ -83,7 +86,7 @@ def test_an_instance_listing_answering_nothing_is_asked_again_by_id_and_that_ans
                                   {"InstanceIds": [INSTANCE["InstanceId"]]})
         failures: list = []
         found = instance_enis(clients, [INSTANCE["InstanceId"]], failures)
-    assert found == {INSTANCE["InstanceId"]: ("eni-node", ("sg-node",))} and not failures
+    assert found == {INSTANCE["InstanceId"]: ("eni-node", ("sg-node",), None, None)} and not failures
 
 
 def test_instances_said_gone_only_when_aws_names_them_not_found():

@@ -142,3 +142,44 @@ def test_clients_not_admitted_is_never_exercised_by_health_checks_so_never_dispu
     memory.saw_read(read(100.0 + 10 * WINDOW, "healthy"), admitted=False)  # health checks pass, as they would
     out = corroborate.corroborate(report, memory, w.topology().target_groups)
     assert codes(out.report) == [("CLIENTS_NOT_ADMITTED", "critical", "not_exercised")] and not out.disputed
+
+
+def _acl_cut(ports: tuple[int, int], reply: bool = False, health_port: str = "traffic-port"):
+    """The verdict with the path cut by a network ACL entry over `ports` (and its NACL_BLOCKED)."""
+    from monitor.core.model import Finding, NaclBlock
+
+    topo = w.topology(health_port=health_port)
+    rules = [w.V1_RULE]
+    report, _ = w.observe(rules, topo)
+    block = NaclBlock("acl-1", "90", False, "subnet-private", "tcp", ports[0], ports[1], "10.0.1.0/24", reply=reply)
+    lb = report.load_balancers[0]
+    cut_paths = tuple(replace(p, nacl_allowed=False, nacl_blocked=(block,)) for p in lb.paths)
+    finding = Finding(code="NACL_BLOCKED", severity=Severity.CRITICAL, message="acl: allow it",
+                      load_balancer=lb.name, paths=tuple((p.target_group_arn, p.target) for p in cut_paths))
+    report = replace(report, load_balancers=(replace(lb, paths=cut_paths, reachable=False),),
+                     findings=(finding, *report.findings))
+    return report, topo
+
+
+def test_a_network_acl_cut_of_the_health_check_port_is_confirmed_and_can_be_disputed():
+    report, topo = _acl_cut((30000, 32767))
+    memory = HealthMemory()
+    memory.saw_cuts([KEY], now=100.0)
+    memory.saw_read(read(170.0, "unhealthy", "Target.Timeout"), admitted=False)
+    assert codes(corroborate.corroborate(report, memory, topo.target_groups).report) == [
+        ("NACL_BLOCKED", "critical", "confirmed")]
+    memory.saw_read(read(100.0 + WINDOW + 1, "healthy"), admitted=False)
+    assert codes(corroborate.corroborate(report, memory, topo.target_groups).report) == [
+        ("VERDICT_DISPUTED", "warning", None)]
+
+
+def test_a_network_acl_cut_of_the_replies_is_exercised_and_of_another_port_is_not():
+    replies, topo = _acl_cut((1024, 65535), reply=True, health_port="8081")
+    memory = HealthMemory()
+    memory.saw_cuts([KEY], now=100.0)
+    memory.saw_read(read(170.0, "unhealthy", "Target.Timeout"), admitted=False)
+    assert codes(corroborate.corroborate(replies, memory, topo.target_groups).report) == [
+        ("NACL_BLOCKED", "critical", "confirmed")]
+    traffic_only, topo = _acl_cut((30080, 30080), health_port="8081")
+    assert codes(corroborate.corroborate(traffic_only, memory, topo.target_groups).report) == [
+        ("NACL_BLOCKED", "critical", "not_exercised")]

@@ -77,3 +77,21 @@ def test_egress_cut_after_being_allowed_is_a_revocation():
                                 reachable=egress, paths=(path,))
         return Report(cluster="c", region="r", complete=True, load_balancers=(lb,), findings=())
     assert revocations_along(one(True), one(None), one(False), one(False)) == [[], [], [("web", "i-1")], []]
+
+
+def test_a_network_acl_cut_is_a_revocation_of_the_ports_it_stops():
+    from monitor.core.model import NaclBlock
+
+    def one(blocks):
+        path = PathResult(load_balancer_arn="arn:web", target_group_arn="arn:tg", target="i-1", ports=(30080, 30081),
+                          security_groups=("sg-node",), covered=True, nacl_allowed=not blocks, nacl_blocked=blocks)
+        lb = LoadBalancerResult(name="web", arn="arn:web", adoption="v2", security_groups=("sg-alb",),
+                                reachable=not blocks, paths=(path,))
+        return Report(cluster="c", region="r", complete=True, load_balancers=(lb,), findings=())
+    request = NaclBlock("acl-1", "90", False, "subnet-1", "tcp", 30081, 30081, "10.0.2.0/24")
+    reply = NaclBlock("acl-1", "80", True, "subnet-1", "tcp", 1024, 65535, "10.0.2.0/24", reply=True)
+    coverage, _ = advance(Coverage(), one(()))
+    _, (revoked,) = advance(coverage, one((request,)))
+    assert revoked.missing_ports == (30081,)
+    _, (revoked,) = advance(coverage, one((reply,)))
+    assert revoked.missing_ports == (30080, 30081)  # no reply comes back on any of them

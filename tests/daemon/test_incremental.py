@@ -8,11 +8,13 @@ import pytest
 from monitor import aws
 from monitor.daemon.loop import Daemon
 from monitor.surface.metrics import Metrics
+from tests.daemon.test_nacl_check import ALLOW_ALL, acl_on
 from tests.support.awsproxy import THROTTLE, AwsProxy
 from tests.support.fixtures import tiny_aws_env, tiny_moto, tiny_world  # noqa: F401 (fixtures)
 from tests.support.tinyworld import CLUSTER, World, add_alb
 
-STEADY_CHECK = {("elbv2", "DescribeLoadBalancers"): 1, ("ec2", "DescribeSecurityGroupRules"): 1}
+STEADY_CHECK = {("elbv2", "DescribeLoadBalancers"): 1, ("ec2", "DescribeSecurityGroupRules"): 1,
+                ("ec2", "DescribeNetworkAcls"): 1}
 # The check that first meets the node rule admitting the new ALB's SG looks that source up once.
 RULE_SOURCE = {("ec2", "DescribeSecurityGroups"): 1}
 # One new ALB with one instance target group: its tags, its target groups (by ARN), their health,
@@ -61,9 +63,23 @@ def test_a_new_alb_costs_the_same_few_requests_whatever_the_number_of_albs(tiny_
     counts = dict(proxy.requests)
     assert counts == plus(STEADY_CHECK, STEADY_CHECK, RULE_SOURCE, NEW_ALB), counts
     assert sum(plus(RULE_SOURCE, NEW_ALB).values()) < 20
-    assert (seen.api_calls, monitored.api_calls) == (3, 2)  # the update's requests are not the check's
+    assert (seen.api_calls, monitored.api_calls) == (4, 3)  # the update's requests are not the check's
     body = metrics.exposition()[0].decode()
     assert 'albsg_topology_refreshes_total{reason="new_load_balancer"} 1.0' in body
+
+
+def test_a_new_alb_read_alone_is_judged_by_the_network_acls_too(tiny_world, counted):
+    """The incremental read gives the new ALB its subnets and its targets theirs: a network ACL
+    denying its node port is named for it as for the ALBs of the full discovery."""
+    proxy, daemon, metrics = counted
+    daemon.run_once()
+    acl = acl_on(tiny_world, tiny_world.subnets[0], (90, False, "6", "deny", "10.0.2.0/24", (30000, 32767)), *ALLOW_ALL)
+    new = add_alb(tiny_world, "shop", "admin")
+    daemon.run_once()
+    monitored = daemon.run_once()
+    assert verdicts(monitored)[new.name] is False and monitored.complete
+    blocked = [f for f in monitored.report.findings if f.code == "NACL_BLOCKED" and f.load_balancer == new.name]
+    assert len(blocked) == 1 and acl in blocked[0].message and "rule 90" in blocked[0].message
 
 
 def test_a_deleted_alb_is_dropped_once_a_read_of_it_confirms_it_gone(tiny_world, counted):

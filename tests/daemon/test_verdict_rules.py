@@ -142,6 +142,16 @@ def test_egress_to_the_node_security_group_is_enough(web, capsys):
 
 # --- IPv6 ip targets ---------------------------------------------------------------------------------
 
+def allow_ipv6_in_default_acl(ec2, vpc_id: str) -> None:
+    """What AWS adds to a VPC's default network ACL with its IPv6 block (rule 101, ::/0 both ways)
+    and moto leaves out."""
+    (default,) = ec2.describe_network_acls(Filters=[{"Name": "vpc-id", "Values": [vpc_id]},
+                                                    {"Name": "default", "Values": ["true"]}])["NetworkAcls"]
+    for egress in (False, True):
+        ec2.create_network_acl_entry(NetworkAclId=default["NetworkAclId"], RuleNumber=101, Protocol="-1",
+                                     RuleAction="allow", Egress=egress, Ipv6CidrBlock="::/0")
+
+
 @pytest.fixture
 def ipv6_world(tiny_aws_env):
     """A dual-stack VPC and ALB with an IPv6 ip target group: one pod address on a branch ENI."""
@@ -150,6 +160,7 @@ def ipv6_world(tiny_aws_env):
     ec2, elbv2 = boto3.client("ec2", **kw), boto3.client("elbv2", **kw)
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16", AmazonProvidedIpv6CidrBlock=True)["Vpc"]
     block = vpc["Ipv6CidrBlockAssociationSet"][0]["Ipv6CidrBlock"]  # a /56
+    allow_ipv6_in_default_acl(ec2, vpc["VpcId"])
     nets = [f"{block.split('::')[0][:-2]}{i:02x}::/64" for i in (1, 2)]
     subnets = [ec2.create_subnet(VpcId=vpc["VpcId"], CidrBlock=f"10.0.{i}.0/24", Ipv6CidrBlock=net,
                                  AvailabilityZone=f"us-east-1{az}")["Subnet"]["SubnetId"]
@@ -190,3 +201,31 @@ def test_ipv6_target_admitted_from_one_alb_subnet_only_is_cut(ipv6_world, capsys
     admit(nets[0])
     code, report = run_check(capsys, CLUSTER)
     assert code == 1 and lb_by_name(report, name)["reachable"] is False
+
+
+def test_an_ipv4_network_acl_deny_does_not_stop_an_ipv6_path(ipv6_world, capsys):
+    name, nets, admit = ipv6_world
+    for net in nets:
+        admit(net)
+    ec2, elbv2 = boto3.client("ec2"), boto3.client("elbv2")  # the world's moto, from the environment
+    (lb,) = elbv2.describe_load_balancers(Names=[name])["LoadBalancers"]
+    pod_subnet = next(s["SubnetId"] for s in ec2.describe_subnets(
+        Filters=[{"Name": "vpc-id", "Values": [lb["VpcId"]]}])["Subnets"] if s["CidrBlock"] == "10.0.1.0/24")
+    acl = ec2.create_network_acl(VpcId=lb["VpcId"])["NetworkAcl"]["NetworkAclId"]
+    for egress in (False, True):  # IPv4 denied outright, IPv6 allowed
+        ec2.create_network_acl_entry(NetworkAclId=acl, RuleNumber=10, Protocol="-1", RuleAction="deny",
+                                     Egress=egress, CidrBlock="0.0.0.0/0")
+        ec2.create_network_acl_entry(NetworkAclId=acl, RuleNumber=20, Protocol="-1", RuleAction="allow",
+                                     Egress=egress, Ipv6CidrBlock="::/0")
+    (current,) = ec2.describe_network_acls(
+        Filters=[{"Name": "association.subnet-id", "Values": [pod_subnet]}])["NetworkAcls"]
+    (association,) = [a["NetworkAclAssociationId"] for a in current["Associations"] if a["SubnetId"] == pod_subnet]
+    ec2.replace_network_acl_association(AssociationId=association, NetworkAclId=acl)
+    code, report = run_check(capsys, CLUSTER)
+    path = lb_by_name(report, name)["paths"][0]
+    assert code == 0 and path["nacl_allowed"] is True and "NACL_BLOCKED" not in codes(report)
+    # the same ACL denying IPv6 instead stops it: the entries of the path's family are the ones read
+    ec2.replace_network_acl_entry(NetworkAclId=acl, RuleNumber=10, Protocol="-1", RuleAction="deny", Egress=False,
+                                  Ipv6CidrBlock="::/0")
+    code, report = run_check(capsys, CLUSTER)
+    assert code == 1 and "NACL_BLOCKED" in codes(report)

@@ -17,6 +17,7 @@ from tests.support.tinyworld import free_port
 
 SHOP = v1_name(DEMO_CLUSTER, "shop", "frontend")
 BLOG = v1_name(DEMO_CLUSTER, "blog", "web")
+PAYMENTS = v1_name(DEMO_CLUSTER, "payments", "api")
 # ALBSG_DEMO_SPEED (the twin of --demo-speed) plays the 40-second story in 5 seconds.
 FAST = {"ALBSG_DEMO_SPEED": "8"}
 
@@ -64,6 +65,8 @@ def test_demo_serves_metrics_and_shows_each_detection_of_the_story(tmp_path):
          f"DETECTED  critical ACCESS_REVOKED: {SHOP} (Ingress shop/frontend)"),
         ("STORY     Someone follows the migration guide's jq recipe",
          "DETECTED  critical SHARED_LABEL_ON_FOREIGN_SOURCE: Rule sgr-"),
+        ("STORY     The network team puts subnet private-c behind a new network ACL",
+         "DETECTED  critical NACL_BLOCKED: "),
         ("STORY     An engineer puts the shop rule back by hand", f"CLEARED   ACCESS_REVOKED on {SHOP}"),
         ("STORY     Tidying up from the console, a platform engineer revokes",
          f"DETECTED  critical ACCESS_REVOKED: {BLOG} (Ingress blog/web) cannot reach"),
@@ -93,8 +96,11 @@ def test_demo_serves_metrics_and_shows_each_detection_of_the_story(tmp_path):
     assert re.search(rf"^{SHOP}\s+shop/frontend\s+v1\s+3/3\s+1\s+ok$", output, re.M)
     summary = words(output[output.index("What the monitor saw:"):])
     assert "NOT " not in summary
-    # one revoked rule behind three targets is one revocation of the ALB
-    assert f"2 revocation(s) counted in albsg_rule_revocations_total ({SHOP}: 1, {BLOG}: 1)" in summary
+    # one revoked rule behind three targets is one revocation of the ALB; the network ACL cuts a path
+    # of payments and of checkout (the v2 ALB) at once
+    assert re.search(rf"4 revocation\(s\) counted in albsg_rule_revocations_total \({SHOP}: 1, {PAYMENTS}: 1, "
+                     rf"k8s-checkout-\S+: 1, {BLOG}: 1\)", summary), summary
+    assert re.search(rf"^t\+\S+s  REVOKED   {PAYMENTS}: path to 10\.20\.11\.102 lost port 8443$", output, re.M)
     # who cut each path, from the CloudTrail events: the v2 controller's role, then a person's SSO role
     assert re.search(rf"ACCESS_REVOKED on {SHOP}: rule sgr-\w+ cut by \S+aws-load-balancer-controller\S+ "
                      r"\(v2 controller\)", summary), summary
@@ -121,8 +127,12 @@ def test_demo_json_output_is_one_object_per_line(tmp_path):
     detected = {r["code"] for r in records if r["type"] == "detected"}
     assert {"ACCESS_REVOKED", "SHARED_LABEL_ON_FOREIGN_SOURCE"} <= detected
     story = records[-1]["story"]
-    assert [s["code"] for s in story] == ["ACCESS_REVOKED", "SHARED_LABEL_ON_FOREIGN_SOURCE", "ACCESS_REVOKED",
-                                          "ACCESS_REVOKED", "SHARED_LABEL_ON_FOREIGN_SOURCE"]
+    assert [s["code"] for s in story] == ["ACCESS_REVOKED", "SHARED_LABEL_ON_FOREIGN_SOURCE", "NACL_BLOCKED",
+                                          "ACCESS_REVOKED", "ACCESS_REVOKED", "SHARED_LABEL_ON_FOREIGN_SOURCE"]
+    # The network ACL's cut is named by its rule, for the two ALBs whose pods sit in that subnet.
+    nacl = {f["load_balancer"]: f["message"] for r in records if r["type"] == "cycle"
+            for f in r["report"]["findings"] if f["code"] == "NACL_BLOCKED"}
+    assert len(nacl) == 2 and all("rule 90" in m and "inbound" in m for m in nacl.values()), nacl
     assert all(s["after_seconds"] is not None for s in story)
     # Who cut it: the revoke arrived as the v2 controller's CloudTrail event, the repair as a person's;
     # the last cut is a person's too.

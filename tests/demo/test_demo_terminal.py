@@ -23,6 +23,7 @@ INGRESSES = ("shop/frontend", "blog/web", "payments/api", "checkout/storefront",
 # Each story step as its STORY line starts, and the ALB (by Ingress) whose state it changes.
 STEPS = [("The v2 controller starts", ("shop/frontend", "UNREACHABLE")),
          ("Someone follows the migration guide's", None),
+         ("The network team puts subnet private-c", ("payments/api", "UNREACHABLE")),
          ("An engineer puts the shop rule back", ("shop/frontend", "ok")),
          ("Tidying up from the console", ("blog/web", "UNREACHABLE")),
          ("The marketing team takes the label off", None),

@@ -43,6 +43,7 @@ EMPTY = "empty"  # HTTP 200 with the real answer's listing emptied, as AWS answe
 # the paging fields that go with it: what EMPTY takes out.
 LISTINGS = {
     "DescribeInstances": "reservationSet",
+    "DescribeNetworkAcls": "networkAclSet",
     "DescribeNetworkInterfaces": "networkInterfaceSet",
     "DescribeSecurityGroupRules": "securityGroupRuleSet",
     "DescribeSecurityGroups": "securityGroupInfo",
