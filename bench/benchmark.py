@@ -34,6 +34,7 @@ from monitor.demo import world as demo_world
 from tests.support.awsproxy import AwsProxy
 
 REGION = "ap-northeast-1"
+HEALTH = {"DescribeTargetHealth"}  # the health job's reads (discovery's happen before the steady cycles)
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -60,8 +61,17 @@ class CountingProxy(AwsProxy):
         """How long moto took to answer the requests sent from `start` to `end`."""
         return sum(took for t, took in self.answered if start <= t <= end)
 
-    def between(self, start: float, end: float) -> int:
-        return sum(1 for t, _, _ in self.log if start <= t <= end)
+    def between(self, start: float, end: float, only: set[str] | None = None, without: set[str] = frozenset()) -> int:
+        """Requests sent from `start` to `end` (of these actions only, or all but `without`)."""
+        return sum(1 for t, _, action in self.log if start <= t <= end
+                   and (only is None or action in only) and action not in without)
+
+    def by_action(self, start: float, end: float) -> dict[str, int]:
+        counted: dict[str, int] = {}
+        for t, _, action in self.log:
+            if start <= t <= end:
+                counted[action] = counted.get(action, 0) + 1
+        return counted
 
     def per_second(self, start: float, end: float) -> dict[str, list[int]]:
         """Requests in each whole second from `start` to `end`, per service (elbv2, ec2)."""
@@ -162,7 +172,11 @@ def _measure(endpoint: str, proxy: CountingProxy, albs: int, cycles: int, interv
               120 + cycles * (10 * interval + 60))
         window = daemon.events("check_cycle")[: cycles + 1]
         begin, end = window[0]["_seen"], window[-1]["_seen"]
-        row["cycle_requests"] = proxy.between(begin, end) / cycles
+        # The health job reads beside the checks (its own figure below), never inside one.
+        row["cycle_requests"] = proxy.between(begin, end, without=HEALTH) / cycles
+        row["cycle_by_operation"] = {action: n / cycles for action, n in proxy.by_action(begin, end).items()
+                                     if action not in HEALTH}
+        row["discovery_by_operation"] = proxy.by_action(mark, refreshed["_seen"])
         row["cycle_s"] = sorted(c["duration_seconds"] for c in window[1:])[cycles // 2]
         row["cycle_cpu_s"] = (window[-1]["_cpu"] - window[0]["_cpu"]) / cycles
         row["cycle_moto_s"] = proxy.moto_seconds(begin, end) / cycles
@@ -178,6 +192,9 @@ def _measure(endpoint: str, proxy: CountingProxy, albs: int, cycles: int, interv
         # Revocation -> metric.
         shop = world.lb_name["shop"]
         revoked_at = time.monotonic()
+        first_check = daemon.events("check_cycle")[0]["_seen"]
+        row["health_rps"] = proxy.between(first_check, revoked_at, only=HEALTH) / max(revoked_at - first_check, 1e-9)
+        row["health_window_s"] = revoked_at - first_check
         demo_world.revoke(world, "shop_v1")
         _, seen = _wait("the revocation in /metrics", lambda: reachable_by_name(daemon.scrape()).get(shop) == 0.0,
                         60 + 3 * row["cycle_s"] + 3 * interval)

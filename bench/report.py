@@ -41,6 +41,21 @@ LATENCY_COLUMNS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
 
 
 NOT_RUN = "not run"  # the per-ALB checker, above --checker-up-to
+SWEEP_SECONDS = 300.0  # the daemon's default --health-sweep, which the benchmark runs with
+
+READS_COLUMNS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
+    ("ALBs", lambda r: f"{r['albs']:,}"),
+    ("steady cycle: requests by operation", lambda r: operations(r["cycle_by_operation"])),
+    ("full discovery: DescribeTargetGroupAttributes",
+     lambda r: f"{r['discovery_by_operation'].get('DescribeTargetGroupAttributes', 0):,}"),
+    ("target health: reads/s while steady (health job)",
+     lambda r: f"{r['health_rps']:.2f} over {r['health_window_s']:.0f} s"),
+    ("target health: sweep's rate (target groups ÷ 5m)", lambda r: f"{r['target_groups'] / SWEEP_SECONDS:.2f}"),
+]
+
+
+def operations(counts: dict[str, float]) -> str:
+    return ", ".join(f"{action} {n:g}" for action, n in sorted(counts.items())) or "none"
 
 
 def ratio(a: float, b: float) -> float:
@@ -152,6 +167,15 @@ def render(rows: list[dict[str, Any]], host: dict[str, str], interval: float, gr
         "## Latency, bursts, agreement",
         "",
         *table(rows, LATENCY_COLUMNS),
+        "",
+        "## What the reads are",
+        "",
+        "The rule check's requests by operation; what discovery's target-group attribute reads add (network",
+        "target groups only); the health job's target-health reads, beside the checks and paced with discovery",
+        "(`--health-sweep 5m`: every target group once in five minutes, spread), which the steady cycle's",
+        "requests above leave out.",
+        "",
+        *table(rows, READS_COLUMNS),
         "",
         "## Requests per second at the proxy (the observing daemon's whole run, discovery included)",
         "",

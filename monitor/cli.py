@@ -45,6 +45,13 @@ def _duration(value: str) -> float:
     return seconds
 
 
+def _duration_or_off(value: str) -> float:
+    """A duration, or 0 (`0`, `0s`) for off."""
+    if value.strip() == "0":
+        return 0.0
+    return parse_duration(value)
+
+
 def without_negative_values(argv: Sequence[str]) -> list[str]:
     """`--interval -5s` as `--interval=-5s`: argparse takes a value that starts with '-' (and is not a
     bare number) for a flag, and would say "expected one argument" instead of what is wrong with it."""
@@ -112,6 +119,9 @@ OPTIONS: dict[str, tuple[Callable[[str], Any], str | None, str]] = {
     "--cycle-timeout": (_duration, None, "a rule check still running after this is abandoned: its result is "
                                          "unknown and the next one starts on time (default: three intervals, "
                                          "at least 10s)"),
+    "--health-sweep": (_duration_or_off, "5m", "read every target group's health (the ELB's own word, beside the "
+                                               "verdict) at least this often, paced with discovery; 0: no sweep, only "
+                                               "reads a verdict change asks for"),
     "--discovery-rate": (_rate, "10", "requests a second discovery may send per API family (ELB describes, EC2 "
                                       "describes); halved on throttling, then back; the rule check is not held to it"),
     "--mode": (_choice("observe", "enforce"), "observe",
@@ -150,6 +160,7 @@ _OBSERVE = {"check", "preflight", "run"}
 ONLY: dict[str, set[str]] = {
     "--region": _OBSERVE, "--kubernetes": _OBSERVE, "--output": {"check", "preflight", "demo"},
     "--interval": _DAEMON, "--topology-interval": _DAEMON, "--discovery-rate": {"run"}, "--cycle-timeout": _DAEMON,
+    "--health-sweep": _DAEMON,
     "--mode": _DAEMON, "--grace": _DAEMON, "--listen": _DAEMON, "--state-file": {"run"}, "--log-format": {"run"},
     "--max-restores-per-cycle": {"run"}, "--max-restores-per-hour": {"run"}, "--fight-threshold": {"run"},
     "--fight-window": {"run"}, "--restore-backoff": {"run"}, "--restore-backoff-max": {"run"},

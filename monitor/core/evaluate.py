@@ -148,7 +148,8 @@ def _family(tg: TargetGroup, target: Target) -> int:
 
 def _path(lb: LoadBalancer, tg: TargetGroup, target: Target, needs: tuple[Need, ...], context: _Context) -> PathResult:
     ports = tuple(sorted({port for _, port in needs}))
-    base = dict(load_balancer_arn=lb.arn, target_group_arn=tg.arn, target=target.target_id, ports=ports, needs=needs)
+    base = dict(load_balancer_arn=lb.arn, target_group_arn=tg.arn, target=target.target_id, ports=ports, needs=needs,
+                health_need=(coverage.health_check_protocol(tg.health_check_protocol), tg.health_port_for(target)))
     if target.unjudged:
         # No ENI of the account owns the address (on premises, another account): no security group
         # of the account stands in its way that could be read, so neither direction is judged.
@@ -263,6 +264,7 @@ def _revoked(lb: LoadBalancer, paths: tuple[PathResult, ...]) -> Iterable[Findin
             severity=Severity.CRITICAL,
             load_balancer=lb.name,
             security_group=group_id,
+            paths=_keys(group_paths),
             message=(
                 f"{controllers.lb_label(lb)} cannot reach {len(group_paths)} target(s) on port(s) "
                 f"{', '.join(map(str, ports))} through {group_id}: admit {_span_text(spans)} from {source} again, "
@@ -287,6 +289,7 @@ def _egress_blocked(lb: LoadBalancer, paths: tuple[PathResult, ...]) -> Iterable
             severity=Severity.CRITICAL,
             load_balancer=lb.name,
             security_group=sg,
+            paths=_keys(group_paths),
             message=(
                 f"{controllers.lb_label(lb)} cannot send to {len(group_paths)} target(s) behind {group_id} on "
                 f"port(s) {', '.join(map(str, ports))}: its security group(s) {', '.join(lb.security_groups)} "
@@ -295,6 +298,10 @@ def _egress_blocked(lb: LoadBalancer, paths: tuple[PathResult, ...]) -> Iterable
                 f"{_permissions(spans, group_id, 'alb-to-targets')}`."
             ),
         )
+
+
+def _keys(paths: Iterable[PathResult]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted({(p.target_group_arn, p.target) for p in paths}))
 
 
 def _unadopted(lb: LoadBalancer) -> Finding:

@@ -120,6 +120,10 @@ class TargetGroup:
     targets: tuple[Target, ...] | None  # None: the target list could not be read
     tags: tuple[tuple[str, str], ...] = ()
     health_check_protocol: str = ""  # HTTP, HTTPS or TCP ("" when unknown: every one of them is tcp)
+    # The health-check timing as DescribeTargetGroups gives it (None: absent; AWS's default applies)
+    health_check_interval: int | None = None
+    health_check_timeout: int | None = None
+    unhealthy_threshold: int | None = None
     # Whether targets see the client's address: preserve_client_ip.enabled, or AWS's default when it
     # is unset. Read for network target groups only (an ALB never preserves); None there means the
     # attribute could not be read, and the clients' check is unknown.
@@ -276,6 +280,7 @@ class PathResult:
     egress_missing: tuple[tuple[str, int], ...] = ()  # those no outbound rule lets out, when egress_allowed is False
     nacl_allowed: bool | None = True  # whether the subnets' network ACLs pass it and its replies
     nacl_blocked: tuple[NaclBlock, ...] = ()  # what stops it there, when nacl_allowed is False
+    health_need: tuple[str, int] | None = None  # the (protocol, port) the ELB's health checks use
     judged: bool = True  # False: no ENI of the account owns the target's address, nothing can be judged
     not_judged_reason: str = ""  # why, when not judged
     # An NLB that preserves client addresses: whether the traffic port admits its clients (True for
@@ -327,6 +332,8 @@ class Finding:
     security_group: str | None = None
     rule: str | None = None
     attribution: Attribution | None = None  # set when a CloudTrail event says who cut the path
+    paths: tuple[tuple[str, str], ...] = ()  # (target group ARN, target) of the paths a cut concerns
+    confirmation: str | None = None  # the ELB's word on a cut (monitor.core.health); None: not a cut
 
 
 @dataclass(frozen=True)

@@ -178,11 +178,11 @@ def findings(lb: LoadBalancer, paths: Iterable) -> list[Finding]:
     by_entry: dict[tuple[str, str, bool], list[tuple[object, NaclBlock]]] = defaultdict(list)
     for path in paths:
         for block in path.nacl_blocked:
-            by_entry[(block.acl_id, block.rule, block.egress)].append((path.target, block))
+            by_entry[(block.acl_id, block.rule, block.egress)].append((path, block))
     out = []
     for (acl_id, rule, egress), hits in sorted(by_entry.items(), key=lambda kv: (kv[0][0], _order(kv[0][1]), kv[0][2])):
         blocks = list(dict.fromkeys(block for _, block in hits))
-        targets = len({target for target, _ in hits})
+        targets = len({path.target for path, _ in hits})
         subnets = ", ".join(sorted({b.subnet_id for b in blocks}))
         first = blocks[0]
         where = "its final rule *, which no entry before it overrides" if rule == "*" else f"rule {rule}"
@@ -200,6 +200,7 @@ def findings(lb: LoadBalancer, paths: Iterable) -> list[Finding]:
             code="NACL_BLOCKED",
             severity=Severity.CRITICAL,
             load_balancer=lb.name,
+            paths=tuple(sorted({(path.target_group_arn, path.target) for path, _ in hits})),
             message=(
                 f"{controllers.lb_label(lb)} cannot reach {targets} target(s): network ACL {acl_id} of subnet(s) "
                 f"{subnets} denies {first.direction} {stopped} at {where} (network ACLs are stateless: the "

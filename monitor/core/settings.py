@@ -60,6 +60,9 @@ class Settings:
     cycle_timeout: float | None = None
     """Seconds a rule check may run before it is abandoned and its result is unknown; None: three
     intervals, at least CYCLE_TIMEOUT_FLOOR."""
+    health_sweep: float = 300.0
+    """Seconds within which every target group's health is read at least once (paced with discovery);
+    0: no sweep, only the reads a verdict change asks for (at once and after the health-check window)."""
     discovery_rate: float | None = 10.0
     """Requests a second discovery may send per API family (ELBv2 describes, EC2 describes); the
     rule check is not held to it. None: not paced (the demo's local account)."""

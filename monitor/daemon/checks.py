@@ -18,6 +18,7 @@ from monitor.core.transitions import Coverage, advance, revoked_load_balancers
 from monitor.daemon.attributing import Attributor
 from monitor.daemon.cycle import Snapshot, with_kubernetes
 from monitor.daemon.deadline import DEADLINE_CODE, FAILED_CODE, Cycle, PastDeadline, blind_report
+from monitor.daemon.health_watch import HealthWatch
 from monitor.daemon.reactions import Reactions
 from monitor.daemon.remediation import Outcome
 from monitor.daemon.shared import Shared, log, log_failed_reads
@@ -36,8 +37,9 @@ class RuleChecks:
     the cycles counted, and who hears of each cycle's summary."""
 
     def __init__(self, shared: Shared, keeper: TopologyKeeper, reactions: Reactions,
-                 attributor: Attributor) -> None:
+                 attributor: Attributor, health: HealthWatch) -> None:
         self._shared = shared
+        self._health = health
         self._keeper = keeper
         self._reactions = reactions
         self._attributor = attributor
@@ -202,6 +204,7 @@ class RuleChecks:
             # Inside the commit: an abandoned check's late reads must neither refute an outage
             # window nor announce one, nor overwrite what a newer check read.
             report = self._attributor.attribute(report, observation)
+            report = self._health.judge(report, topology)
             self._coverage, revocations = advance(self._coverage, report)
             shared.metrics.publish(report, shared.wall())
             shared.metrics.count_revocations(revoked_load_balancers(revocations))

@@ -5,14 +5,18 @@ The same path serves `check`, `preflight` and the demo; the daemon runs its halv
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 from typing import Protocol
 
 from monitor.aws import AwsClients, RuleReader, discover
+from monitor.aws.health import read_health
 from monitor.aws.iam import read_role_policies
 from monitor.core import migration
 from monitor.core.cluster_model import ClusterState
+from monitor.core.corroborate import CUT_CODES, corroborate
 from monitor.core.evaluate import evaluate
+from monitor.core.health import HealthMemory
 from monitor.core.ingress_join import join_ingresses
 from monitor.core.model import Observation, ReadFailure, Report, Topology
 
@@ -74,7 +78,25 @@ def with_kubernetes(report: Report, snapshot: Snapshot) -> Report:
 
 
 def check_once(clients: AwsClients, cluster: str, kube: ClusterSource | None = None, progress=None) -> Report:
-    return verdict(read_all(clients, cluster, kube, progress=progress))
+    snapshot = read_all(clients, cluster, kube, progress=progress)
+    return with_health_once(clients, verdict(snapshot), snapshot.topology, progress)
+
+
+def with_health_once(clients: AwsClients, report: Report, topology: Topology, progress=None) -> Report:
+    """check and preflight: the ELB's word on each cut, from one health read of each target group
+    behind one (paced like discovery). Taken once, it confirms or leaves pending, never disputes; a
+    failed read leaves `unknown` and makes nothing else unknown."""
+    wanted = sorted({key[0] for f in report.findings if f.code in CUT_CODES for key in f.paths})
+    memory = HealthMemory()
+    if wanted and progress:
+        progress(f"reading the target health of {len(wanted)} target group(s) behind cut paths")
+    failures: list[ReadFailure] = []
+    with clients.pacer.discovering():
+        for arn in wanted:
+            read = read_health(clients, arn, failures, time.time)
+            if read is not None:
+                memory.saw_read(read, admitted=False)
+    return corroborate(report, memory, topology.target_groups, one_shot=True).report
 
 
 def preflight_once(clients: AwsClients, cluster: str, kube: ClusterSource | None, progress=None) -> Report:
@@ -91,7 +113,8 @@ def preflight_once(clients: AwsClients, cluster: str, kube: ClusterSource | None
     findings = migration.migration_findings(snapshot.topology, snapshot.observation.rules, state, role, iam_failures)
     findings = with_impact(findings, snapshot, report)
     failures = (*(snapshot.state.failures if snapshot.state else ()), *iam_failures)
-    return report.with_findings(_not_yet_named(findings, report), failures, order=migration.order_key)
+    report = report.with_findings(_not_yet_named(findings, report), failures, order=migration.order_key)
+    return with_health_once(clients, report, snapshot.topology, progress)
 
 
 def with_impact(findings, snapshot: Snapshot, report: Report) -> tuple:

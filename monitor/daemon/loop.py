@@ -23,6 +23,7 @@ from monitor.daemon.checks import RuleChecks
 from monitor.daemon.cycle import ClusterSource
 from monitor.daemon.event_feed import EventFeed
 from monitor.daemon.event_triggers import Coalescer
+from monitor.daemon.health_watch import DEFAULT_SWEEP_SECONDS, HealthWatch
 from monitor.daemon.ports import MetricsSink
 from monitor.daemon.reactions import Reactions
 from monitor.daemon.remediation import Remediator
@@ -45,14 +46,15 @@ class Daemon:
                  wall: Callable[[], float] = time.time, *, kube: ClusterSource | None = None,
                  remediator: Remediator | None = None, cycle_timeout: float | None = None,
                  feed: EventFeed | None = None, lookups: TrailLookups | None = None,
-                 roles: KnownRoles | None = None) -> None:
+                 roles: KnownRoles | None = None, health_sweep: float = DEFAULT_SWEEP_SECONDS) -> None:
         deadline = cycle_timeout if cycle_timeout is not None else default_cycle_timeout(interval)
         self._shared = Shared(clients, cluster, metrics, interval, topology_interval, deadline, monotonic, wall,
                               remediator=remediator, feed=feed, lookups=lookups)
         self._reactions = Reactions(self._shared)
         self._keeper = TopologyKeeper(self._shared, kube, self._reactions.want_check)
         self._attributor = Attributor(self._shared, roles)
-        self._checks = RuleChecks(self._shared, self._keeper, self._reactions, self._attributor)
+        self._health = HealthWatch(self._shared, health_sweep)
+        self._checks = RuleChecks(self._shared, self._keeper, self._reactions, self._attributor, self._health)
         if feed is not None:
             feed.watched = self._reactions.watched
             feed.on_matched = self._reactions.on_events
@@ -130,6 +132,20 @@ class Daemon:
         """One rule check against the current topology (discovering it first if there is none), in
         a thread of its own that must finish by the cycle's deadline. Never raises."""
         return self._checks.check()
+
+    def read_health(self) -> int:
+        """Read the target health that is due (verdict changes, windows passed, the sweep), paced with
+        discovery's budget; returns how many target groups were read. Never part of a check."""
+        return self._health.tick()
+
+    @property
+    def on_health_due(self) -> Callable[[], None] | None:
+        """Set by the scheduler so that a read a verdict change asks for is made at once."""
+        return self._health.on_due
+
+    @on_health_due.setter
+    def on_health_due(self, callback: Callable[[], None] | None) -> None:
+        self._health.on_due = callback
 
     def run_once(self) -> CycleSummary:
         """A refresh if one is due or was asked for, then a rule check: one step of the loop."""

@@ -245,6 +245,12 @@ class Remediator:
         if self._events is not None and leader:
             self._post_events(d, label, result, now)
 
+    def post_event(self, namespace: str, ingress: str, reason: str, message: str, warning: bool, now: float) -> None:
+        """An Event on an Ingress from another piece of the daemon (the ELB's word on a cut): posted by
+        the leader only, like the remediation's own, so that replicas do not repeat each other."""
+        if self._events is not None and self._was_leader:
+            self._events.record(namespace, ingress, reason, message, warning, now)
+
     def _post_events(self, d: Decision, label: str, result: WriteResult | None, now: float) -> None:
         reason, warning = EVENT_REASONS[(d.kind, label)]
         message = _event_message(d, label, result)

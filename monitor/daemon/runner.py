@@ -39,6 +39,8 @@ log = structlog.get_logger("monitor.runner")
 # How long a stop waits for a running cycle to end before leaving anyway: well inside the
 # 30 s a Kubernetes pod gets between SIGTERM and SIGKILL.
 STOP_GRACE_SECONDS = 5.0
+HEALTH_TICK_SECONDS = 1.0  # how often the health job looks for reads that are due
+
 # SIGHUP too: a closed terminal or a supervisor's reload would otherwise end the process without
 # the stop (no running cycle waited for, no stop event logged). SIGQUIT is a terminal's other quit
 # key (Ctrl-\); SIGXCPU warns that a CPU-time limit is reached, SIGKILL follows at the hard limit.
@@ -82,6 +84,8 @@ class OverrunLog:
 
     def __call__(self, event: JobEvent) -> None:
         loop = event.job_id
+        if loop not in self._intervals:
+            return  # the health job runs whenever reads are due: a skipped tick is no overrun
         with self._lock:
             if event.code == EVENT_JOB_SUBMITTED:
                 self._began[loop] = self._monotonic()
@@ -105,11 +109,12 @@ class OverrunLog:
 
 
 def build_scheduler(daemon: Daemon, interval: float, topology_interval: float) -> BackgroundScheduler:
-    """Two jobs, never two runs of one at once, missed runs coalesced into one. The first check
+    """Three jobs, never two runs of one at once, missed runs coalesced into one. The first check
     discovers the topology itself; the refresh job then runs every topology interval, and at once
-    when a check asks for it."""
+    when a check asks for it. The health job reads the target health that is due, each second and
+    at once when a verdict change asks for a read: never inside a check."""
     scheduler = BackgroundScheduler(
-        executors={"default": ThreadPoolExecutor(max_workers=2)},
+        executors={"default": ThreadPoolExecutor(max_workers=3)},
         job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": max(1, int(interval))},
         timezone=timezone.utc,
     )
@@ -118,6 +123,13 @@ def build_scheduler(daemon: Daemon, interval: float, topology_interval: float) -
                       next_run_time=now)
     scheduler.add_job(daemon.refresh_topology, "interval", seconds=topology_interval, id="topology",
                       name="topology refresh", next_run_time=now + timedelta(seconds=topology_interval))
+
+    scheduler.add_job(daemon.read_health, "interval", seconds=HEALTH_TICK_SECONDS, id="health",
+                      name="target health reads", next_run_time=now + timedelta(seconds=HEALTH_TICK_SECONDS))
+
+    def wake_health() -> None:
+        if scheduler.running:
+            scheduler.modify_job("health", next_run_time=datetime.now(timezone.utc))
 
     def wake_topology(reason: str) -> None:
         if scheduler.running:
@@ -129,6 +141,7 @@ def build_scheduler(daemon: Daemon, interval: float, topology_interval: float) -
 
     daemon.on_refresh_wanted = wake_topology
     daemon.on_check_wanted = wake_check
+    daemon.on_health_due = wake_health
     scheduler.add_listener(OverrunLog({"check": interval, "topology": topology_interval},
                                       starting=lambda: daemon.topology is None),
                            EVENT_JOB_SUBMITTED | EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED | EVENT_JOB_EXECUTED

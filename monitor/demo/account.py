@@ -21,6 +21,7 @@ class DemoAccount:
     world: Any
     moto: Any
     kube: Any = None  # the demo Kubernetes API, when started
+    elb: Any = None  # the front that answers target health from the account's rules
     kubeconfig: str = ""
     stopped: bool = False
 
@@ -30,6 +31,8 @@ class DemoAccount:
         self.stopped = True
         if self.kube is not None:
             self.kube.__exit__(None, None, None)
+        if self.elb is not None:
+            self.elb.stop()
         self.moto.stop()
         if self.kubeconfig and os.path.exists(self.kubeconfig):
             os.unlink(self.kubeconfig)
@@ -40,6 +43,7 @@ def start(cluster: str = DEMO_CLUSTER, region: str = DEMO_REGION, kubernetes: bo
     try:
         from monitor.demo import cluster as demo_cluster
         from monitor.demo import world as demo_world
+        from monitor.demo.elb import DemoElb
         from monitor.demo.kubeapi import DemoKubeApi
     except ImportError as exc:  # moto comes with the demo extra
         from monitor.demo import INSTALL_EXTRA
@@ -52,8 +56,12 @@ def start(cluster: str = DEMO_CLUSTER, region: str = DEMO_REGION, kubernetes: bo
     os.environ.pop("AWS_PROFILE", None)
     world = demo_world.seed(endpoint, region=region, cluster=cluster)
     demo_cluster.create_controller_role(world)
+    # The monitor talks to the account through its load balancers' health checks (moto answers
+    # `healthy` whatever the rules); the story changes the world straight in moto.
+    elb = DemoElb(endpoint, region).start()
+    os.environ["AWS_ENDPOINT_URL"] = elb.url
     if not kubernetes:
-        account = DemoAccount(world=world, moto=moto)
+        account = DemoAccount(world=world, moto=moto, elb=elb)
         atexit.register(account.stop)
         return account
     kube = DemoKubeApi(demo_cluster.objects(world)).__enter__()
@@ -65,6 +73,6 @@ def start(cluster: str = DEMO_CLUSTER, region: str = DEMO_REGION, kubernetes: bo
                    "users": [{"name": "demo", "user": {"token": "demo"}}]}, out)
     os.environ["KUBECONFIG"] = path
     os.environ.pop("KUBERNETES_SERVICE_HOST", None)
-    account = DemoAccount(world=world, moto=moto, kube=kube, kubeconfig=path)
+    account = DemoAccount(world=world, moto=moto, kube=kube, kubeconfig=path, elb=elb)
     atexit.register(account.stop)
     return account

@@ -30,7 +30,8 @@ from monitor.surface import render
 _STATE = {True: "ok", False: "UNREACHABLE", None: "unknown"}
 _CLEAR = "\x1b[H\x1b[2J"
 # Every `type` a `--output json` line can have (README.md, "The demo", lists exactly these).
-RECORD_TYPES = ("start", "story", "error", "cycle", "detected", "cleared", "revoked", "attributed", "outage_window",
+RECORD_TYPES = ("start", "story", "error", "cycle", "detected", "confirmed", "cleared", "revoked", "attributed",
+                "outage_window",
                 "restored", "already_present", "restore_failed", "cleanup_failed", "cleaned_up", "dry_run",
                 "not_restored", "summary")
 # How the ALB table narrows when the width is short, in this order, each step only as far as needed.
@@ -248,6 +249,8 @@ class LiveView:
                            {"type": "detected", "code": finding.code, "severity": finding.severity.value,
                             "load_balancer": finding.load_balancer, "message": finding.message},
                            quiet=self.seen.cycles == 1)
+            elif finding.confirmation == "confirmed" and self._findings[key].confirmation != "confirmed":
+                self._line("ELB SAYS", *_confirmed(finding))
         for key, finding in self._findings.items():
             if key not in now:
                 self.seen.changes.append((self.elapsed(), "cleared", finding.code))
@@ -342,6 +345,13 @@ def _table(report: Report, revocations: Counter, width: int, mark: str) -> list[
         rows.append((lb.name, ingress, lb.adoption, render.paths_cell(lb), str(revocations.get(lb.name, 0)),
                      render.state_cell(lb)))
     return layout.fit_columns(rows, width, _NARROWING, mark)
+
+
+def _confirmed(finding: Finding) -> tuple[str, dict[str, Any]]:
+    """The line and record when the ELB's own health checks start failing on what a finding says is cut."""
+    return (f"{finding.code} on {finding.load_balancer} confirmed: the ELB reports those targets failing their "
+            "health checks", {"type": "confirmed", "code": finding.code, "load_balancer": finding.load_balancer,
+                              "security_group": finding.security_group})
 
 
 def _subject(finding: Finding, report: Report) -> str:

@@ -186,7 +186,7 @@ def assemble_daemon(settings: Settings, clients: aws.AwsClients | None = None, *
     lookups = None if feed is not None else trail_lookups(clients, metrics, wall)
     daemon = Daemon(clients, settings.cluster_name, metrics, settings.interval, settings.topology_interval,
                     **clocks, kube=source, remediator=remediator, cycle_timeout=settings.check_deadline, feed=feed,
-                    lookups=lookups, roles=known_roles(settings))
+                    lookups=lookups, roles=known_roles(settings), health_sweep=settings.health_sweep)
     server = HttpServer(settings.listen, Endpoints(metrics=metrics.exposition, health=daemon.health,
                                                    ready=daemon.ready))
     return DaemonParts(clients=clients, metrics=metrics, daemon=daemon, server=server, remediator=remediator,

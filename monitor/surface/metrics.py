@@ -17,7 +17,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 
 from monitor import __version__
-from monitor.core.model import PATH_STATE_NAMES, Report, Severity
+from monitor.core.model import Report
+from monitor.surface.series import disputed_load_balancers, finding_counts, path_counts
 
 # A `_created` sample per counter doubles every series for no use on a dashboard or in an alert.
 prometheus_client.disable_created_metrics()
@@ -26,25 +27,6 @@ prometheus_client.disable_created_metrics()
 # and `already_present`: a restore found the rule there already (another writer put it back first).
 REMEDIATION_RESULTS = ("restored", "dry_run", "failed", "suppressed", "cleaned_up", "already_present")
 
-# The contract's finding codes are always rendered, at 0 when absent, so `albsg_findings{code=…} > 0` and
-# dashboards see a series from the first scrape; other codes appear while they are found.
-KNOWN_FINDINGS: dict[str, str] = {
-    "ACCESS_REVOKED": Severity.CRITICAL.value,
-    "EGRESS_BLOCKED": Severity.CRITICAL.value,
-    "CLIENTS_NOT_ADMITTED": Severity.CRITICAL.value,
-    "NACL_BLOCKED": Severity.CRITICAL.value,
-    "SHARED_LABEL_ON_FOREIGN_SOURCE": Severity.CRITICAL.value,
-    "UNCLAIMED_SHARED_LABEL": Severity.WARNING.value,
-    "AMBIGUOUS_NODE_SECURITY_GROUP": Severity.CRITICAL.value,
-    "MIGRATION_POLICY_MISSING": Severity.CRITICAL.value,
-    "CONTROLLERS_BOTH_RUNNING": Severity.CRITICAL.value,
-    "V1_CONTROLLER_TOO_OLD": Severity.CRITICAL.value,
-    "UNADOPTED_LOAD_BALANCER": Severity.INFO.value,
-    "UNLABELLED_V1_RULE": Severity.INFO.value,
-    "REMEDIATION_FIGHT": Severity.CRITICAL.value,
-    "OBSERVATION_INCOMPLETE": Severity.WARNING.value,
-    "RULE_QUOTA_NEAR": Severity.WARNING.value,
-}
 
 # What happened to each message read from the events queue: `matched` (it touched something watched),
 # or why it was ignored (monitor.core.events.Rejection values, duplicate, unwatched, rejected).
@@ -99,6 +81,14 @@ class _StateCollector:
             if lb.reachable is not None:
                 reachable.add_metric([lb.name, lb.ingress_namespace, lb.ingress], 1 if lb.reachable else 0)
         yield reachable
+        disputed = GaugeMetricFamily(
+            "albsg_load_balancer_disputed",
+            "1 while every cut the monitor finds on the load balancer is disputed by the ELB's health checks "
+            "(VERDICT_DISPUTED): the alert rules do not page on its reachability 0 then.",
+            labels=["load_balancer"])
+        for name in disputed_load_balancers(report):
+            disputed.add_metric([name], 1)
+        yield disputed
         paths = GaugeMetricFamily(
             "albsg_paths",
             "Paths of the last check by state: covered, uncovered, unknown (a read failed), not_judged "
@@ -112,6 +102,22 @@ class _StateCollector:
         for (code, severity), count in sorted(finding_counts(report).items()):
             findings.add_metric([code, severity], count)
         yield findings
+
+
+class _TargetsCollector:
+    """albsg_targets: each target group's targets by the state the ELB's last health read gave them."""
+
+    def __init__(self, metrics: "Metrics") -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        targets = GaugeMetricFamily(
+            "albsg_targets",
+            "Targets of each target group by the ELB's last health read of it (its own word, beside the verdict).",
+            labels=["load_balancer", "target_group", "state"])
+        for load_balancer, target_group, state, count in self._metrics.targets():
+            targets.add_metric([load_balancer, target_group, state], count)
+        yield targets
 
 
 class _PersistenceCollector:
@@ -129,23 +135,6 @@ class _PersistenceCollector:
                 "1 while the remembered rules and remediation history are saved where they survive a restart; "
                 "0 when the last save failed or the location was found not writable at start.",
                 value=1 if persisted else 0)
-
-
-def path_counts(report: Report) -> dict[str, int]:
-    """Every path state, at 0 when no path is in it, so a dashboard sees each series from the start."""
-    counts = dict.fromkeys(PATH_STATE_NAMES, 0)
-    for lb in report.load_balancers:
-        for path in lb.paths:
-            counts[path.state] += 1
-    return counts
-
-
-def finding_counts(report: Report) -> dict[tuple[str, str], int]:
-    counts = {(code, severity): 0 for code, severity in KNOWN_FINDINGS.items()}
-    for finding in report.findings:
-        key = (finding.code, finding.severity.value)
-        counts[key] = counts.get(key, 0) + 1
-    return counts
 
 
 class Metrics:
@@ -206,6 +195,12 @@ class Metrics:
             "albsg_discovery_wait_seconds_total",
             "Seconds discovery waited on its own request budget, by API family.",
             ["family"], registry=self.registry)
+        self._targets: list[tuple[str, str, str, int]] = []
+        self.registry.register(_TargetsCollector(self))
+        self.disputes = Counter(
+            "albsg_verdict_disputes",
+            "Cuts the ELB's health checks disputed: each time a cut path kept passing them past the health-check "
+            "window.", registry=self.registry)
         self.state_save_failures = Counter(
             "albsg_state_save_failures_total",
             "Saves of the remembered rules and remediation history that failed (retried every cycle).",
@@ -312,6 +307,17 @@ class Metrics:
     def count_state_save_failure(self) -> None:
         self.state_save_failures.inc()
         self.set_state_persisted(False)
+
+    def count_disputes(self, count: int) -> None:
+        self.disputes.inc(count)
+
+    def set_targets(self, rows: list[tuple[str, str, str, int]]) -> None:
+        with self._lock:
+            self._targets = list(rows)
+
+    def targets(self) -> list[tuple[str, str, str, int]]:
+        with self._lock:
+            return list(self._targets)
 
     def observe_cycle(self, seconds: float) -> None:
         self.cycle_duration.observe(seconds)

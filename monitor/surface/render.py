@@ -10,6 +10,12 @@ from monitor.core import failures
 from monitor.core.model import Finding, LoadBalancerResult, NaclBlock, Report
 
 _STATE = {True: "ok", False: "UNREACHABLE", None: "unknown"}
+_CONFIRMATION_WORDS = {
+    "confirmed": "confirmed (the ELB reports these targets failing for a network reason)",
+    "pending": "pending (the ELB has not reported these targets failing yet)",
+    "not_exercised": "not exercised (they do not cross what is cut: another port, or client addresses)",
+    "unknown": "unknown (target health not read)",
+}
 
 
 def to_dict(report: Report) -> dict[str, Any]:
@@ -57,6 +63,8 @@ def to_dict(report: Report) -> dict[str, Any]:
 def _finding(f: Finding) -> dict[str, Any]:
     out: dict[str, Any] = {"code": f.code, "severity": f.severity.value, "load_balancer": f.load_balancer,
                            "security_group": f.security_group, "rule": f.rule, "message": f.message}
+    if f.confirmation is not None:
+        out["confirmation"] = f.confirmation
     if f.attribution is not None:
         a = f.attribution
         out["attribution"] = {"principal": a.principal, "actor_kind": a.actor_kind, "event_name": a.event_name,
@@ -122,6 +130,8 @@ def to_table(report: Report, title: str = "check", attribution: str | None = Non
         lines.append("FINDINGS")
         for f in report.findings:
             lines.append(f"  {f.severity.value.upper():8} {f.code}: {f.message}")
+            if f.confirmation is not None:
+                lines.append(f"           the ELB's health checks: {_CONFIRMATION_WORDS[f.confirmation]}")
             if f.attribution is not None:
                 a = f.attribution
                 lines.append(f"           cut by {a.principal} ({a.actor_kind}, {a.event_name} at "

@@ -88,6 +88,10 @@ def test_a_tiny_bench_run_writes_every_figure_and_budget(tmp_path):
     assert latency["verdicts agree with the checker"] == "10/10; after a revocation: yes"
     assert latency["enforce: revoked → rule back"].endswith(" s")
     assert latency["new ALB → in /metrics"].endswith(" s")
+    reads = row_of(lines, report.READS_COLUMNS)
+    assert "DescribeSecurityGroupRules" in reads["steady cycle: requests by operation"]
+    assert "DescribeTargetHealth" not in reads["steady cycle: requests by operation"]  # the health job's, apart
+    assert reads["target health: reads/s while steady (health job)"].endswith(" s")
     elb = next(line for line in lines if line.startswith("| 10 | ELB |"))  # the per-second histogram
     seconds = [int(c.strip().removesuffix(" s")) for c in elb.strip("|").split("|")[2:]]
     assert len(seconds) == len(report.RATE_BUCKETS) and sum(seconds[1:]) > 0  # some seconds carried requests

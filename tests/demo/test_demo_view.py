@@ -160,6 +160,30 @@ def test_piped_lines_fit_the_width_given_and_the_table_keeps_every_state(monkeyp
     assert "k8s-checkout-storefro-6db07c4126  checkout/storefront-with-a-long-name  v2" in wide.getvalue()
 
 
+def test_the_elb_confirming_a_cut_is_one_line_and_one_record_said_once():
+    from dataclasses import replace
+
+    out = io.StringIO()
+    view = LiveView(out, "lines", "http://127.0.0.1:9917/metrics", clock=Clock(), columns=300)
+    healthy, _ = observe((SSH_RULE,))
+    healthy = replace(healthy, findings=())
+    cut, _ = observe((SSH_RULE,))
+
+    def said(confirmation: str | None) -> None:
+        findings = tuple(replace(f, confirmation=confirmation) if f.code == "ACCESS_REVOKED" else f
+                         for f in cut.findings)
+        view.cycle(CycleSummary(report=replace(cut, findings=findings)))
+
+    view.cycle(CycleSummary(report=healthy))
+    said("pending")
+    said("confirmed")
+    said("confirmed")
+    text = out.getvalue()
+    assert text.count("ELB SAYS") == 1
+    assert f"ELB SAYS  ACCESS_REVOKED on {LB} confirmed: the ELB reports those targets failing" in text
+    assert text.index("DETECTED") < text.index("ELB SAYS")
+
+
 def test_the_readme_lists_exactly_the_json_record_types_the_demo_can_write():
     import re
     from pathlib import Path

@@ -25,6 +25,7 @@ CANDIDATES: dict[str, list[str]] = {
     "--restore-backoff": SHORT_DURATIONS,
     "--restore-backoff-max": SHORT_DURATIONS,
     "--cleanup-grace": SHORT_DURATIONS,
+    "--health-sweep": ["0", "0s", "00", "0.0", "500ms", "5m", "1m30s", "-1m", "1d", "", "abc", " 5m"],
     "--discovery-rate": ["0", "0.05", "0.09", "0.1", "0.5", ".5", "5.", "10", "2.5", "999.9", "1000", "1000.0",
                          "01000", "1000.5", "1001", "-1", "abc", "nan", "inf", ""],
     "--max-restores-per-cycle": COUNTS,

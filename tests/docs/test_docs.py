@@ -12,7 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from monitor import cli
 from monitor.core.model import Finding, LoadBalancerResult, Report, Severity
-from monitor.surface.metrics import KNOWN_FINDINGS, Metrics
+from monitor.surface.metrics import Metrics
+from monitor.surface.series import KNOWN_FINDINGS
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = ROOT / "docs" / "reference.md"
@@ -86,8 +87,13 @@ def exposed() -> dict[str, tuple[str, set[str]]]:
     m = Metrics()
     m.publish(Report(cluster="c", region="r", complete=True, load_balancers=(
         LoadBalancerResult(name="a", arn="arn:a", adoption="v2", security_groups=(), reachable=True, paths=(),
-                           ingress_namespace="shop", ingress="web"),),
-        findings=(Finding(code="ACCESS_REVOKED", severity=Severity.CRITICAL, message="x"),)), now=1.0)
+                           ingress_namespace="shop", ingress="web"),
+        LoadBalancerResult(name="b", arn="arn:b", adoption="v2", security_groups=(), reachable=False, paths=()),),
+        findings=(Finding(code="ACCESS_REVOKED", severity=Severity.CRITICAL, message="x"),
+                  Finding(code="VERDICT_DISPUTED", severity=Severity.WARNING, message="y", load_balancer="b"))),
+        now=1.0)
+    m.set_targets([("a", "tg-a", "healthy", 2)])  # after a health read
+    m.count_disputes(1)
     m.count_revocations(["a"])
     m.observe_cycle(0.1)
     m.count_topology_refresh("start")

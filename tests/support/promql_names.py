@@ -22,10 +22,13 @@ SPEC_METRICS: dict[str, str] = {
     "albsg_remediation_enabled": "gauge",
     "albsg_build_info": "gauge",
     "albsg_paths": "gauge",
+    "albsg_targets": "gauge",
+    "albsg_verdict_disputes_total": "counter",
 }
 
-# Exported beyond that table, documented in docs/daemon.md, and read by alert rules.
+# Exported beyond that table, documented in docs/reference.md or docs/daemon.md, and read by alert rules.
 MORE_METRICS: dict[str, str] = {
+    "albsg_load_balancer_disputed": "gauge",
     "albsg_state_persisted": "gauge",
     "albsg_state_save_failures_total": "counter",
     "albsg_cycle_failures_total": "counter",

@@ -82,6 +82,7 @@ ALBSG_REGION: {{ . | quote }}
 ALBSG_KUBERNETES: {{ .Values.kubernetes | quote }}
 ALBSG_INTERVAL: {{ .Values.interval | quote }}
 ALBSG_TOPOLOGY_INTERVAL: {{ .Values.topologyInterval | quote }}
+ALBSG_HEALTH_SWEEP: {{ .Values.healthSweep | quote }}
 ALBSG_DISCOVERY_RATE: {{ .Values.discoveryRate | quote }}
 {{- with .Values.cycleTimeout }}
 ALBSG_CYCLE_TIMEOUT: {{ . | quote }}
