@@ -72,10 +72,13 @@ def test_demo_serves_metrics_and_shows_each_detection_of_the_story(tmp_path):
          f"DETECTED  critical ACCESS_REVOKED: {BLOG} (Ingress blog/web) cannot reach"),
         ("STORY     The marketing team takes the label off", "CLEARED   SHARED_LABEL_ON_FOREIGN_SOURCE"),
     ]
+    # The story's events in order, each followed by its detection. At 8 times the speed a loaded
+    # machine may show a detection after the next event (beats are 0.4 s apart), which is no fault.
     position = 0
     for event, detection in story:
         position = output.index(event, position)
-        position = output.index(detection, position)
+        assert output.index(detection, position) > position, detection
+        position += len(event)
     assert re.search(rf"^t\+\S+s  REVOKED   {SHOP}: path to i-\w+ lost ports 30080, 30081$", output, re.M)
     # Three paths lost, one revocation counted: the words say what albsg_rule_revocations_total did.
     assert revocations(body) == 1
