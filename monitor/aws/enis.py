@@ -76,7 +76,7 @@ def _owner(eni: dict) -> Owner:
 def ip_enis(clients: AwsClients, vpc_id: str, ips: list[str], failures: list[ReadFailure]) -> dict[str, Owner]:
     found: dict[str, Owner] = {}
     # The address filter matches IPv4 addresses only; IPv6 ones are looked up by subnet below.
-    ipv4 = [ip for ip in ips if _version(ip) == 4]
+    ipv4 = [ip for ip in ips if ip_version(ip) == 4]
     unread: set[str] = set()
     for batch in chunks(ipv4, EC2_FILTER_VALUES):
         answer = attempt(
@@ -104,7 +104,7 @@ def _by_subnet(clients: AwsClients, vpc_id: str, ips: list[str], failures: list[
                                        Filters=[{"Name": "vpc-id", "Values": [vpc_id]}]), vpc_id)
     if subnets is None:
         return {}
-    wanted = sorted({s["SubnetId"] for s in subnets for ip in ips if _inside(ip, subnet_cidrs(s))})
+    wanted = sorted({s["SubnetId"] for s in subnets for ip in ips if inside(ip, subnet_cidrs(s))})
     found: dict[str, Owner] = {}
     complete = True
     for batch in chunks(wanted, EC2_FILTER_VALUES):
@@ -165,19 +165,21 @@ def owners(enis: Iterable[dict], ips: Iterable[str]) -> dict[str, Owner]:
         prefixes += [p.get("Ipv6Prefix", "") for p in eni.get("Ipv6Prefixes", ())]
         if prefixes:
             for ip in set(wanted.values()) - found.keys():
-                if _inside(ip, prefixes):
+                if inside(ip, prefixes):
                     found[ip] = owner
     return found
 
 
-def _version(ip: str) -> int | None:
+def ip_version(ip: str) -> int | None:
+    """4 or 6, or None for text that is no address."""
     try:
         return ipaddress.ip_address(ip).version
     except ValueError:
         return None
 
 
-def _inside(ip: str, networks: Iterable[str]) -> bool:
+def inside(ip: str, networks: Iterable[str]) -> bool:
+    """Whether the address lies in one of the networks (unparsable ones are skipped)."""
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:

@@ -7,7 +7,6 @@ caller decides what that means. An address whose lookup failed is unread, never 
 
 from __future__ import annotations
 
-import ipaddress
 from collections import defaultdict
 
 from monitor.aws import enis
@@ -24,7 +23,7 @@ def owners_anywhere(clients: AwsClients, ips: list[str], failures: list[ReadFail
     failed. An address absent from both is owned by no ENI the account can read."""
     found: dict[str, list[Owned]] = defaultdict(list)
     unread: set[str] = set()
-    ipv4 = [ip for ip in ips if _version(ip) == 4]
+    ipv4 = [ip for ip in ips if enis.ip_version(ip) == 4]
     for batch in chunks(ipv4, EC2_FILTER_VALUES):
         answer = attempt(
             failures, "ec2", "DescribeNetworkInterfaces",
@@ -52,7 +51,7 @@ def _by_subnet(clients: AwsClients, ips: list[str], failures: list[ReadFailure],
     inside: dict[str, set[str]] = defaultdict(set)  # subnet id -> the addresses it holds
     for subnet in subnets:
         for ip in ips:
-            if _inside(ip, enis.subnet_cidrs(subnet)):
+            if enis.inside(ip, enis.subnet_cidrs(subnet)):
                 inside[subnet["SubnetId"]].add(ip)
     unread: set[str] = set()
     for batch in chunks(sorted(inside), EC2_FILTER_VALUES):
@@ -74,23 +73,3 @@ def _collect(answer: list[dict], ips: list[str], found: dict[str, list[Owned]]) 
             if (eni.get("VpcId", ""), owner) not in found[ip]:
                 found[ip].append((eni.get("VpcId", ""), owner))
 
-
-def _version(ip: str) -> int | None:
-    try:
-        return ipaddress.ip_address(ip).version
-    except ValueError:
-        return None
-
-
-def _inside(ip: str, networks: list[str]) -> bool:
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return False
-    for network in networks:
-        try:
-            if address in ipaddress.ip_network(network, strict=False):
-                return True
-        except ValueError:
-            continue
-    return False

@@ -31,16 +31,22 @@ def timed_out(payload: bytes) -> bytes:
                            b"<State>unhealthy</State><Reason>Target.Timeout</Reason>")
 
 
+def daemon_behind(proxy: AwsProxy, monkeypatch, health_sweep: float) -> tuple[Daemon, Clock, Metrics]:
+    """A daemon whose AWS requests go through the proxy, on a wall clock the test moves."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+    clients = aws.connect(None)
+    clients.pacer.configure(None)
+    clock, metrics = Clock(), Metrics()
+    daemon = Daemon(clients, CLUSTER, metrics, interval=10.0, topology_interval=300.0, wall=clock,
+                    health_sweep=health_sweep)
+    return daemon, clock, metrics
+
+
 @pytest.fixture
 def watched(tiny_world: World, monkeypatch):
     with AwsProxy(tiny_world.endpoint) as proxy:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-        clients = aws.connect(None)
-        clients.pacer.configure(None)
-        clock, metrics = Clock(), Metrics()
         # No sweep: these are the reads a verdict change asks for, at once and past the window.
-        daemon = Daemon(clients, CLUSTER, metrics, interval=10.0, topology_interval=300.0, wall=clock,
-                        health_sweep=0)
+        daemon, clock, metrics = daemon_behind(proxy, monkeypatch, health_sweep=0)
         yield daemon, proxy, clock, metrics
 
 
@@ -118,12 +124,7 @@ def test_a_throttled_health_read_changes_nothing(watched, tiny_world):
 
 def test_the_rule_check_never_reads_health_and_the_sweep_reads_every_target_group(tiny_world, monkeypatch):
     with AwsProxy(tiny_world.endpoint) as proxy:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-        clients = aws.connect(None)
-        clients.pacer.configure(None)
-        clock = Clock()
-        daemon = Daemon(clients, CLUSTER, Metrics(), interval=10.0, topology_interval=300.0, wall=clock,
-                        health_sweep=60.0)
+        daemon, clock, _ = daemon_behind(proxy, monkeypatch, health_sweep=60.0)
         daemon.run_once()
         proxy.reset_counts()
         for _ in range(5):
@@ -139,12 +140,7 @@ def test_the_rule_check_never_reads_health_and_the_sweep_reads_every_target_grou
 
 def test_no_sweep_reads_only_what_a_verdict_change_asks_for(tiny_world, monkeypatch):
     with AwsProxy(tiny_world.endpoint) as proxy:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-        clients = aws.connect(None)
-        clients.pacer.configure(None)
-        clock = Clock()
-        daemon = Daemon(clients, CLUSTER, Metrics(), interval=10.0, topology_interval=300.0, wall=clock,
-                        health_sweep=0)
+        daemon, clock, _ = daemon_behind(proxy, monkeypatch, health_sweep=0)
         daemon.run_once()
         clock.now += 3600
         assert daemon.read_health() == 0
@@ -155,12 +151,7 @@ def test_no_sweep_reads_only_what_a_verdict_change_asks_for(tiny_world, monkeypa
 
 def test_targets_timing_out_while_every_rule_admits_them_are_unexplained_past_the_window(tiny_world, monkeypatch):
     with AwsProxy(tiny_world.endpoint) as proxy:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
-        clients = aws.connect(None)
-        clients.pacer.configure(None)
-        clock = Clock()
-        daemon = Daemon(clients, CLUSTER, Metrics(), interval=10.0, topology_interval=300.0, wall=clock,
-                        health_sweep=60.0)
+        daemon, clock, _ = daemon_behind(proxy, monkeypatch, health_sweep=60.0)
         daemon.run_once()
         proxy.rewrite("DescribeTargetHealth", timed_out)  # a host firewall: the rules admit, the ELB times out
         clock.now += 60
