@@ -133,10 +133,12 @@ def test_neither_job_ever_runs_twice_at_once_and_missed_runs_coalesce(tiny_world
     scheduler.start(paused=True)  # job defaults are applied when the scheduler starts
     jobs = {job.id: job for job in scheduler.get_jobs()}
     scheduler.shutdown(wait=False)
-    assert set(jobs) == {"check", "topology"}
+    assert set(jobs) == {"check", "topology", "health"}
     assert all(job.max_instances == 1 and job.coalesce for job in jobs.values())
     assert jobs["check"].trigger.interval.total_seconds() == 15.0
     assert jobs["topology"].trigger.interval.total_seconds() == 300.0
+    # The target-health reads that are due, looked for every second, beside the check, never in it.
+    assert jobs["health"].trigger.interval.total_seconds() == runner.HEALTH_TICK_SECONDS == 1.0
 
 
 def status(port: int, path: str) -> int:
