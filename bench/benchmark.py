@@ -35,6 +35,7 @@ from tests.support.awsproxy import AwsProxy
 
 REGION = "ap-northeast-1"
 HEALTH = {"DescribeTargetHealth"}  # the health job's reads (discovery's happen before the steady cycles)
+HEALTH_SWEEP = ["5m"]  # the observing daemon's --health-sweep (main() sets it from its own flag)
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -162,7 +163,8 @@ def _measure(endpoint: str, proxy: CountingProxy, albs: int, cycles: int, interv
 
     # The daemon in observe mode.
     mark = time.monotonic()
-    with DaemonProcess(proxy.url, world.cluster, interval, workdir / f"observe-{albs}.log") as daemon:
+    with DaemonProcess(proxy.url, world.cluster, interval, workdir / f"observe-{albs}.log",
+                       ["--health-sweep", HEALTH_SWEEP[0]]) as daemon:
         refreshed, _ = _wait("the first discovery", lambda: daemon.event("topology_refreshed"), 600 + albs)
         row["discovery_s"] = refreshed["duration_seconds"]
         row["discovery_requests"] = proxy.between(mark, refreshed["_seen"])
@@ -274,8 +276,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checker-up-to", type=int, default=1000,
                         help="run the per-ALB checker at sizes up to this many ALBs (at 5,000 it alone takes "
                              "over half an hour, and no budget compares with it there)")
+    parser.add_argument("--health-sweep", default="5m",
+                        help="the observing daemon's --health-sweep (0: no sweep, to measure the check alone)")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results.md", help="where the table goes")
     args = parser.parse_args(argv)
+    HEALTH_SWEEP[0] = args.health_sweep
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
     host = machine()
@@ -297,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     if not rows:
         print("no size could be measured", file=sys.stderr)
         return 1
-    text = report.render(rows, host, args.interval, args.grace, args.cycles, failed)
+    text = report.render(rows, host, args.interval, args.grace, args.cycles, failed, args.health_sweep)
     args.output.write_text(text)
     print(text)
     return 1 if failed else 0

@@ -147,13 +147,14 @@ def histogram(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def render(rows: list[dict[str, Any]], host: dict[str, str], interval: float, grace: float, cycles: int,
-           failed: list[tuple[int, str]] = ()) -> str:
+           failed: list[tuple[int, str]] = (), health_sweep: str = "5m") -> str:
     lines = [
         "# Benchmark results",
         "",
         f"Machine: {host['cpus']} CPUs, {host['model']}; load average at the start {host['load']}; "
         f"Python {host['python']}; {host['date']}. moto in its own process, the daemon "
-        f"(`alb-sg-monitor run --kubernetes off --interval {interval:g}s --cycle-timeout {CYCLE_TIMEOUT}`) in "
+        f"(`alb-sg-monitor run --kubernetes off --interval {interval:g}s --cycle-timeout {CYCLE_TIMEOUT} "
+        f"--health-sweep {health_sweep}`) in "
         f"another, requests counted by a proxy in front of moto (bench.fastmoto: moto with its tag and "
         f"group-id lookups indexed; the same answers). Steady cycle: the median of {cycles} cycles; its CPU is the daemon "
         f"process's user + system time over those cycles, divided by their number; “moto answering” is the "

@@ -9,6 +9,7 @@ entry matches meets the final `*` deny. Traffic inside one subnet is not filtere
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections import defaultdict
 from collections.abc import Iterable
@@ -118,11 +119,13 @@ def _pair(lb_acl: NetworkAcl, lb_subnet: str, target_acl: NetworkAcl, target_sub
     return found
 
 
-def first_deny(entries: Iterable[NaclEntry], egress: bool, protocol: str, peer: str, ports: tuple[int, int],
+@functools.lru_cache(maxsize=16384)
+def first_deny(entries: tuple[NaclEntry, ...], egress: bool, protocol: str, peer: str, ports: tuple[int, int],
                family: int) -> str | None:
     """The entry that denies some of `peer` × `ports` (its rule number, or "*"), or None when the
     entries allow all of it. Walks the entries in order keeping what is still undecided: an allow
-    decides what it covers, a deny touching anything undecided blocks."""
+    decides what it covers, a deny touching anything undecided blocks. Remembered: every check asks
+    again for the same few addresses (nodes behind many load balancers) through the same entries."""
     number = _PROTOCOL_NUMBERS.get(protocol, protocol)
     undecided: list[Piece] = [(ipaddress.ip_network(peer, strict=False), ports[0], ports[1])]
     ordered = sorted((e for e in entries if e.egress is egress), key=lambda e: e.rule_number)
