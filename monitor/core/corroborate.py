@@ -15,15 +15,13 @@ from dataclasses import dataclass, replace
 
 from monitor.core import health
 from monitor.core.health import HealthMemory, TargetKey
-from monitor.core.model import Finding, PathResult, Report, Severity, TargetGroup
+from monitor.core.model import SEVERITY_RANK, Finding, PathResult, Report, Severity, TargetGroup
 
 ACCESS_REVOKED, EGRESS_BLOCKED = "ACCESS_REVOKED", "EGRESS_BLOCKED"
 NACL_BLOCKED, CLIENTS_NOT_ADMITTED = "NACL_BLOCKED", "CLIENTS_NOT_ADMITTED"
 CUT_CODES = frozenset({ACCESS_REVOKED, EGRESS_BLOCKED, NACL_BLOCKED, CLIENTS_NOT_ADMITTED})
 VERDICT_DISPUTED = "VERDICT_DISPUTED"
 UNHEALTHY_UNEXPLAINED = "UNHEALTHY_UNEXPLAINED"
-
-_SEVERITY_ORDER = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
 
 
 @dataclass(frozen=True)
@@ -87,7 +85,7 @@ def corroborate(report: Report, memory: HealthMemory, target_groups: Iterable[Ta
     if not one_shot:
         findings.extend(_unexplained(report, memory, target_groups, windows))
     # Stable, by severity only: a disputed cut moves among the warnings, the rest keep the order given.
-    findings.sort(key=lambda f: _SEVERITY_ORDER[f.severity])
+    findings.sort(key=lambda f: SEVERITY_RANK[f.severity])
     return Corroborated(replace(report, findings=tuple(findings)), frozenset(disputed))
 
 

@@ -14,6 +14,7 @@ from monitor.core import clients, controllers, coverage, nacl, ownership, quota
 from monitor.core import failures as failures_words
 from monitor.core.coverage import Need
 from monitor.core.model import (
+    SEVERITY_RANK,
     Finding,
     LoadBalancer,
     LoadBalancerResult,
@@ -29,8 +30,6 @@ from monitor.core.model import (
     TargetGroup,
     Topology,
 )
-
-_SEVERITY_ORDER = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
 
 
 def evaluate(topology: Topology, observation: Observation) -> Report:
@@ -85,7 +84,7 @@ def evaluate(topology: Topology, observation: Observation) -> Report:
     findings.extend(quota.near_quota(observation, {sg: r.name for r in results for sg in r.security_groups}))
     failures = (*topology.failures, *observation.failures, *unlisted)
     findings.extend(_incomplete(failures))
-    findings.sort(key=lambda f: (_SEVERITY_ORDER[f.severity], f.code, f.load_balancer or "", f.rule or ""))
+    findings.sort(key=lambda f: (SEVERITY_RANK[f.severity], f.code, f.load_balancer or "", f.rule or ""))
     return Report(
         cluster=topology.cluster,
         region=topology.region,

@@ -11,12 +11,11 @@ from collections.abc import Iterable
 from monitor.core import controllers, iam_policy, v2_gc
 from monitor.core.cluster_model import ClusterState, ControllerDeployment
 from monitor.core.iam_policy import RolePolicies
-from monitor.core.model import Finding, LoadBalancer, PeerKind, ReadFailure, Rule, Severity, Topology
+from monitor.core.model import SEVERITY_RANK, Finding, LoadBalancer, PeerKind, ReadFailure, Rule, Severity, Topology
 
 MIN_ADOPTABLE_V1 = (1, 1, 3)  # v2 adopts only what v1 >= 1.1.3 tagged with ingress.k8s.aws/* (migration guide)
 MIGRATION_POLICY_FILE = "docs/install/iam_policy_v1_to_v2_additional.json"
 _DENIAL_WORDS = ("UnauthorizedOperation", "AccessDenied")
-_SEVERITY_ORDER = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
 # What cuts traffic first comes first (issue 5): a fight or a pending revoke before a missing policy.
 _CODE_ORDER = ("ACCESS_REVOKED", "EGRESS_BLOCKED", "NACL_BLOCKED", "REMEDIATION_FIGHT", "CONTROLLERS_BOTH_RUNNING",
                "SHARED_LABEL_ON_FOREIGN_SOURCE", "MIGRATION_POLICY_MISSING", "AMBIGUOUS_NODE_SECURITY_GROUP",
@@ -38,7 +37,7 @@ def migration_findings(topology: Topology, rules: Iterable[Rule], state: Cluster
 
 def order_key(finding: Finding) -> tuple:
     rank = _CODE_ORDER.index(finding.code) if finding.code in _CODE_ORDER else len(_CODE_ORDER)
-    return _SEVERITY_ORDER[finding.severity], rank, finding.load_balancer or "", finding.rule or ""
+    return SEVERITY_RANK[finding.severity], rank, finding.load_balancer or "", finding.rule or ""
 
 
 def wrong_cluster(topology: Topology, state: ClusterState, cluster: str) -> str | None:

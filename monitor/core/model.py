@@ -12,6 +12,10 @@ class Severity(str, Enum):
     INFO = "info"
 
 
+# How findings are ordered: critical first.
+SEVERITY_RANK = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
+
+
 class PeerKind(str, Enum):
     SECURITY_GROUP = "sg"
     CIDR = "cidr"
