@@ -61,21 +61,34 @@ def windows_of(target_groups: Iterable[TargetGroup]) -> dict[str, float]:
     return {tg.arn: float(health.timing_of(tg).window) for tg in target_groups}
 
 
+def _exercised_by_finding(report: Report) -> dict[int, tuple[TargetKey, ...]]:
+    """For each cut finding (by its place in the report), the paths the ELB's health checks cross."""
+    lb_arns = {lb.name: lb.arn for lb in report.load_balancers}
+    paths = {(p.load_balancer_arn, p.target_group_arn, p.target): p for lb in report.load_balancers for p in lb.paths}
+    return {i: exercised(f, paths, lb_arns.get(f.load_balancer or "", ""))
+            for i, f in enumerate(report.findings) if f.code in CUT_CODES}
+
+
+def exercised_target_groups(report: Report) -> list[str]:
+    """The target groups whose health can confirm (or dispute) a cut of this report: those a one-shot
+    check reads, and no other."""
+    return sorted({key[0] for keys in _exercised_by_finding(report).values() for key in keys})
+
+
 def corroborate(report: Report, memory: HealthMemory, target_groups: Iterable[TargetGroup],
                 one_shot: bool = False) -> Corroborated:
     """The report with the ELB's word added. `one_shot` (check, preflight): reads taken once, right
     after the verdict, confirm or leave pending; they never dispute nor explain."""
     target_groups = tuple(target_groups)
     windows = windows_of(target_groups)
-    lb_arns = {lb.name: lb.arn for lb in report.load_balancers}
-    paths = {(p.load_balancer_arn, p.target_group_arn, p.target): p for lb in report.load_balancers for p in lb.paths}
+    crossed = _exercised_by_finding(report)
     findings: list[Finding] = []
     disputed: set[tuple[str, str | None, str | None]] = set()
-    for finding in report.findings:
-        if finding.code not in CUT_CODES:
+    for index, finding in enumerate(report.findings):
+        if index not in crossed:
             findings.append(finding)
             continue
-        keys = exercised(finding, paths, lb_arns.get(finding.load_balancer or "", ""))
+        keys = crossed[index]
         word = _confirmation(keys, memory, one_shot)
         if not one_shot and keys and _disputed(keys, memory, windows):
             disputed.add((finding.code, finding.load_balancer, finding.security_group))

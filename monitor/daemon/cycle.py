@@ -14,7 +14,7 @@ from monitor.aws.health import read_health
 from monitor.aws.iam import read_role_policies
 from monitor.core import migration
 from monitor.core.cluster_model import ClusterState
-from monitor.core.corroborate import CUT_CODES, corroborate
+from monitor.core.corroborate import corroborate, exercised_target_groups
 from monitor.core.evaluate import evaluate
 from monitor.core.health import HealthMemory
 from monitor.core.ingress_join import join_ingresses
@@ -86,7 +86,7 @@ def with_health_once(clients: AwsClients, report: Report, topology: Topology, pr
     """check and preflight: the ELB's word on each cut, from one health read of each target group
     behind one (paced like discovery). Taken once, it confirms or leaves pending, never disputes; a
     failed read leaves `unknown` and makes nothing else unknown."""
-    wanted = sorted({key[0] for f in report.findings if f.code in CUT_CODES for key in f.paths})
+    wanted = exercised_target_groups(report)  # a cut the health checks do not cross is not_exercised unread
     memory = HealthMemory()
     if wanted and progress:
         progress(f"reading the target health of {len(wanted)} target group(s) behind cut paths")

@@ -183,3 +183,10 @@ def test_a_network_acl_cut_of_the_replies_is_exercised_and_of_another_port_is_no
     traffic_only, topo = _acl_cut((30080, 30080), health_port="8081")
     assert codes(corroborate.corroborate(traffic_only, memory, topo.target_groups).report) == [
         ("NACL_BLOCKED", "critical", "not_exercised")]
+
+
+def test_check_reads_only_the_target_groups_whose_health_checks_cross_a_cut():
+    crossed, _ = _acl_cut((30000, 32767))
+    assert corroborate.exercised_target_groups(crossed) == [w.TG_ARN]
+    traffic_only, _ = _acl_cut((30080, 30080), health_port="8081")  # the health checks use 8081: nothing to read
+    assert corroborate.exercised_target_groups(traffic_only) == []
