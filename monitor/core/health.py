@@ -10,7 +10,7 @@ proves or disproves that port from that source only; anything else is `not_exerc
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from monitor.core.model import TargetGroup
@@ -114,8 +114,7 @@ def confirmation(targets: Iterable[TargetKey], read: HealthRead | None, exercise
         return UNKNOWN
     if read.at < cut_since:
         return PENDING
-    entries = [read.of(target_id) for _, target_id in targets]
-    if entries and all(found and all(t.network_failure for t in found) for found in entries):
+    if _every_target(read, targets, lambda t: t.network_failure):
         return CONFIRMED
     return PENDING
 
@@ -126,8 +125,14 @@ def disputed(targets: Iterable[TargetKey], read: HealthRead | None, exercised: b
     the first check that saw the cut) reports every target the cut concerns healthy."""
     if not exercised or read is None or read.at < cut_since + window:
         return False
+    return _every_target(read, targets, lambda t: t.state == "healthy")
+
+
+def _every_target(read: HealthRead, targets: Iterable[TargetKey], holds: Callable[[TargetHealth], bool]) -> bool:
+    """Whether the read lists every one of the targets, and `holds` for each of its entries (an
+    instance can be registered on several ports): a target the read does not list is not vouched for."""
     entries = [read.of(target_id) for _, target_id in targets]
-    return bool(entries) and all(found and all(t.state == "healthy" for t in found) for found in entries)
+    return bool(entries) and all(found and all(holds(t) for t in found) for found in entries)
 
 
 @dataclass

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from monitor.core.health import CONFIRMED
 from monitor.core.model import Finding, Report
 from monitor.core.policy import CIDR_NOT_RESTORED, RESTORE
 from monitor.core.transitions import revoked_load_balancers
@@ -249,7 +250,7 @@ class LiveView:
                            {"type": "detected", "code": finding.code, "severity": finding.severity.value,
                             "load_balancer": finding.load_balancer, "message": finding.message},
                            quiet=self.seen.cycles == 1)
-            elif finding.confirmation == "confirmed" and self._findings[key].confirmation != "confirmed":
+            elif finding.confirmation == CONFIRMED and self._findings[key].confirmation != CONFIRMED:
                 self._line("ELB SAYS", *_confirmed(finding))
         for key, finding in self._findings.items():
             if key not in now:
