@@ -76,11 +76,12 @@ def exercised_target_groups(report: Report) -> list[str]:
 
 
 def corroborate(report: Report, memory: HealthMemory, target_groups: Iterable[TargetGroup],
-                one_shot: bool = False) -> Corroborated:
+                one_shot: bool = False, windows: Mapping[str, float] | None = None) -> Corroborated:
     """The report with the ELB's word added. `one_shot` (check, preflight): reads taken once, right
-    after the verdict, confirm or leave pending; they never dispute nor explain."""
+    after the verdict, confirm or leave pending; they never dispute nor explain. `windows`: the
+    target groups' health-check windows when the caller keeps them (else worked out here)."""
     target_groups = tuple(target_groups)
-    windows = windows_of(target_groups)
+    windows = windows if windows is not None else windows_of(target_groups)
     crossed = _exercised_by_finding(report)
     findings: list[Finding] = []
     disputed: set[tuple[str, str | None, str | None]] = set()

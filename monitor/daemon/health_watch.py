@@ -41,6 +41,7 @@ class HealthWatch:
         self._confirmed: set[tuple[str, str | None, str | None]] = set()  # cuts already said confirmed
         self._names: dict[str, tuple[str, tuple[str, ...]]] = {}  # target group -> (its name, its LBs' names)
         self._windows: dict[str, float] = {}  # target group -> its health-check window
+        self._topology: Topology | None = None  # the topology the windows, names and sweep were worked out for
         self.on_due: Callable[[], None] | None = None  # wakes the health job (the runner sets it)
 
     # -- in the check (no request) ----------------------------------------------------------------
@@ -55,24 +56,17 @@ class HealthWatch:
                     cut.add((path.target_group_arn, path.target))
                 ok = admitted.get(path.target_group_arn, True)
                 admitted[path.target_group_arn] = ok and path.reachable is True
-        windows = {tg.arn: timing_of(tg).window for tg in topology.target_groups}
-        lb_names = {lb.arn: lb.name for lb in topology.load_balancers}
         wake = False
         with self._lock:
-            self._windows = windows
-            self._names = {tg.arn: (tg.name, tuple(lb_names[a] for a in tg.load_balancer_arns if a in lb_names))
-                           for tg in topology.target_groups}
-            forgot = self._forget_gone(set(windows))
+            forgot = self._adopt(topology, now)
+            windows = self._windows
             changed = {arn for arn, ok in admitted.items() if self._admitted.get(arn) not in (None, ok)}
             newly_cut = {arn for arn, _ in self.memory.saw_cuts(cut, now)}
             for arn in changed | newly_cut:
                 self._due[arn] = [now, now + windows.get(arn, 0) + SETTLE_SECONDS]
                 wake = True
             self._admitted = admitted
-            for index, arn in enumerate(sorted(windows)):
-                # A new target group's first sweep read is spread over the sweep, not all at once.
-                self._next_sweep.setdefault(arn, now + self._sweep * (index % 97 + 1) / 98)
-            out = corroborate(report, self.memory, topology.target_groups)
+            out = corroborate(report, self.memory, topology.target_groups, windows=windows)
             new_disputes = out.disputed - self._disputed
             self._disputed = out.disputed
             for arn in {key[0] for key in cut}:
@@ -88,6 +82,21 @@ class HealthWatch:
         if wake and self.on_due is not None:
             self.on_due()
         return out.report
+
+    def _adopt(self, topology: Topology, now: float) -> bool:
+        """What depends on the topology alone (windows, names, the sweep's schedule), worked out once
+        per topology (it is replaced whole, never changed in place); True when target groups are gone."""
+        if topology is self._topology:
+            return False
+        self._topology = topology
+        self._windows = {tg.arn: float(timing_of(tg).window) for tg in topology.target_groups}
+        lb_names = {lb.arn: lb.name for lb in topology.load_balancers}
+        self._names = {tg.arn: (tg.name, tuple(lb_names[a] for a in tg.load_balancer_arns if a in lb_names))
+                       for tg in topology.target_groups}
+        for index, arn in enumerate(sorted(self._windows)):
+            # A new target group's first sweep read is spread over the sweep, not all at once.
+            self._next_sweep.setdefault(arn, now + self._sweep * (index % 97 + 1) / 98)
+        return self._forget_gone(set(self._windows))
 
     def _tell(self, after: Report, new_disputes: frozenset, now: float) -> None:
         """One log event (and, by the leader, an Event on the Ingress) when the ELB confirms a cut and
