@@ -71,16 +71,17 @@ class RuleReader:
         rules: list[Rule] = []
         egress: list[Rule] = []
         raw, read = self._rules_of(group_ids, failures)
-        for rule in map(to_rule, raw):
+        for item in raw:
             # Only the directions that matter: everything downstream treats `rules` as what admits
             # traffic into targets, so an ALB SG's inbound rules stay out of it (and a whole
-            # listing's rules of other groups are dropped here).
-            if rule is None:
+            # listing's rules of other groups are dropped here, before they are read into Rules).
+            # A rule without its group cannot be placed: the check fails (blind), never reads it as no rule.
+            outbound = bool(item.get("IsEgress"))
+            if item["GroupId"] not in (lb_groups if outbound else target_groups):
                 continue
-            if rule.egress and rule.group_id in lb_groups:
-                egress.append(rule)
-            elif not rule.egress and rule.group_id in target_groups:
-                rules.append(rule)
+            rule = to_rule(item)
+            if rule is not None:
+                (egress if outbound else rules).append(rule)
         extra = self._sources(topology, rules, failures)
         prefix_lists = self._resolve_prefix_lists([*rules, *egress], failures)
         lb_groups, live_arns, new_arns = live if live is not None else ((), None, frozenset())

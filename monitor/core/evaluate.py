@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from monitor.core import clients, controllers, coverage, nacl, ownership, quota
+from monitor.core import clients, controllers, coverage, cut_findings, nacl, ownership, quota
 from monitor.core import failures as failures_words
 from monitor.core.coverage import Need
 from monitor.core.model import (
@@ -33,66 +33,10 @@ from monitor.core.model import (
 
 
 def evaluate(topology: Topology, observation: Observation) -> Report:
-    groups = {g.group_id: g for g in (*topology.security_groups, *observation.extra_groups)}
-    rules_by_group: dict[str, list[Rule]] = defaultdict(list)
-    for rule in (*observation.rules, *observation.egress_rules):
-        rules_by_group[rule.group_id].append(rule)
-    fresh_lb_sgs = dict(observation.lb_security_groups)
-    context = _Context(topology.cluster, rules_by_group, observation.read_groups, groups,
-                       dict(observation.prefix_lists), nacl.index(observation))
-
-    by_lb: dict[str, list] = defaultdict(list)
-    for tg in topology.target_groups:
-        for arn in tg.load_balancer_arns:
-            by_lb[arn].append(tg)
-    results: list[LoadBalancerResult] = []
-    findings: list[Finding] = []
-    unlisted: list[ReadFailure] = []
-    for lb in topology.load_balancers:
-        if observation.live_lb_arns is not None and lb.arn not in observation.live_lb_arns:
-            # Deleted since the topology was read, or a listing that lost it: one answer is no proof.
-            # Unknown (no verdict, no path) until a read of it by ARN confirms it gone.
-            unlisted.append(ReadFailure("elbv2", "DescribeLoadBalancers", failures_words.NOT_LISTED,
-                                        f"{lb.name} was missing from the load balancer listing", lb.name))
-            results.append(LoadBalancerResult(lb.name, lb.arn, lb.adoption, lb.security_groups, None, (),
-                                              lb.ingress_namespace, lb.ingress))
-            continue
-        lb = _with_fresh_groups(lb, fresh_lb_sgs)
-        paths = tuple(_paths(lb, by_lb[lb.arn], context))
-        reachable = _reachability(paths, unknown=lb.arn in topology.incomplete_lbs)
-        results.append(
-            LoadBalancerResult(
-                name=lb.name,
-                arn=lb.arn,
-                adoption=lb.adoption,
-                security_groups=lb.security_groups,
-                reachable=reachable,
-                paths=paths,
-                ingress_namespace=lb.ingress_namespace,
-                ingress=lb.ingress,
-            )
-        )
-        findings.extend(_revoked(lb, paths))
-        findings.extend(_egress_blocked(lb, paths))
-        findings.extend(clients.not_admitted(lb, paths, by_lb[lb.arn]))
-        findings.extend(nacl.findings(lb, paths))
-        if lb.adoption == "v1":
-            findings.append(_unadopted(lb))
-
-    findings.extend(_ambiguous_node_groups(topology, groups))
-    findings.extend(_rule_findings(observation.rules, groups, topology, fresh_lb_sgs))
-    findings.extend(quota.near_quota(observation, {sg: r.name for r in results for sg in r.security_groups}))
-    failures = (*topology.failures, *observation.failures, *unlisted)
-    findings.extend(_incomplete(failures))
-    findings.sort(key=lambda f: (SEVERITY_RANK[f.severity], f.code, f.load_balancer or "", f.rule or ""))
-    return Report(
-        cluster=topology.cluster,
-        region=topology.region,
-        complete=not failures,
-        load_balancers=tuple(results),
-        findings=tuple(findings),
-        failures=failures,
-    )
+    """Every load balancer judged from scratch (monitor.core.carry judges again only what changed)."""
+    given = inputs(topology, observation)
+    judged = {lb.arn: judge(lb, topology, given) for lb in topology.load_balancers if listed(lb, observation)}
+    return assemble(topology, observation, judged, whole_findings(topology, observation, given, judged))
 
 
 @dataclass(frozen=True)
@@ -111,10 +55,112 @@ class _Context:
         return [r for g in group_ids for r in self.rules_by_group.get(g, ()) if r.egress is egress]
 
 
-def _with_fresh_groups(lb: LoadBalancer, fresh: dict[str, tuple[str, ...]]) -> LoadBalancer:
-    if lb.arn in fresh and fresh[lb.arn] != lb.security_groups:
-        return replace(lb, security_groups=fresh[lb.arn])
+@dataclass(frozen=True)
+class Inputs:
+    """One check's reads, indexed for judging: the rules by group, the load balancers' groups as
+    listed now, and each load balancer's target groups."""
+
+    context: _Context
+    fresh_lb_sgs: dict[str, tuple[str, ...]]
+    by_lb: dict[str, tuple[TargetGroup, ...]]
+
+
+def inputs(topology: Topology, observation: Observation) -> Inputs:
+    groups = {g.group_id: g for g in (*topology.security_groups, *observation.extra_groups)}
+    rules_by_group: dict[str, list[Rule]] = defaultdict(list)
+    for rule in (*observation.rules, *observation.egress_rules):
+        rules_by_group[rule.group_id].append(rule)
+    context = _Context(topology.cluster, dict(rules_by_group), observation.read_groups, groups,
+                       dict(observation.prefix_lists), nacl.index(observation))
+    by_lb: dict[str, list[TargetGroup]] = defaultdict(list)
+    for tg in topology.target_groups:
+        for arn in tg.load_balancer_arns:
+            by_lb[arn].append(tg)
+    return Inputs(context, dict(observation.lb_security_groups), {arn: tuple(tgs) for arn, tgs in by_lb.items()})
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """One load balancer's verdict and the findings about its paths."""
+
+    result: LoadBalancerResult
+    findings: tuple[Finding, ...]
+
+
+def listed(lb: LoadBalancer, observation: Observation) -> bool:
+    """False when the load balancer listing was read and lacks it: deleted since the topology was
+    read, or a listing that lost it. One answer is no proof: it is unknown (no verdict, no path)
+    until a read of it by ARN confirms it gone."""
+    return observation.live_lb_arns is None or lb.arn in observation.live_lb_arns
+
+
+def fresh(lb: LoadBalancer, given: Inputs) -> LoadBalancer:
+    """The load balancer with its security groups as listed now."""
+    now = given.fresh_lb_sgs.get(lb.arn)
+    if now is not None and now != lb.security_groups:
+        return replace(lb, security_groups=now)
     return lb
+
+
+def judge(lb: LoadBalancer, topology: Topology, given: Inputs) -> Judgement:
+    lb = fresh(lb, given)
+    target_groups = given.by_lb.get(lb.arn, ())
+    paths = tuple(_paths(lb, target_groups, given.context))
+    result = LoadBalancerResult(
+        name=lb.name,
+        arn=lb.arn,
+        adoption=lb.adoption,
+        security_groups=lb.security_groups,
+        reachable=_reachability(paths, unknown=lb.arn in topology.incomplete_lbs),
+        paths=paths,
+        ingress_namespace=lb.ingress_namespace,
+        ingress=lb.ingress,
+    )
+    findings = [*cut_findings.revoked(lb, paths), *cut_findings.egress_blocked(lb, paths),
+                *clients.not_admitted(lb, paths, target_groups), *nacl.findings(lb, paths)]
+    if lb.adoption == "v1":
+        findings.append(_unadopted(lb))
+    return Judgement(result, tuple(findings))
+
+
+def whole_findings(topology: Topology, observation: Observation, given: Inputs,
+                   judged: dict[str, Judgement]) -> tuple[Finding, ...]:
+    """The findings about the account's groups and rules rather than one load balancer's paths."""
+    names = {sg: j.result.name for j in judged.values() for sg in j.result.security_groups}
+    return (*_ambiguous_node_groups(topology, given.context.groups),
+            *_rule_findings(observation.rules, given.context.groups, topology, given.fresh_lb_sgs),
+            *quota.near_quota(observation, names))
+
+
+def assemble(topology: Topology, observation: Observation, judged: dict[str, Judgement],
+             whole: tuple[Finding, ...]) -> Report:
+    """The report: every load balancer in the topology's order (the unlisted ones unknown), the
+    findings sorted, and what could not be read."""
+    results: list[LoadBalancerResult] = []
+    findings: list[Finding] = []
+    unlisted: list[ReadFailure] = []
+    for lb in topology.load_balancers:
+        judgement = judged.get(lb.arn)
+        if judgement is None or not listed(lb, observation):
+            unlisted.append(ReadFailure("elbv2", "DescribeLoadBalancers", failures_words.NOT_LISTED,
+                                        f"{lb.name} was missing from the load balancer listing", lb.name))
+            results.append(LoadBalancerResult(lb.name, lb.arn, lb.adoption, lb.security_groups, None, (),
+                                              lb.ingress_namespace, lb.ingress))
+            continue
+        results.append(judgement.result)
+        findings.extend(judgement.findings)
+    findings.extend(whole)
+    failures = (*topology.failures, *observation.failures, *unlisted)
+    findings.extend(_incomplete(failures))
+    findings.sort(key=lambda f: (SEVERITY_RANK[f.severity], f.code, f.load_balancer or "", f.rule or ""))
+    return Report(
+        cluster=topology.cluster,
+        region=topology.region,
+        complete=not failures,
+        load_balancers=tuple(results),
+        findings=tuple(findings),
+        failures=failures,
+    )
 
 
 def _paths(lb: LoadBalancer, target_groups, context: _Context) -> Iterable[PathResult]:
@@ -227,80 +273,6 @@ def _reachability(paths: tuple[PathResult, ...], unknown: bool) -> bool | None:
     if unknown or any(p.reachable is None for p in paths):
         return None
     return True
-
-
-def _spans(needs: Iterable[Need]) -> list[tuple[str, int, int]]:
-    """(protocol, lowest port, highest port) per protocol, tcp first."""
-    by_protocol: dict[str, list[int]] = defaultdict(list)
-    for protocol, port in needs:
-        by_protocol[protocol].append(port)
-    return [(p, min(ports), max(ports)) for p, ports in sorted(by_protocol.items())]
-
-
-def _span_text(spans: list[tuple[str, int, int]]) -> str:
-    return ", ".join(f"{p} {lo}" if lo == hi else f"{p} {lo}-{hi}" for p, lo, hi in spans)
-
-
-def _permissions(spans: list[tuple[str, int, int]], group: str, description: str) -> str:
-    return " ".join(f"'IpProtocol={p},FromPort={lo},ToPort={hi},"
-                    f"UserIdGroupPairs=[{{GroupId={group},Description={description}}}]'" for p, lo, hi in spans)
-
-
-def _revoked(lb: LoadBalancer, paths: tuple[PathResult, ...]) -> Iterable[Finding]:
-    by_group: dict[str, list[PathResult]] = defaultdict(list)
-    for path in paths:
-        if path.covered is False and path.judged:
-            by_group[path.node_security_group or "?"].append(path)
-    # Without security groups (an NLB made so) its node rules can only name its subnets.
-    source = lb.security_groups[0] if lb.security_groups else ", ".join((*lb.subnet_cidrs, *lb.subnet_ipv6_cidrs))
-    for group_id, group_paths in sorted(by_group.items()):
-        ports = sorted({p for path in group_paths for p in path.missing_ports})
-        spans = _spans({m for path in group_paths for m in path.missing})
-        permissions = (_permissions(spans, source, 'restored-by-hand') if lb.security_groups else
-                       clients.cidr_permissions(spans, (*lb.subnet_cidrs, *lb.subnet_ipv6_cidrs), 'restored-by-hand'))
-        yield Finding(
-            code="ACCESS_REVOKED",
-            severity=Severity.CRITICAL,
-            load_balancer=lb.name,
-            security_group=group_id,
-            paths=_keys(group_paths),
-            message=(
-                f"{controllers.lb_label(lb)} cannot reach {len(group_paths)} target(s) on port(s) "
-                f"{', '.join(map(str, ports))} through {group_id}: admit {_span_text(spans)} from {source} again, "
-                f"with a description of your own (never the v2 label), e.g. `aws ec2 authorize-security-group-ingress "
-                f"--group-id {group_id} --ip-permissions {permissions}`."
-            ),
-        )
-
-
-def _egress_blocked(lb: LoadBalancer, paths: tuple[PathResult, ...]) -> Iterable[Finding]:
-    """One finding per destination group: the ALB's SGs let none of its traffic out to them."""
-    by_group: dict[str, list[PathResult]] = defaultdict(list)
-    for path in paths:
-        if path.egress_allowed is False and path.judged:
-            by_group[path.node_security_group or (path.security_groups or ("?",))[0]].append(path)
-    sg = lb.security_groups[0] if lb.security_groups else "?"
-    for group_id, group_paths in sorted(by_group.items()):
-        spans = _spans({m for path in group_paths for m in path.egress_missing})
-        ports = sorted({port for path in group_paths for _, port in path.egress_missing})
-        yield Finding(
-            code="EGRESS_BLOCKED",
-            severity=Severity.CRITICAL,
-            load_balancer=lb.name,
-            security_group=sg,
-            paths=_keys(group_paths),
-            message=(
-                f"{controllers.lb_label(lb)} cannot send to {len(group_paths)} target(s) behind {group_id} on "
-                f"port(s) {', '.join(map(str, ports))}: its security group(s) {', '.join(lb.security_groups)} "
-                f"allow no outbound {_span_text(spans)} to them; allow it, e.g. `aws ec2 "
-                f"authorize-security-group-egress --group-id {sg} --ip-permissions "
-                f"{_permissions(spans, group_id, 'alb-to-targets')}`."
-            ),
-        )
-
-
-def _keys(paths: Iterable[PathResult]) -> tuple[tuple[str, str], ...]:
-    return tuple(sorted({(p.target_group_arn, p.target) for p in paths}))
 
 
 def _unadopted(lb: LoadBalancer) -> Finding:

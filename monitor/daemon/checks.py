@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from monitor.core import cancellation
-from monitor.core.evaluate import evaluate
+from monitor.core.carry import Carried, evaluate_carried
 from monitor.core.transitions import Coverage, advance, revoked_load_balancers
 from monitor.daemon.attributing import Attributor
 from monitor.daemon.cycle import Snapshot, with_kubernetes
@@ -44,6 +44,7 @@ class RuleChecks:
         self._reactions = reactions
         self._attributor = attributor
         self._coverage = Coverage()
+        self._carried: Carried | None = None  # the last check's judgements (monitor.core.carry)
         self.abandoned: list[threading.Thread] = []
         self._said_waiting = False  # `check_waiting_for_first_discovery` is logged once
         self.cycles = 0
@@ -188,7 +189,8 @@ class RuleChecks:
         observation = shared.reader.read(topology)
         log_failed_reads("check", observation.failures)
         cycle.check("evaluating")
-        aws_report = evaluate(topology, observation)
+        carrying = evaluate_carried(topology, observation, self._carried)
+        self._carried, aws_report = carrying.carried, carrying.report
         report = with_kubernetes(aws_report, Snapshot(topology, observation, shared.cluster_state))
         outcomes: tuple[Outcome, ...] = ()
         if shared.remediator is not None:
@@ -220,4 +222,4 @@ class RuleChecks:
             # check's deadline, and the checks go on meanwhile against what is known.
             wanted = "incomplete_topology"
         return CycleSummary(report=report, revocations=revocations, refresh_wanted=wanted, remediations=outcomes,
-                            discovery_seconds=discovering)
+                            discovery_seconds=discovering, judged=carrying.judged)

@@ -22,6 +22,7 @@ class CycleSummary:
     error: str | None = None
     abandoned: bool = False  # still running at its deadline: its result is unknown (and dropped)
     discovery_seconds: float = 0.0  # of which the first discovery, run by this check: not its duration
+    judged: int = 0  # load balancers judged again (the others carried their last judgement: monitor.core.carry)
 
     @property
     def ok(self) -> bool:
@@ -56,4 +57,5 @@ class CycleSummary:
             "writes": sum(1 for o in self.remediations if o.result is not None),
             "duration_seconds": round(self.duration_seconds, 3),
             "api_calls": self.api_calls,
+            "judged": self.judged,
         }
