@@ -59,9 +59,11 @@ class RuleReader:
         changed = self._changed
         return [changed[arn] for arn in sorted(arns) if arn in changed]
 
-    def read(self, topology: Topology) -> Observation:
+    def read(self, topology: Topology, list_load_balancers: bool = True) -> Observation:
+        """The rules (and network ACLs) behind `topology`; with the load balancer listing unless told
+        not to (then nothing is known of load balancers come, gone or changed: the topology's stand)."""
         failures: list[ReadFailure] = []
-        live = self._load_balancers(topology, failures)
+        live = self._load_balancers(topology, failures) if list_load_balancers else None
         target_groups = topology.target_group_ids
         # The ALBs' SGs as discovered and as listed now: their outbound rules decide whether the
         # ALB may send to its targets at all.

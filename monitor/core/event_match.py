@@ -75,7 +75,10 @@ class Watched:
 
 def touches(event: ApiEvent, watched: Watched) -> bool:
     """Whether the event changed something a watched path depends on: a watched group (as the group
-    changed, or as a rule's peer), ENI, load balancer or target group."""
+    changed, or as a rule's peer), ENI, load balancer or target group; or made a load balancer (of
+    the account and region watched: one of the cluster's, or not, its tags will tell)."""
+    if event.event_name == "CreateLoadBalancer":
+        return bool(event.load_balancers)
     peers = {r.rule.peer for r in event.rules if r.rule is not None and r.rule.peer_kind == "sg"}
     return bool(watched.security_groups & (set(event.security_groups) | peers)
                 or watched.network_interfaces.intersection(event.network_interfaces)

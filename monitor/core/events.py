@@ -29,7 +29,8 @@ EVENT_NAMES: dict[str, tuple[str, ...]] = {
     EC2: ("AuthorizeSecurityGroupEgress", "AuthorizeSecurityGroupIngress", "DeleteSecurityGroup",
           "ModifyNetworkInterfaceAttribute", "ModifySecurityGroupRules", "RevokeSecurityGroupEgress",
           "RevokeSecurityGroupIngress"),
-    ELB: ("DeleteLoadBalancer", "DeregisterTargets", "ModifyTargetGroup", "RegisterTargets", "SetSecurityGroups"),
+    ELB: ("CreateLoadBalancer", "DeleteLoadBalancer", "DeregisterTargets", "ModifyTargetGroup", "RegisterTargets",
+          "SetSecurityGroups"),
 }
 # EventBridge events are at most 256 KB (the PutEvents limit); anything larger did not come from it.
 MAX_MESSAGE_BYTES = 256 * 1024
@@ -244,10 +245,14 @@ def _tuple(group: str | None, protocol: Any, low: Any, high: Any, peer: tuple[st
 
 # --- ELB ------------------------------------------------------------------------------------------
 
-def _elb_touched(name: str, request: dict, _response: dict) -> dict[str, Any]:
-    groups = [_str(g) or "" for g in _list(request.get("securityGroups"))] if name == "SetSecurityGroups" else []
+def _elb_touched(name: str, request: dict, response: dict) -> dict[str, Any]:
+    named = name in ("SetSecurityGroups", "CreateLoadBalancer")
+    groups = [_str(g) or "" for g in _list(request.get("securityGroups"))] if named else []
     targets = [_str(_obj(t).get("id")) or "" for t in _list(request.get("targets"))]
-    return {"security_groups": _unique(groups), "load_balancers": _unique([_str(request.get("loadBalancerArn")) or ""]),
+    lbs = [_str(request.get("loadBalancerArn")) or ""]
+    if name == "CreateLoadBalancer":  # the new load balancer's ARN is only in the response
+        lbs = [_str(_obj(lb).get("loadBalancerArn")) or "" for lb in _list(response.get("loadBalancers"))]
+    return {"security_groups": _unique(groups), "load_balancers": _unique(lbs),
             "target_groups": _unique([_str(request.get("targetGroupArn")) or ""]), "targets": _unique(targets)}
 
 

@@ -186,7 +186,10 @@ class RuleChecks:
         self._wait_for(shared.acting, cycle, "waiting for an abandoned check's writes")
         shared.acting.release()
         cycle.check("reading rules")
-        observation = shared.reader.read(topology)
+        listing = shared.listing.turn(shared.monotonic(), shared.queue_healthy())
+        observation = shared.reader.read(topology, list_load_balancers=listing.read)
+        if listing.read and observation.live_lb_arns is not None:
+            shared.listing.listed(listing, shared.monotonic())
         log_failed_reads("check", observation.failures)
         cycle.check("evaluating")
         carrying = evaluate_carried(topology, observation, self._carried)
@@ -222,4 +225,4 @@ class RuleChecks:
             # check's deadline, and the checks go on meanwhile against what is known.
             wanted = "incomplete_topology"
         return CycleSummary(report=report, revocations=revocations, refresh_wanted=wanted, remediations=outcomes,
-                            discovery_seconds=discovering, judged=carrying.judged)
+                            discovery_seconds=discovering, judged=carrying.judged, listed=listing.read)

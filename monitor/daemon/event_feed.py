@@ -30,6 +30,8 @@ log = structlog.get_logger("monitor.event_feed")
 KEEP_SECONDS = 3600.0
 KEEP_EVENTS = 2000
 FAILURE_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+# The queue is healthy while its last receive succeeded within this long (a receive waits up to 20 s).
+HEALTHY_WITHIN_SECONDS = 60.0
 
 
 class Queue(Protocol):
@@ -59,6 +61,7 @@ class EventFeed:
         self._failure: ReadFailure | None = None
         self._said_rejected = LogLimiter()
         self._polled = False
+        self._read_at: float | None = None  # wall time of the last receive that succeeded
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         # Set by the daemon: what is watched now, what to do on a matched event, and which Ingresses
@@ -74,6 +77,11 @@ class EventFeed:
         with self._lock:
             return tuple(self._recent)
 
+    def healthy(self, now: float) -> bool:
+        """Whether the queue is read: its last receive succeeded, recently. Not before a first poll."""
+        read_at = self._read_at
+        return self._failure is None and read_at is not None and now - read_at <= HEALTHY_WITHIN_SECONDS
+
     @property
     def failure(self) -> ReadFailure | None:
         """The last receive's failure while the queue cannot be read; None once it is read again."""
@@ -87,6 +95,8 @@ class EventFeed:
         result = self._queue.poll(watched)
         self._polled = True
         self._note_failures(result.failures)
+        if self._failure is None:
+            self._read_at = self._wall()
         for reason, count in result.ignored:
             self._metrics.count_events(reason, count)
         now = self._wall()

@@ -17,6 +17,7 @@ from monitor.daemon.event_triggers import (
     place,
     watched_by,
 )
+from monitor.daemon.listing import LISTING_EVENTS
 from monitor.daemon.shared import REREAD, Shared
 
 
@@ -65,6 +66,8 @@ class Reactions:
         """Matched events: check the rules soon (one check for a burst); an ALB, target group or ENI
         change first reads again the ALBs it concerns, by ARN even when the topology does not know
         them; only events naming nothing placeable ask for a full discovery, at most once a minute."""
+        if any(e.event_name in LISTING_EVENTS for e in events):
+            self._shared.listing.want()  # load balancers came, went or changed groups: the next check lists
         changes = [e for e in events if needs_refresh(e)]
         topology = self._shared.topology
         if not changes or topology is None:

@@ -20,6 +20,7 @@ from monitor.core.cluster_model import ClusterState
 from monitor.core.memory import Memory
 from monitor.core.model import ReadFailure, Topology
 from monitor.daemon.event_feed import EventFeed
+from monitor.daemon.listing import ListingClock
 from monitor.daemon.ports import MetricsSink
 from monitor.daemon.remediation import Remediator
 from monitor.daemon.trail_lookups import TrailLookups
@@ -68,6 +69,8 @@ class Shared:
         self.remediator = remediator
         self.feed = feed
         self.lookups = lookups  # without a queue: CloudTrail lookups fill the attribution in later
+        # When a check reads the load balancer listing: every check, unless the queue is healthy.
+        self.listing = ListingClock(ceiling=topology_interval)
         self.topology: Topology | None = None
         self.cluster_state: ClusterState | None = None
         self.refresh_lock = threading.Lock()
@@ -81,6 +84,9 @@ class Shared:
         self.blind: str | None = None  # why the last check produced no verdict, if it did not
         self._busy = threading.Condition()
         self._running = 0
+
+    def queue_healthy(self) -> bool:
+        return self.feed is not None and self.feed.healthy(self.wall())
 
     def memory(self) -> Memory:
         """The remediator's memory of paths, or an empty one when nothing remediates."""

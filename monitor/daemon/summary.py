@@ -23,6 +23,7 @@ class CycleSummary:
     abandoned: bool = False  # still running at its deadline: its result is unknown (and dropped)
     discovery_seconds: float = 0.0  # of which the first discovery, run by this check: not its duration
     judged: int = 0  # load balancers judged again (the others carried their last judgement: monitor.core.carry)
+    listed: bool = True  # whether it read the load balancer listing (monitor.daemon.listing)
 
     @property
     def ok(self) -> bool:
@@ -58,4 +59,5 @@ class CycleSummary:
             "duration_seconds": round(self.duration_seconds, 3),
             "api_calls": self.api_calls,
             "judged": self.judged,
+            "listed": self.listed,
         }

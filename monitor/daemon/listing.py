@@ -1,0 +1,60 @@
+"""When a rule check reads the load balancer listing (one DescribeLoadBalancers page per 400 load
+balancers, the largest part of a steady check's work in a large account).
+
+The listing tells the check which load balancers came, went or changed their security groups. While
+nothing else can tell, every check reads it. With the events queue read and healthy, the events
+that change it (`LISTING_EVENTS`) tell sooner than the next check: the listing is then read by the
+check after such an event, and at least once per ceiling (`--topology-interval`), so that an event
+lost on its way is caught within that time. Pure apart from its lock; time passed in.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+# The calls that change what the listing says: a load balancer made, deleted, or given other groups.
+LISTING_EVENTS = frozenset({"CreateLoadBalancer", "DeleteLoadBalancer", "SetSecurityGroups"})
+
+
+@dataclass(frozen=True)
+class ListingTurn:
+    """One check's decision: read the listing or not, and the asks it answers when it does."""
+
+    read: bool
+    why: str  # "no_queue" | "event" | "ceiling" | "first" | "skipped"
+    asked: int  # the asks counted when it was decided
+
+
+class ListingClock:
+    def __init__(self, ceiling: float) -> None:
+        self.ceiling = ceiling
+        self._lock = threading.Lock()
+        self._listed_at: float | None = None
+        self._asked = 0  # events that asked for the listing, counted
+        self._answered = 0  # the asks a completed listing has answered
+
+    def want(self) -> None:
+        """An event changed what the listing says: the next check reads it."""
+        with self._lock:
+            self._asked += 1
+
+    def turn(self, now: float, queue_healthy: bool) -> ListingTurn:
+        with self._lock:
+            asked = self._asked
+            if not queue_healthy:
+                return ListingTurn(True, "no_queue", asked)
+            if self._listed_at is None:
+                return ListingTurn(True, "first", asked)
+            if asked != self._answered:
+                return ListingTurn(True, "event", asked)
+            if now - self._listed_at >= self.ceiling:
+                return ListingTurn(True, "ceiling", asked)
+            return ListingTurn(False, "skipped", asked)
+
+    def listed(self, turn: ListingTurn, now: float) -> None:
+        """The listing `turn` asked for was read whole: the asks before it are answered (those that
+        came while it was read ask for the next check's)."""
+        with self._lock:
+            self._listed_at = now
+            self._answered = max(self._answered, turn.asked)
