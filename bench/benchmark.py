@@ -30,11 +30,14 @@ from typing import Any
 
 from bench import mix, naive, report
 from bench.daemon import DaemonProcess, reachable_by_name
+from monitor.demo import trail
 from monitor.demo import world as demo_world
 from tests.support.awsproxy import AwsProxy
 
 REGION = "ap-northeast-1"
 HEALTH = {"DescribeTargetHealth"}  # the health job's reads (discovery's happen before the steady cycles)
+QUEUE = {"ReceiveMessage", "DeleteMessage", "DeleteMessageBatch", "GetQueueAttributes"}  # the events thread's
+FAST_DISCOVERY = "100"  # --discovery-rate of the queue and enforce daemons, whose discovery is not measured
 HEALTH_SWEEP = ["5m"]  # the observing daemon's --health-sweep (main() sets it from its own flag)
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -142,7 +145,7 @@ def stop(server: subprocess.Popen) -> None:
 
 def _measure(endpoint: str, proxy: CountingProxy, albs: int, cycles: int, interval: float, grace: float,
              workdir: Path, checker: bool) -> dict[str, Any]:
-    row: dict[str, Any] = {"albs": albs}
+    row: dict[str, Any] = {"albs": albs, "cycles": cycles}
     started = time.monotonic()
     world = mix.seed(endpoint, f"bench-{albs}", albs, REGION)
     row["seed_s"] = time.monotonic() - started
@@ -170,18 +173,8 @@ def _measure(endpoint: str, proxy: CountingProxy, albs: int, cycles: int, interv
         row["discovery_requests"] = proxy.between(mark, refreshed["_seen"])
         _say(albs, f"daemon: first discovery, {row['discovery_requests']:,} requests in {row['discovery_s']:.0f} s")
         _wait("the first check", lambda: daemon.events("check_cycle"), 300 + albs / 10)
-        _wait(f"{cycles} steady cycles", lambda: len(daemon.events("check_cycle")) > cycles,
-              120 + cycles * (10 * interval + 60))
-        window = daemon.events("check_cycle")[: cycles + 1]
-        begin, end = window[0]["_seen"], window[-1]["_seen"]
-        # The health job reads beside the checks (its own figure below), never inside one.
-        row["cycle_requests"] = proxy.between(begin, end, without=HEALTH) / cycles
-        row["cycle_by_operation"] = {action: n / cycles for action, n in proxy.by_action(begin, end).items()
-                                     if action not in HEALTH}
+        row.update(_steady(daemon, proxy, cycles, interval, skip=0))
         row["discovery_by_operation"] = proxy.by_action(mark, refreshed["_seen"])
-        row["cycle_s"] = sorted(c["duration_seconds"] for c in window[1:])[cycles // 2]
-        row["cycle_cpu_s"] = (window[-1]["_cpu"] - window[0]["_cpu"]) / cycles
-        row["cycle_moto_s"] = proxy.moto_seconds(begin, end) / cycles
         _say(albs, f"steady cycles: {row['cycle_requests']:.1f} requests, {row['cycle_cpu_s']:.2f} CPU-s each")
 
         # Does the monitor agree with the per-ALB checker?
@@ -223,12 +216,15 @@ def _measure(endpoint: str, proxy: CountingProxy, albs: int, cycles: int, interv
         row["peak_rps"] = {service: max(counts) for service, counts in row["per_second"].items()}
         row["rss_peak_mib"] = daemon.peak_rss() / 2**20
         row["rss_metrics_mib"] = daemon.max_metric_rss / 2**20
-        _say(albs, "observe daemon done; now the enforce daemon")
+        _say(albs, "observe daemon done; now one reading the events queue")
 
-    # A second daemon in enforce mode: revoke, then watch the rule come back (read straight from moto).
+    row["queue"] = _with_queue(world, direct, proxy, albs, cycles, interval, workdir)
+    _say(albs, "queue daemon done; now the enforce daemon")
+
+    # A third daemon in enforce mode: revoke, then watch the rule come back (read straight from moto).
     with DaemonProcess(proxy.url, world.cluster, interval, workdir / f"enforce-{albs}.log",
                        ["--mode", "enforce", "--grace", f"{grace:g}s", "--state-file",
-                        str(workdir / f"state-{albs}.json")]) as daemon:
+                        str(workdir / f"state-{albs}.json"), "--discovery-rate", FAST_DISCOVERY]) as daemon:
         _wait("two enforce cycles", lambda: len(daemon.events("check_cycle")) >= 2, 600 + albs)
         node_sg, alb_sg = world.sg["cluster"], world.sg["shop_alb"]
         revoked_at = time.monotonic()
@@ -240,6 +236,68 @@ def _measure(endpoint: str, proxy: CountingProxy, albs: int, cycles: int, interv
         except TimeoutError:
             row["restore_s"] = None
     return row
+
+
+def _steady(daemon: DaemonProcess, proxy: CountingProxy, cycles: int, interval: float, skip: int) -> dict[str, Any]:
+    """The figures of `cycles` steady checks, after the first `skip` ones: requests (the health job's
+    and the events queue's apart: they run beside the checks), wall, CPU, moto's share, listings."""
+    _wait(f"{cycles} steady cycles", lambda: len(daemon.events("check_cycle")) > skip + cycles,
+          120 + (skip + cycles) * (10 * interval + 60))
+    window = daemon.events("check_cycle")[skip: skip + cycles + 1]
+    begin, end = window[0]["_seen"], window[-1]["_seen"]
+    beside = HEALTH | QUEUE
+    return {
+        "cycle_requests": proxy.between(begin, end, without=beside) / cycles,
+        "cycle_by_operation": {action: n / cycles for action, n in proxy.by_action(begin, end).items()
+                               if action not in beside},
+        "cycle_s": sorted(c["duration_seconds"] for c in window[1:])[cycles // 2],
+        "cycle_cpu_s": (window[-1]["_cpu"] - window[0]["_cpu"]) / cycles,
+        "cycle_moto_s": proxy.moto_seconds(begin, end) / cycles,
+        "cycle_listed": sum(1 for c in window[1:] if c.get("listed", True)),
+    }
+
+
+def _with_queue(world: Any, direct: dict[str, Any], proxy: CountingProxy, albs: int, cycles: int, interval: float,
+                workdir: Path) -> dict[str, Any]:
+    """A daemon reading an events queue (moto's EventBridge rule with the shipped pattern, into SQS):
+    its steady checks, a revocation no event tells of, and a new ALB whose CreateLoadBalancer event
+    arrives as CloudTrail would send it. Its first discovery runs at --discovery-rate FAST_DISCOVERY
+    (the observing daemon above measures the default)."""
+    got: dict[str, Any] = {}
+    url = trail.create_queue(world)
+    with DaemonProcess(proxy.url, world.cluster, interval, workdir / f"queue-{albs}.log",
+                       ["--events-queue", url, "--discovery-rate", FAST_DISCOVERY,
+                        "--health-sweep", HEALTH_SWEEP[0]]) as daemon:
+        _wait("the first discovery", lambda: daemon.event("topology_refreshed"), 600 + albs)
+        _wait("the first check", lambda: daemon.events("check_cycle"), 300 + albs / 10)
+        # The queue is healthy once read: the checks from then on list only when told to.
+        _wait("a check without the listing", lambda: any(not c.get("listed", True)
+                                                        for c in daemon.events("check_cycle")), 120 + 10 * interval)
+        skip = next(i for i, c in enumerate(daemon.events("check_cycle")) if not c.get("listed", True))
+        got.update(_steady(daemon, proxy, cycles, interval, skip=skip))
+        _say(albs, f"with the queue: {got['cycle_requests']:.1f} requests, {got['cycle_cpu_s']:.2f} CPU-s a check, "
+                   f"{got['cycle_listed']} of {cycles} listed")
+        shop = world.lb_name["shop"]
+        revoked_at = time.monotonic()
+        demo_world.revoke(world, "shop_v1")  # no event: the poll alone must see it
+        _, seen = _wait("the revocation in /metrics", lambda: reachable_by_name(daemon.scrape()).get(shop) == 0.0,
+                        60 + 3 * got["cycle_s"] + 3 * interval)
+        got["revocation_s"] = seen - revoked_at
+        demo_world.restore(world, "shop_v1")
+        _wait("the repair in /metrics", lambda: reachable_by_name(daemon.scrape()).get(shop) == 1.0, 120)
+        created = time.monotonic()
+        key = mix.add_alb(world, direct["ec2"], direct["elbv2"], albs + 2000, "instance")
+        trail.put_created(world, world.lb[key])
+        name = world.lb_name[key]
+        try:
+            _, seen = _wait("the new ALB in /metrics", lambda: name in reachable_by_name(daemon.scrape()),
+                            max(120, 20 * interval), 0.1)
+            got["new_alb_s"] = seen - created
+            got["new_alb_requests"] = proxy.between(created, seen, without=QUEUE)
+        except TimeoutError:
+            got["new_alb_s"] = got["new_alb_requests"] = None
+        got["rss_peak_mib"] = daemon.peak_rss() / 2**20
+    return got
 
 
 def _say(albs: int, what: str) -> None:
@@ -271,7 +329,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--albs", type=int, nargs="+", default=[10, 100, 1000],
                         help="cluster sizes (ALBs of the cluster) to measure; `make bench-5000` adds 5000")
     parser.add_argument("--cycles", type=int, default=5, help="steady rule cycles measured per size")
-    parser.add_argument("--interval", type=float, default=2.0, help="the daemon's --interval, seconds (at least 1)")
+    parser.add_argument("--interval", type=float, default=2.0,
+                        help="the daemons' --interval, seconds (at least 1), below 5,000 ALBs")
+    parser.add_argument("--large-interval", type=float, default=5.0,
+                        help="the daemons' --interval at 5,000 ALBs and more, where the budgets are set at 5 s")
     parser.add_argument("--grace", type=float, default=1.0, help="the enforce daemon's --grace, seconds")
     parser.add_argument("--checker-up-to", type=int, default=1000,
                         help="run the per-ALB checker at sizes up to this many ALBs (at 5,000 it alone takes "
@@ -291,7 +352,9 @@ def main(argv: list[str] | None = None) -> int:
     for albs in args.albs:
         started = time.monotonic()
         try:
-            row = measure(albs, args.cycles, args.interval, args.grace, Path(tmp), albs <= args.checker_up_to)
+            interval = args.interval if albs < 5000 else args.large_interval
+            row = measure(albs, args.cycles, interval, args.grace, Path(tmp), albs <= args.checker_up_to)
+            row["interval"] = interval
         except Exception as exc:  # one size failing (e.g. a wait running out) keeps the others' figures
             failed.append((albs, f"{type(exc).__name__}: {exc}"))
             print(f"{albs} ALBs failed after {time.monotonic() - started:.0f} s: {exc}", file=sys.stderr, flush=True)

@@ -5,7 +5,8 @@ a `group-id` filter of DescribeSecurityGroupRules as a pattern against every rul
 one rule listing (2,600 rules) takes moto about 20 s on these machines, and at 5,000 ALBs minutes:
 the benchmark would measure moto, not the monitor. Here a resource's tags are read from moto's own
 tag table by its id, and a group id is compared as a plain string (moto refuses wildcards there): what
-moto answers is unchanged, only how long it takes. The client side (boto3, the monitor) is
+moto answers is unchanged, only how long it takes. One answer is made more like AWS's: the rule
+listing comes a page (MaxResults) at a time, where moto sends every rule in one answer. The client side (boto3, the monitor) is
 untouched; the counting proxy still sees every request.
 
     python -m bench.fastmoto -H 127.0.0.1 -p 5000     (the arguments of `python -m moto.server`)
@@ -17,8 +18,10 @@ import sys
 from typing import Any
 
 from moto import server
+from moto.core.responses import ActionResult
 from moto.ec2.models.core import TaggedEC2Resource
 from moto.ec2.models.security_groups import SecurityGroupRule
+from moto.ec2.responses.security_groups import SecurityGroups
 from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
 
 
@@ -35,9 +38,24 @@ def _filter_group_id(self: Any, values: list[Any]) -> bool:
     return self.group_id in values  # moto refuses a group id with a wildcard before it filters
 
 
+def _rules_paged(self: Any) -> ActionResult:
+    """DescribeSecurityGroupRules a page at a time, as AWS answers it (MaxResults, up to 1,000, and
+    NextToken); moto answers every rule at once, which at 5,000 ALBs is one 13,000-rule answer."""
+    self.error_on_dryrun()
+    rules = self.ec2_backend.describe_security_group_rules(self._get_param("SecurityGroupRuleIds", []),
+                                                           self._filters_from_querystring())
+    size = min(int(self._get_param("MaxResults") or 1000), 1000)
+    start = int(self._get_param("NextToken") or 0)
+    result: dict[str, Any] = {"SecurityGroupRules": rules[start:start + size]}
+    if start + size < len(rules):
+        result["NextToken"] = str(start + size)
+    return ActionResult(result)
+
+
 def install() -> None:
     TaggedEC2Resource.get_tags = _tags  # type: ignore[method-assign]
     SecurityGroupRule.filter_group_id = _filter_group_id  # type: ignore[method-assign]
+    SecurityGroups.describe_security_group_rules = _rules_paged  # type: ignore[method-assign]
 
 
 if __name__ == "__main__":

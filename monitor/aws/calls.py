@@ -126,11 +126,14 @@ def pages(client: Any, method: str, page_size: int | None = None, **kwargs: Any)
         yield page
 
 
-def paginate(client: Any, method: str, key: str, page_size: int | None, **kwargs: Any) -> list[dict]:
-    """Every item of one listing (`key` of each page), through pages()."""
+def paginate(client: Any, method: str, key: str, page_size: int | None, *, each: Callable[[dict], dict] | None = None,
+             **kwargs: Any) -> list[dict]:
+    """Every item of one listing (`key` of each page), through pages(); `each` keeps of every item
+    only what it returns, page by page (a large listing's answers are not all held at once)."""
     items: list[dict] = []
     for page in pages(client, method, page_size, **kwargs):
-        items.extend(page.get(key, ()))
+        found = page.get(key, ())
+        items.extend(found if each is None else map(each, found))
     return items
 
 

@@ -24,6 +24,7 @@ from monitor.aws.calls import (
 )
 from monitor.aws.session import AwsClients
 from monitor.core import controllers
+from monitor.core.compact import compact
 from monitor.core.model import LoadBalancer, ReadFailure, SecurityGroup, Subnet, Target, TargetGroup, Topology
 
 
@@ -45,7 +46,8 @@ def discover(clients: AwsClients, cluster: str, progress: Callable[[str], None] 
     d = _Discovery(clients, cluster, progress)
     progress("listing load balancers")
     raw_lbs = attempt(d.failures, "elbv2", "DescribeLoadBalancers",
-                      lambda: paginate(clients.elbv2, "describe_load_balancers", "LoadBalancers", ELB_PAGE))
+                      lambda: paginate(clients.elbv2, "describe_load_balancers", "LoadBalancers", ELB_PAGE,
+                                       each=listed_item))
     if raw_lbs == []:
         _confirm_no_load_balancers(d)
     if raw_lbs is None or d.failures:
@@ -53,6 +55,20 @@ def discover(clients: AwsClients, cluster: str, progress: Callable[[str], None] 
                         security_groups=(), failures=tuple(d.failures))
     # One listing for the whole region (400 a page) beats one call per load balancer.
     return _describe(d, raw_lbs, lambda _: paginate(clients.elbv2, "describe_target_groups", "TargetGroups", ELB_PAGE))
+
+
+# What discovery reads of a DescribeLoadBalancers item (AvailabilityZones: only their subnets).
+_LB_KEYS = ("LoadBalancerArn", "LoadBalancerName", "Type", "VpcId", "SecurityGroups", "DNSName", "Scheme",
+            "IpAddressType")
+
+
+def listed_item(lb: dict) -> dict:
+    """A DescribeLoadBalancers item with only what discovery reads: the region's whole listing is
+    held until the topology is built, and most of each item (zones, addresses, times) is not read."""
+    kept = {key: lb[key] for key in _LB_KEYS if key in lb}
+    kept["AvailabilityZones"] = [{"SubnetId": zone["SubnetId"]} for zone in lb.get("AvailabilityZones", ())
+                                 if zone.get("SubnetId")]
+    return kept
 
 
 def _confirm_no_load_balancers(d: _Discovery) -> None:
@@ -138,7 +154,8 @@ def _describe(d: _Discovery, raw_lbs: list[dict], list_target_groups: TargetGrou
     vpcs = client_ip.vpc_cidrs(clients, sorted({lb.get("VpcId", "") for lb in lbs if lb.get("Type") == "network"
                                                 and lb.get("Scheme") == "internal"}), d.failures)
     load_balancers = tuple(_load_balancer(lb, tags[lb["LoadBalancerArn"]], subnets, cluster, vpcs) for lb in lbs)
-    return Topology(
+    # Held for the daemon's life: one copy of each string and small value (monitor.core.compact).
+    return compact(Topology(
         cluster=cluster,
         region=clients.region,
         load_balancers=load_balancers,
@@ -147,7 +164,7 @@ def _describe(d: _Discovery, raw_lbs: list[dict], list_target_groups: TargetGrou
         known_lb_arns=frozenset(lb["LoadBalancerArn"] for lb in raw_lbs),
         incomplete_lbs=frozenset(d.incomplete),
         failures=tuple(d.failures),
-    )
+    ))
 
 
 def _lb_tags(d: _Discovery, arns: list[str]) -> dict[str, dict[str, str]]:

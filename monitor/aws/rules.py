@@ -28,7 +28,7 @@ from monitor.aws.calls import (
     scope_of,
     tag_pairs,
 )
-from monitor.aws.discover import describe_groups
+from monitor.aws.discover import describe_groups, listed_item
 from monitor.aws.nacls import read_network_acls
 from monitor.aws.quota import read_rule_quota
 from monitor.aws.session import AwsClients
@@ -72,14 +72,15 @@ class RuleReader:
         group_ids = sorted(target_groups | lb_groups)
         rules: list[Rule] = []
         egress: list[Rule] = []
-        raw, read = self._rules_of(group_ids, failures)
+        wanted = {True: lb_groups, False: target_groups}  # by direction (egress or not)
+        raw, read = self._rules_of(group_ids, failures, wanted)
         for item in raw:
             # Only the directions that matter: everything downstream treats `rules` as what admits
             # traffic into targets, so an ALB SG's inbound rules stay out of it (and a whole
             # listing's rules of other groups are dropped here, before they are read into Rules).
             # A rule without its group cannot be placed: the check fails (blind), never reads it as no rule.
             outbound = bool(item.get("IsEgress"))
-            if item["GroupId"] not in (lb_groups if outbound else target_groups):
+            if item["GroupId"] not in wanted[outbound]:
                 continue
             rule = to_rule(item)
             if rule is not None:
@@ -111,20 +112,22 @@ class RuleReader:
             self._quota = read_rule_quota(self._clients)
         return self._quota
 
-    def _rules_of(self, group_ids: list[str], failures: list[ReadFailure]) -> tuple[list[dict], set[str]]:
-        """The rules of these groups (with, from a whole listing, other groups' too) and the groups
-        read completely. A failed whole listing leaves every group unread: unknown, not retried
-        filtered in the same cycle (a throttled account would only be asked more)."""
+    def _rules_of(self, group_ids: list[str], failures: list[ReadFailure],
+                  wanted: dict[bool, set[str]] | None = None) -> tuple[list[dict], set[str]]:
+        """The rules of these groups and the groups read completely. A whole listing keeps, page by
+        page, only the rules `wanted` by direction (all of them when None). A failed whole listing leaves every group
+        unread: unknown, not retried filtered in the same cycle (a throttled account would only be
+        asked more)."""
         batches = list(chunks(group_ids, EC2_FILTER_VALUES))
         if len(batches) > 1 and self._monotonic() >= self._whole_after:
             whole = attempt(failures, "ec2", "DescribeSecurityGroupRules",
-                            lambda: self._whole_listing(len(batches) - 1), "every group of the account")
+                            lambda: self._whole_listing(len(batches) - 1, wanted), "every group of the account")
             if whole is None:
                 return [], set()
             if whole is _DEARER:
                 self._whole_after = self._monotonic() + WHOLE_LISTING_RETRY_SECONDS
-            elif whole:
-                return whole, set(group_ids)
+            elif whole[1]:
+                return whole[0], set(group_ids)
             # else: an account holding the groups asked about has rules, so an empty whole listing
             # is doubted: the filtered calls, each checked in turn, read the groups instead.
         raw: list[dict] = []
@@ -158,16 +161,22 @@ class RuleReader:
                           f"on {scope_of(holding)}", scope_of(batch))
         return not holding
 
-    def _whole_listing(self, most_pages: int) -> list[dict] | object:
-        """Every rule of the account and region, unless it takes more than `most_pages` pages: then
-        _DEARER (the filtered calls cost no more)."""
+    def _whole_listing(self, most_pages: int, wanted: dict[bool, set[str]] | None) -> tuple[list[dict], int] | object:
+        """The account's and region's rules of the `wanted` groups, and how many rules it listed in
+        all; or _DEARER when it takes more than `most_pages` pages (the filtered calls cost no more).
+        The other groups' rules are dropped with their page."""
         items: list[dict] = []
+        listed = 0
         listing = pages(self._clients.ec2, "describe_security_group_rules", EC2_PAGE)
         for count, page in enumerate(listing, start=1):
             if count > most_pages:
                 return _DEARER
-            items.extend(page.get("SecurityGroupRules", ()))
-        return items
+            found = page.get("SecurityGroupRules", ())
+            listed += len(found)
+            # A rule without its group cannot be placed: the check fails (blind), never reads it as no rule.
+            items.extend(found if wanted is None else
+                         (r for r in found if r["GroupId"] in wanted[bool(r.get("IsEgress"))]))
+        return items, listed
 
     def _load_balancers(self, topology: Topology, failures: list[ReadFailure]):
         """Each ALB's security groups, every ARN listed, and the ARNs the topology lacks; page by
@@ -187,9 +196,9 @@ class RuleReader:
                         listed = tuple(lb.get("SecurityGroups", ()))
                         groups.append((arn, listed))
                         if set(listed) != mine or arn not in topology.known_lb_arns:
-                            changed[arn] = lb  # (not known: an earlier re-read of it failed)
+                            changed[arn] = listed_item(lb)  # (not known: an earlier re-read of it failed)
                     elif arn not in topology.known_lb_arns:
-                        changed[arn] = lb
+                        changed[arn] = listed_item(lb)
 
         if attempt(failures, "elbv2", "DescribeLoadBalancers", lambda: listing() or True) is None:
             return None

@@ -14,6 +14,7 @@ import boto3
 import botocore.config
 import botocore.session
 
+from monitor.aws.models import TrimmedLoader
 from monitor.aws.pacing import Pacer
 from monitor.core.errors import ConfigError
 
@@ -116,6 +117,7 @@ def connect(region: str | None, counter: ApiCounter | None = None) -> AwsClients
     """Clients for one region. Raises ConfigError when no region or no credentials are found."""
     region = resolve_region(region)
     core = botocore.session.get_session()
+    core.register_component("data_loader", TrimmedLoader())  # only the EC2 operations it sends
     _keep_timestamps_as_text(core)
     session = boto3.Session(botocore_session=core, region_name=region)
     if session.get_credentials() is None:

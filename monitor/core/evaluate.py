@@ -167,10 +167,30 @@ def _paths(lb: LoadBalancer, target_groups, context: _Context) -> Iterable[PathR
     for tg in target_groups:
         if tg.target_type not in ("instance", "ip"):
             continue
+        shapes: dict[tuple[int, int], _Shape] = {}  # one per port pair: shared by the paths that have it
         for target in tg.targets or ():
             if not target.judged:
                 continue
-            yield _path(lb, tg, target, _needs(tg, target), context)
+            key = (target.port, tg.health_port_for(target))
+            shape = shapes.get(key)
+            if shape is None:
+                shape = shapes[key] = _shape(tg, target)
+            yield _path(lb, tg, target, shape, context)
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What a path needs admitted: its (protocol, port) pairs, their ports, the health check's pair."""
+
+    needs: tuple[Need, ...]
+    ports: tuple[int, ...]
+    health_need: Need
+
+
+def _shape(tg: TargetGroup, target: Target) -> _Shape:
+    needs = _needs(tg, target)
+    return _Shape(needs, tuple(sorted({port for _, port in needs})),
+                  (coverage.health_check_protocol(tg.health_check_protocol), tg.health_port_for(target)))
 
 
 def _needs(tg: TargetGroup, target: Target) -> tuple[Need, ...]:
@@ -191,10 +211,10 @@ def _family(tg: TargetGroup, target: Target) -> int:
         return 4
 
 
-def _path(lb: LoadBalancer, tg: TargetGroup, target: Target, needs: tuple[Need, ...], context: _Context) -> PathResult:
-    ports = tuple(sorted({port for _, port in needs}))
-    base = dict(load_balancer_arn=lb.arn, target_group_arn=tg.arn, target=target.target_id, ports=ports, needs=needs,
-                health_need=(coverage.health_check_protocol(tg.health_check_protocol), tg.health_port_for(target)))
+def _path(lb: LoadBalancer, tg: TargetGroup, target: Target, shape: _Shape, context: _Context) -> PathResult:
+    needs = shape.needs
+    base = dict(load_balancer_arn=lb.arn, target_group_arn=tg.arn, target=target.target_id, ports=shape.ports,
+                needs=needs, health_need=shape.health_need)
     if target.unjudged:
         # No ENI of the account owns the address (on premises, another account): no security group
         # of the account stands in its way that could be read, so neither direction is judged.

@@ -9,11 +9,12 @@ read failed, but only a complete observation forgets: a failed read proves nothi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
 from monitor.core.coverage import admits
 from monitor.core.errors import StateError
-from monitor.core.model import PeerKind, Report, Rule
+from monitor.core.model import LoadBalancerResult, PeerKind, Report, Rule
 
 SCHEMA = "alb-sg-monitor/memory"
 VERSION = 1
@@ -104,16 +105,24 @@ class Memory:
         return self.as_dict().get(key)
 
 
-def remember(previous: Memory, report: Report, rules: tuple[Rule, ...], now: float) -> Memory:
+def remember(previous: Memory, report: Report, rules: tuple[Rule, ...], now: float,
+             judged_before: Mapping[str, LoadBalancerResult] | None = None) -> Memory:
     """The next memory. Each path port this report decides is learnt, even when another read failed
     (evaluate leaves a path unknown when any read it depends on failed). Unknown paths keep what was
     remembered. Paths that vanished (ALB deleted, target deregistered) are forgotten only by a
-    complete report: from an incomplete one a missing path may just have been unreadable."""
-    by_id = {_coverage_id(rule): rule for rule in rules}
-    present = {RuleTuple.of(rule) for rule in rules}
+    complete report: from an incomplete one a missing path may just have been unreadable.
+
+    `judged_before`: the load balancers of the report `previous` was learnt from. One this report
+    carries unchanged (the same judgement: monitor.core.carry) keeps what was remembered of it."""
     old = previous.as_dict()
     new: dict[PathKey, PathMemory] = {} if report.complete else dict(old)
-    for lb in report.load_balancers:
+    judged_before = judged_before or {}
+    fresh = [lb for lb in report.load_balancers if not (judged_before.get(lb.arn) is lb and _kept(lb, old, new))]
+    if not fresh and len(new) == len(old):
+        return previous  # nothing judged again, nothing gone: the same memory
+    by_id = {_coverage_id(rule): rule for rule in rules}
+    present = {RuleTuple.of(rule) for rule in rules}
+    for lb in fresh:
         for path in lb.paths:
             if not path.judged:
                 continue  # nothing covers it that the monitor could read, nothing to restore
@@ -138,6 +147,23 @@ def remember(previous: Memory, report: Report, rules: tuple[Rule, ...], now: flo
                 elif before is not None:
                     new[key] = before
     return Memory(paths=tuple(sorted(new.items(), key=lambda item: item[0])))
+
+
+def _kept(lb: LoadBalancerResult, old: dict[PathKey, PathMemory], new: dict[PathKey, PathMemory]) -> bool:
+    """Copies what was remembered of each path port of `lb` into `new`; False (and nothing copied)
+    when one has no memory yet."""
+    entries = []
+    for path in lb.paths:
+        if not path.judged:
+            continue
+        for port in path.ports:
+            key = PathKey(lb.arn, path.target_group_arn, path.target, port)
+            before = old.get(key)
+            if before is None:
+                return False
+            entries.append((key, before))
+    new.update(entries)
+    return True
 
 
 def sort_tuples(tuples) -> tuple[RuleTuple, ...]:

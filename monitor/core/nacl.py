@@ -119,7 +119,7 @@ def _pair(lb_acl: NetworkAcl, lb_subnet: str, target_acl: NetworkAcl, target_sub
     return found
 
 
-@functools.lru_cache(maxsize=16384)
+@functools.lru_cache(maxsize=4096)
 def first_deny(entries: tuple[NaclEntry, ...], egress: bool, protocol: str, peer: str, ports: tuple[int, int],
                family: int) -> str | None:
     """The entry that denies some of `peer` × `ports` (its rule number, or "*"), or None when the

@@ -9,6 +9,7 @@ own thread, writes nothing more, and what it found is dropped).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -110,12 +111,13 @@ class RuleChecks:
 
     def _run_cycle(self, cycle: Cycle) -> None:
         summary: CycleSummary | None = None
+        began = time.thread_time()  # the check's own CPU: not the health job's or the events thread's
         try:
             # Only this thread's requests are the check's: not a discovery's running beside it.
             # Its reads stop at their next page once the cycle is abandoned (or past its deadline).
             with self._shared.clients.counter.scope() as tally, cancellation.bound(cycle.in_time):
                 summary = self._check(cycle)
-            summary = replace(summary, api_calls=tally.calls)
+            summary = replace(summary, api_calls=tally.calls, cpu_seconds=time.thread_time() - began)
         except cancellation.Cancelled:  # PastDeadline too
             pass  # abandoned: check() has published that the result is unknown
         except Exception as exc:  # one bad cycle must not end the loop

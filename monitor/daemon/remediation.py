@@ -21,7 +21,7 @@ from monitor.core import migration, policy
 from monitor.core.errors import StateError
 from monitor.core.history import History
 from monitor.core.memory import Memory, remember
-from monitor.core.model import Observation, Report
+from monitor.core.model import LoadBalancerResult, Observation, Report
 from monitor.core.policy import (
     CIDR_NOT_RESTORED,
     CLEANUP,
@@ -112,6 +112,8 @@ class Remediator:
         # history of the former leader (quarantines, caps) carries over.
         self._shared = shared_store
         self.memory, self.history = Memory(), History()
+        # The load balancers `memory` was last learnt from (remember() keeps what it knew of those unchanged).
+        self._judged: dict[str, LoadBalancerResult] = {}
         self._saved: State | None = None
         self._persisted: bool | None = None  # whether the last save (or the start-up probe) worked
         self._failed_saves = 0  # saves that failed since the last one that worked
@@ -130,6 +132,7 @@ class Remediator:
         stored = self._store.load()
         if stored is not None:
             self.memory, self.history = stored.memory, stored.history
+            self._judged = {}
             self._saved = stored
             log.info("state_loaded", paths=len(stored.memory.paths), attempts=len(stored.history.attempts),
                      quarantined=len(stored.history.quarantined))
@@ -157,7 +160,8 @@ class Remediator:
         self._was_leader = leader
         self._metrics.set_remediation_enabled(self._settings.mode == "enforce" and leader)
         self._started = now if self._started is None else self._started
-        self.memory = remember(self.memory, aws_report, observation.rules, now)
+        self.memory = remember(self.memory, aws_report, observation.rules, now, self._judged)
+        self._judged = {lb.arn: lb for lb in aws_report.load_balancers}
         plan = policy.plan(self.memory, aws_report, observation, self._settings, now, leader, self.history,
                            started=self._started)
         self._announce_foreign(plan)
@@ -272,6 +276,7 @@ class Remediator:
                 if entry.covering or key not in merged:
                     merged[key] = entry
             self.memory = Memory(paths=tuple(sorted(merged.items(), key=lambda item: item[0])))
+            self._judged = {}
             self.history = stored.history
             self._saved = stored
         return True

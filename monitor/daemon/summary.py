@@ -24,6 +24,7 @@ class CycleSummary:
     discovery_seconds: float = 0.0  # of which the first discovery, run by this check: not its duration
     judged: int = 0  # load balancers judged again (the others carried their last judgement: monitor.core.carry)
     listed: bool = True  # whether it read the load balancer listing (monitor.daemon.listing)
+    cpu_seconds: float = 0.0  # CPU time of the check's own thread (a first discovery it ran included)
 
     @property
     def ok(self) -> bool:
@@ -60,4 +61,5 @@ class CycleSummary:
             "api_calls": self.api_calls,
             "judged": self.judged,
             "listed": self.listed,
+            "cpu_seconds": round(self.cpu_seconds, 3),
         }

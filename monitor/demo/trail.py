@@ -12,7 +12,7 @@ from typing import Any
 
 import boto3
 
-from monitor.core.events import DETAIL_TYPE, EC2, EVENT_NAMES
+from monitor.core.events import DETAIL_TYPE, EVENT_NAMES
 from monitor.demo.world import ACCOUNT, World
 
 QUEUE = "alb-sg-monitor-demo-events"
@@ -68,12 +68,30 @@ def put_call(world: World, name: str, who: dict[str, Any], rule: dict[str, Any])
             "ipProtocol": rule["IpProtocol"], "fromPort": rule["FromPort"], "toPort": rule["ToPort"],
             "groups": {"items": [{"groupId": item.get("referencedGroupInfo", {}).get("groupId")}]}}]}}
         response = {"_return": True, "securityGroupRuleSet": {"items": [item]}}
+    _put(world, name, "ec2.amazonaws.com", who, request, response)
+
+
+def put_created(world: World, arn: str) -> None:
+    """The CloudTrail event of a CreateLoadBalancer that made the load balancer `arn`, as the v2
+    controller's role calls it."""
+    lb = _client(world, "elbv2").describe_load_balancers(LoadBalancerArns=[arn])["LoadBalancers"][0]
+    request = {"name": lb["LoadBalancerName"], "type": lb["Type"], "scheme": lb.get("Scheme"),
+               "securityGroups": lb.get("SecurityGroups", []),
+               "subnets": [zone["SubnetId"] for zone in lb.get("AvailabilityZones", ())]}
+    response = {"loadBalancers": [{"loadBalancerArn": arn, "loadBalancerName": lb["LoadBalancerName"],
+                                   "dNSName": lb.get("DNSName"), "type": lb["Type"]}]}
+    _put(world, "CreateLoadBalancer", "elasticloadbalancing.amazonaws.com",
+         identity(f"arn:aws:iam::{ACCOUNT}:role/aws-load-balancer-controller", "1733043600123456789"), request, response)
+
+
+def _put(world: World, name: str, event_source: str, who: dict[str, Any], request: dict, response: dict) -> None:
     when = datetime.fromtimestamp(int(time.time()), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    detail = {"eventVersion": "1.09", "userIdentity": who, "eventTime": when, "eventSource": "ec2.amazonaws.com",
+    detail = {"eventVersion": "1.09", "userIdentity": who, "eventTime": when, "eventSource": event_source,
               "eventName": name, "awsRegion": world.region, "sourceIPAddress": "10.20.1.17",
               "requestParameters": request, "responseElements": response, "eventID": str(uuid.uuid4()),
               "readOnly": False, "eventType": "AwsApiCall", "managementEvent": True}
-    _client(world, "events").put_events(Entries=[{"Source": EC2, "DetailType": DETAIL_TYPE,
+    source = "aws." + event_source.split(".")[0]
+    _client(world, "events").put_events(Entries=[{"Source": source, "DetailType": DETAIL_TYPE,
                                                    "Detail": json.dumps(detail)}])
 
 

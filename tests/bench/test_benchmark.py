@@ -95,6 +95,10 @@ def test_a_tiny_bench_run_writes_every_figure_and_budget(tmp_path):
     elb = next(line for line in lines if line.startswith("| 10 | ELB |"))  # the per-second histogram
     seconds = [int(c.strip().removesuffix(" s")) for c in elb.strip("|").split("|")[2:]]
     assert len(seconds) == len(report.RATE_BUCKETS) and sum(seconds[1:]) > 0  # some seconds carried requests
+    queued = row_of(lines, report.QUEUE_COLUMNS)  # a daemon reading the events queue
+    assert queued["steady cycles that listed"] == "0 of 2"  # no load balancer event, the ceiling an hour away
+    assert float(queued["steady cycle: requests"]) < float(cost["steady cycle: requests"])
+    assert queued["new ALB (CreateLoadBalancer event) → in /metrics"].endswith(" s")
     budgets = [line for line in lines if line.startswith("| ") and ("ALBs:" in line or "burst" in line)]
     assert len(budgets) == 6
     sized = [line for line in budgets if "burst" not in line]
@@ -135,3 +139,17 @@ def test_the_benchs_indexed_moto_answers_as_moto_does(aws_env):
             stop(server)
     assert '"node rules": [{' in worlds["moto.server"] and '"Tags": [{' in worlds["moto.server"]
     assert worlds["bench.fastmoto"] == worlds["moto.server"]
+
+
+def test_the_benchs_moto_pages_the_rule_listing_as_aws_does(aws_env):
+    server, endpoint = start_moto("bench.fastmoto")
+    try:
+        world = mix.seed(endpoint, "bench-pages", 8)
+        ec2 = demo_world.aws_clients(endpoint, world.region)["ec2"]
+        whole = ec2.describe_security_group_rules()["SecurityGroupRules"]
+        pages = list(ec2.get_paginator("describe_security_group_rules").paginate(PaginationConfig={"PageSize": 7}))
+    finally:
+        stop(server)
+    assert len(whole) > 14 and all(len(p["SecurityGroupRules"]) <= 7 for p in pages) and len(pages) > 2
+    assert [r["SecurityGroupRuleId"] for p in pages for r in p["SecurityGroupRules"]] == \
+        [r["SecurityGroupRuleId"] for r in whole]

@@ -1,0 +1,64 @@
+"""The EC2 service model the monitor's clients load: botocore's own, keeping only the operations the
+monitor sends and every shape they reach.
+
+botocore holds a client's whole model for the process's life; EC2's has some 830 operations, for
+the handful the monitor calls, and is the largest single part of the process's idle memory.
+Registered as the data loader of the monitor's botocore session (botocore's own component for it),
+so the other sessions of the process are untouched; requests and answers use the same shapes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import botocore.loaders
+
+# Every EC2 call the monitor's clients make (discovery, the rule check, enforce's writes).
+# tests/aws/test_models.py holds this list to the calls found in the code.
+EC2_OPERATIONS = frozenset({
+    "AuthorizeSecurityGroupIngress",
+    "DescribeInstances",
+    "DescribeNetworkAcls",
+    "DescribeNetworkInterfaces",
+    "DescribeSecurityGroupRules",
+    "DescribeSecurityGroups",
+    "DescribeSubnets",
+    "DescribeVpcs",
+    "GetManagedPrefixListEntries",
+    "RevokeSecurityGroupIngress",
+})
+KEPT = {"ec2": EC2_OPERATIONS}
+
+
+class TrimmedLoader(botocore.loaders.Loader):
+    """botocore's loader, answering a service model with only the operations in KEPT for it."""
+
+    def load_service_model(self, service_name: str, type_name: str, api_version: str | None = None) -> Any:
+        model = super().load_service_model(service_name, type_name, api_version)
+        keep = KEPT.get(service_name)
+        if type_name != "service-2" or keep is None or len(model["operations"]) <= len(keep):
+            return model
+        trimmed = trim(model, keep)
+        # The loader caches both the file and the model it made from it: keep only the trimmed one.
+        self._cache[("load_service_model", service_name, type_name, api_version)] = trimmed
+        for key in [k for k in self._cache if k[0] == "load_data_with_path" and str(k[1]).startswith(service_name + "/")
+                    and str(k[1]).endswith("/service-2")]:
+            del self._cache[key]
+        return trimmed
+
+
+def trim(model: dict[str, Any], keep: frozenset[str]) -> dict[str, Any]:
+    operations = {name: op for name, op in model["operations"].items() if name in keep}
+    shapes = model["shapes"]
+    wanted = [ref["shape"] for op in operations.values()
+              for ref in (op.get("input"), op.get("output"), *op.get("errors", ())) if ref]
+    reached: set[str] = set()
+    while wanted:
+        name = wanted.pop()
+        if name in reached:
+            continue
+        reached.add(name)
+        shape = shapes[name]
+        wanted.extend(member["shape"] for member in shape.get("members", {}).values())
+        wanted.extend(shape[part]["shape"] for part in ("member", "key", "value") if part in shape)
+    return {**model, "operations": operations, "shapes": {name: shapes[name] for name in reached}}
