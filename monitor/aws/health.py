@@ -3,6 +3,7 @@ HealthRead. A failed, throttled or garbled answer is recorded as a failure and g
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 
 from monitor.aws.calls import attempt
@@ -28,6 +29,8 @@ def health_read(target_group_arn: str, answer: dict, at: float) -> HealthRead:
     for description in answer.get("TargetHealthDescriptions", ()):
         target = description.get("Target", {})
         state = description.get("TargetHealth", {})
-        entries.append(TargetHealth(target_id=str(target.get("Id", "")), port=int(target.get("Port") or 0),
-                                    state=str(state.get("State", "")), reason=str(state.get("Reason", ""))))
-    return HealthRead(target_group_arn, at, tuple(entries))
+        # Held until the next read of the group: the ids are interned, shared with the topology's.
+        entries.append(TargetHealth(target_id=sys.intern(str(target.get("Id", ""))), port=int(target.get("Port") or 0),
+                                    state=sys.intern(str(state.get("State", ""))),
+                                    reason=sys.intern(str(state.get("Reason", "")))))
+    return HealthRead(sys.intern(target_group_arn), at, tuple(entries))

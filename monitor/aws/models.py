@@ -1,5 +1,5 @@
-"""The EC2 service model the monitor's clients load: botocore's own, keeping only the operations the
-monitor sends and every shape they reach.
+"""The service models the monitor's clients load: botocore's own, keeping of EC2 only the operations
+the monitor sends (and every shape they reach), and of a load balancer only what it reads.
 
 botocore holds a client's whole model for the process's life; EC2's has some 830 operations, for
 the handful the monitor calls, and is the largest single part of the process's idle memory.
@@ -28,6 +28,11 @@ EC2_OPERATIONS = frozenset({
     "RevokeSecurityGroupIngress",
 })
 KEPT = {"ec2": EC2_OPERATIONS}
+# Of a load balancer, what the monitor reads (monitor.aws.discover.listed_item): the rule check lists
+# every load balancer of the region each check, and botocore's parsing is most of that check's CPU.
+MEMBERS = {"elbv2": {"LoadBalancer": ("LoadBalancerArn", "LoadBalancerName", "Type", "VpcId", "SecurityGroups",
+                                      "DNSName", "Scheme", "IpAddressType", "AvailabilityZones"),
+                     "AvailabilityZone": ("SubnetId",)}}
 
 
 class TrimmedLoader(botocore.loaders.Loader):
@@ -35,10 +40,15 @@ class TrimmedLoader(botocore.loaders.Loader):
 
     def load_service_model(self, service_name: str, type_name: str, api_version: str | None = None) -> Any:
         model = super().load_service_model(service_name, type_name, api_version)
-        keep = KEPT.get(service_name)
-        if type_name != "service-2" or keep is None or len(model["operations"]) <= len(keep):
+        keep, members = KEPT.get(service_name), MEMBERS.get(service_name)
+        if type_name != "service-2" or (keep is None and members is None) or model.get("_trimmed"):
             return model
-        trimmed = trim(model, keep)
+        trimmed = trim(model, keep) if keep is not None else dict(model)
+        if members is not None:
+            trimmed["shapes"] = {**trimmed["shapes"], **{
+                name: {**trimmed["shapes"][name], "members": {m: trimmed["shapes"][name]["members"][m] for m in kept}}
+                for name, kept in members.items()}}
+        trimmed["_trimmed"] = True
         # The loader caches both the file and the model it made from it: keep only the trimmed one.
         self._cache[("load_service_model", service_name, type_name, api_version)] = trimmed
         for key in [k for k in self._cache if k[0] == "load_data_with_path" and str(k[1]).startswith(service_name + "/")

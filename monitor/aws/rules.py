@@ -13,6 +13,7 @@ before.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 
@@ -52,6 +53,7 @@ class RuleReader:
         # security groups: what an incremental discovery starts from. Only those few are kept.
         self._changed: dict[str, dict] = {}
         self._quota: RuleQuota | None = None  # the rules-per-group quota, read once
+        self._known: dict[Rule, Rule] = {}  # the last check's rules, to hand out the same objects again
 
     def listed(self, arns: frozenset[str] | set[str]) -> list[dict]:
         """The DescribeLoadBalancers items of these load balancers, as the last check listed them
@@ -74,6 +76,7 @@ class RuleReader:
         egress: list[Rule] = []
         wanted = {True: lb_groups, False: target_groups}  # by direction (egress or not)
         raw, read = self._rules_of(group_ids, failures, wanted)
+        known, self._known = self._known, {}
         for item in raw:
             # Only the directions that matter: everything downstream treats `rules` as what admits
             # traffic into targets, so an ALB SG's inbound rules stay out of it (and a whole
@@ -84,6 +87,9 @@ class RuleReader:
                 continue
             rule = to_rule(item)
             if rule is not None:
+                # The same rule as the last check read is the same object: one copy held, and the
+                # verdict carried over (monitor.core.carry) compares it at once.
+                rule = self._known.setdefault(rule, known.get(rule, rule))
                 (egress if outbound else rules).append(rule)
         extra = self._sources(topology, rules, failures)
         prefix_lists = self._resolve_prefix_lists([*rules, *egress], failures)
@@ -248,15 +254,16 @@ def to_rule(raw: dict) -> Rule | None:
     from_port, to_port = raw.get("FromPort"), raw.get("ToPort")
     if protocol == "-1" or from_port == -1:
         from_port = to_port = None
+    rule_id = raw.get("SecurityGroupRuleId")
     return Rule(
-        group_id=raw["GroupId"],
-        protocol=protocol,
+        group_id=sys.intern(raw["GroupId"]),
+        protocol=sys.intern(protocol),
         from_port=from_port,
         to_port=to_port,
         peer_kind=kind,
-        peer=peer,
-        rule_id=raw.get("SecurityGroupRuleId"),
-        description=raw.get("Description", "") or "",
+        peer=sys.intern(peer),
+        rule_id=None if rule_id is None else sys.intern(rule_id),
+        description=sys.intern(raw.get("Description", "") or ""),
         tags=tag_pairs(raw.get("Tags")),
         egress=bool(raw.get("IsEgress")),
     )

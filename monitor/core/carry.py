@@ -23,7 +23,7 @@ from monitor.core.model import Finding, LoadBalancer, Observation, Report, Rule,
 FULL_EVERY = 60  # checks between two full evaluations, the guard against a dependency missed
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Kept:
     """A load balancer's last judgement and what it was judged against."""
 
@@ -35,7 +35,7 @@ class _Kept:
     judgement: Judgement
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Carried:
     """What one check leaves for the next: its reads, indexed, and every judgement it holds."""
 
@@ -51,7 +51,7 @@ class Carried:
     checks: int  # checks since the last full evaluation
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Carrying:
     """One check's verdict, the state for the next, and how much of it was judged again."""
 

@@ -39,7 +39,7 @@ def evaluate(topology: Topology, observation: Observation) -> Report:
     return assemble(topology, observation, judged, whole_findings(topology, observation, given, judged))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Context:
     """What every path of a cycle is judged against."""
 
@@ -55,7 +55,7 @@ class _Context:
         return [r for g in group_ids for r in self.rules_by_group.get(g, ()) if r.egress is egress]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Inputs:
     """One check's reads, indexed for judging: the rules by group, the load balancers' groups as
     listed now, and each load balancer's target groups."""
@@ -79,7 +79,7 @@ def inputs(topology: Topology, observation: Observation) -> Inputs:
     return Inputs(context, dict(observation.lb_security_groups), {arn: tuple(tgs) for arn, tgs in by_lb.items()})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Judgement:
     """One load balancer's verdict and the findings about its paths."""
 
@@ -178,7 +178,7 @@ def _paths(lb: LoadBalancer, target_groups, context: _Context) -> Iterable[PathR
             yield _path(lb, tg, target, shape, context)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Shape:
     """What a path needs admitted: its (protocol, port) pairs, their ports, the health check's pair."""
 

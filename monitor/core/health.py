@@ -35,7 +35,7 @@ _DEFAULT_TIMEOUT_LAMBDA = 30
 TargetKey = tuple[str, str]  # (target group ARN, target id)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TargetHealth:
     """One entry of DescribeTargetHealth."""
 
@@ -49,7 +49,7 @@ class TargetHealth:
         return self.state == "unhealthy" and self.reason in NETWORK_REASONS
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HealthRead:
     """A successful DescribeTargetHealth of one target group, and when its answer came (seconds
     since the epoch). A failed read is no HealthRead at all."""
@@ -70,7 +70,7 @@ class HealthRead:
         return counted
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HealthCheckTiming:
     interval: int
     timeout: int

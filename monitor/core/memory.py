@@ -20,7 +20,7 @@ SCHEMA = "alb-sg-monitor/memory"
 VERSION = 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RuleTuple:
     """A rule's identity: group, protocol, ports and one peer. The description is not part of it,
     as for the v2 controller, which treats a tuple as present whatever its description."""
@@ -84,7 +84,7 @@ class PathKey:
     port: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PathMemory:
     covering: tuple[RuleTuple, ...]
     """The rules that admitted this port when it was last seen covered (empty: never seen so)."""
@@ -94,7 +94,7 @@ class PathMemory:
     """Remembered covering rules absent from the rules observed when this port was last seen uncovered."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Memory:
     paths: tuple[tuple[PathKey, PathMemory], ...] = ()  # sorted by key
 
@@ -122,6 +122,7 @@ def remember(previous: Memory, report: Report, rules: tuple[Rule, ...], now: flo
         return previous  # nothing judged again, nothing gone: the same memory
     by_id = {_coverage_id(rule): rule for rule in rules}
     present = {RuleTuple.of(rule) for rule in rules}
+    shared: dict[PathMemory, PathMemory] = {}
     for lb in fresh:
         for path in lb.paths:
             if not path.judged:
@@ -143,7 +144,8 @@ def remember(previous: Memory, report: Report, rules: tuple[Rule, ...], now: flo
                     needs = [n for n in path.needs if n[1] == port] or [("tcp", port)]
                     covering = {RuleTuple.of(r) for i in path.covered_by
                                 if (r := by_id.get(i)) and any(admits(r, n) for n in needs)}
-                    new[key] = PathMemory(covering=sort_tuples(covering))
+                    learnt = PathMemory(covering=sort_tuples(covering))
+                    new[key] = shared.setdefault(learnt, learnt)  # the paths of one target group share it
                 elif before is not None:
                     new[key] = before
     return Memory(paths=tuple(sorted(new.items(), key=lambda item: item[0])))

@@ -23,7 +23,7 @@ class PeerKind(str, Enum):
     PREFIX_LIST = "prefix_list"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ReadFailure:
     """One AWS read that did not succeed; what depends on it is unknown."""
 
@@ -34,7 +34,7 @@ class ReadFailure:
     scope: str = ""  # what the read was about (an ARN, a list of SG ids), for the finding text
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Rule:
     """One rule for one peer: inbound (the peer is the source), or outbound when `egress` (the
     peer is the destination). Identity is (group, direction, protocol, ports, peer); the
@@ -64,7 +64,7 @@ class Rule:
         return f"{self.protocol} {self.from_port}-{self.to_port}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SecurityGroup:
     group_id: str
     name: str
@@ -76,7 +76,7 @@ class SecurityGroup:
         return dict(self.tags).get(key)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Subnet:
     """A subnet a load balancer sits in: its id (which network ACL filters it) and its CIDRs."""
 
@@ -85,7 +85,7 @@ class Subnet:
     ipv6_cidrs: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Target:
     """A registered target and the ENI its traffic arrives on.
 
@@ -111,7 +111,7 @@ class Target:
         return self.state not in ("draining", "unused")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TargetGroup:
     arn: str
     name: str
@@ -139,7 +139,7 @@ class TargetGroup:
         return int(self.health_check_port)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LoadBalancer:
     arn: str
     name: str
@@ -167,7 +167,7 @@ class LoadBalancer:
         return dict(self.tags).get(key)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Topology:
     """What must reach what: the slow-changing half of a cycle's inputs."""
 
@@ -189,7 +189,7 @@ class Topology:
         return frozenset(ids)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RuleQuota:
     """The rules-per-security-group quota (Service Quotas vpc L-0EA8095F, per direction and per
     IP family), as read once per process; `read` is False when it could not be read and `value` is
@@ -202,7 +202,7 @@ class RuleQuota:
         return f"{self.value}" if self.read else f"{self.value} (quota not readable, assumed {self.value})"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NaclEntry:
     """One network ACL entry: `egress` ones filter what leaves the subnet (the CIDR is the
     destination), the others what enters it (the CIDR is the source)."""
@@ -216,7 +216,7 @@ class NaclEntry:
     to_port: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NetworkAcl:
     acl_id: str
     vpc_id: str
@@ -225,7 +225,7 @@ class NetworkAcl:
     entries: tuple[NaclEntry, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NaclBlock:
     """What stops a path in a network ACL: the entry (`rule` is its number, or "*" for the final
     deny), the direction it filters, the subnet it is associated with, and the traffic it stops."""
@@ -245,7 +245,7 @@ class NaclBlock:
         return "outbound" if self.egress else "inbound"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Observation:
     """The fast-changing half: the inbound rules on the targets' SGs, and the outbound rules on
     the load balancers' SGs, read this cycle."""
@@ -264,7 +264,7 @@ class Observation:
     network_acls_read: bool | None = None  # False: their read failed (unknown); None: not asked (not judged)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PathResult:
     """One ALB → target group → target path: whether the target's SGs admit its ports (`covered`)
     and whether the ALB's own SGs let them out (`egress_allowed`)."""
@@ -316,7 +316,7 @@ PATH_STATES: dict[bool | None, str] = {True: "covered", False: "uncovered", None
 PATH_STATE_NAMES = ("covered", "uncovered", "unknown", "not_judged")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Attribution:
     """Who made the API call that cut a path, from its CloudTrail event."""
 
@@ -327,7 +327,7 @@ class Attribution:
     event_name: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Finding:
     code: str
     severity: Severity
@@ -340,7 +340,7 @@ class Finding:
     confirmation: str | None = None  # the ELB's word on a cut (monitor.core.health); None: not a cut
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LoadBalancerResult:
     name: str
     arn: str
@@ -357,7 +357,7 @@ class LoadBalancerResult:
         return bool(self.paths) and not any(p.judged for p in self.paths)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Report:
     """One cycle's complete verdict; everything users see is rendered from it."""
 

@@ -16,7 +16,7 @@ from monitor.core.model import PathResult, Report
 PathKey = tuple[str, str, str, tuple[int, ...]]  # (load balancer ARN, target group ARN, target, ports)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Revocation:
     """One path seen covered before and uncovered now."""
 
@@ -29,7 +29,7 @@ class Revocation:
     security_groups: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Coverage:
     """The last known coverage (True/False) of every path of the last report; unknown ones keep
     the value they had before they became unknown."""

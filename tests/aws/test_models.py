@@ -38,3 +38,15 @@ def test_the_monitor_s_ec2_client_knows_only_those_operations_and_still_answers(
     assert not hasattr(clients.ec2, "run_instances")
     groups = clients.ec2.describe_security_groups(GroupIds=[tiny_world.node_sg])["SecurityGroups"]
     assert groups[0]["GroupId"] == tiny_world.node_sg
+
+
+def test_a_listed_load_balancer_carries_what_discovery_reads_and_no_more(tiny_world):
+    from monitor.aws.discover import _LB_KEYS
+    from monitor.aws.models import MEMBERS
+
+    assert set(MEMBERS["elbv2"]["LoadBalancer"]) == {*_LB_KEYS, "AvailabilityZones"}
+    item = aws.connect(None).elbv2.describe_load_balancers(LoadBalancerArns=[tiny_world.albs["web"].arn])
+    (lb,) = item["LoadBalancers"]
+    assert set(lb) <= set(MEMBERS["elbv2"]["LoadBalancer"]) and "CreatedTime" not in lb
+    assert lb["SecurityGroups"] == [tiny_world.albs["web"].security_group]
+    assert all(set(zone) == {"SubnetId"} for zone in lb["AvailabilityZones"]) and lb["AvailabilityZones"]

@@ -3,6 +3,8 @@ stateless ACL, the final deny, one subnet, address families, and unknown when th
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from monitor.core.evaluate import evaluate
@@ -166,7 +168,7 @@ def test_an_ipv4_deny_does_not_touch_an_ipv6_path():
 def test_default_acl_is_judged_by_its_entries():
     edited = NetworkAcl("acl-default", "vpc", True, (), final(NaclEntry(5, False, "6", False, "10.0.0.0/16", 30080, 30080), *ALL))
     obs = observe()
-    obs = Observation(**{**obs.__dict__, "network_acls": (edited,)})
+    obs = replace(obs, network_acls=(edited,))
     path = path_of(evaluate(topology(), obs))
     assert path.nacl_allowed is False and {b.acl_id for b in path.nacl_blocked} == {"acl-default"}
 
@@ -182,7 +184,7 @@ def test_acls_not_read_make_the_path_unknown_never_blocked(read):
 
 def test_a_subnet_whose_acl_is_unknown_leaves_the_path_unknown():
     obs = observe()
-    obs = Observation(**{**obs.__dict__, "network_acls": ()})  # no default ACL listed for the VPC
+    obs = replace(obs, network_acls=())  # no default ACL listed for the VPC
     path = path_of(evaluate(topology(), obs))
     assert path.nacl_allowed is None and path.reachable is None
 
