@@ -252,6 +252,9 @@ def _steady(daemon: DaemonProcess, proxy: CountingProxy, cycles: int, interval: 
                                if action not in beside},
         "cycle_s": sorted(c["duration_seconds"] for c in window[1:])[cycles // 2],
         "cycle_cpu_s": (window[-1]["_cpu"] - window[0]["_cpu"]) / cycles,
+        # The check's own thread (check_cycle's cpu_seconds): the process's figure above also has
+        # the health job's and the events thread's CPU of that time.
+        "check_cpu_s": sum(c.get("cpu_seconds", 0.0) for c in window[1:]) / cycles,
         "cycle_moto_s": proxy.moto_seconds(begin, end) / cycles,
         "cycle_listed": sum(1 for c in window[1:] if c.get("listed", True)),
     }

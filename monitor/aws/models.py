@@ -27,7 +27,10 @@ EC2_OPERATIONS = frozenset({
     "GetManagedPrefixListEntries",
     "RevokeSecurityGroupIngress",
 })
-KEPT = {"ec2": EC2_OPERATIONS}
+# And every IAM call (preflight's read of the v2 controller's role).
+IAM_OPERATIONS = frozenset({"GetPolicy", "GetPolicyVersion", "GetRolePolicy", "ListAttachedRolePolicies",
+                            "ListRolePolicies"})
+KEPT = {"ec2": EC2_OPERATIONS, "iam": IAM_OPERATIONS}
 # Of a load balancer, what the monitor reads (monitor.aws.discover.listed_item): the rule check lists
 # every load balancer of the region each check, and botocore's parsing is most of that check's CPU.
 MEMBERS = {"elbv2": {"LoadBalancer": ("LoadBalancerArn", "LoadBalancerName", "Type", "VpcId", "SecurityGroups",

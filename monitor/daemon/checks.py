@@ -16,6 +16,7 @@ from dataclasses import replace
 from monitor.core import cancellation
 from monitor.core.carry import Carried, evaluate_carried
 from monitor.core.transitions import Coverage, advance, revoked_load_balancers
+from monitor.daemon import heap
 from monitor.daemon.attributing import Attributor
 from monitor.daemon.cycle import Snapshot, with_kubernetes
 from monitor.daemon.deadline import DEADLINE_CODE, FAILED_CODE, Cycle, PastDeadline, blind_report
@@ -221,6 +222,7 @@ class RuleChecks:
                             target=r.target, ports=list(r.ports), missing_ports=list(r.missing_ports),
                             security_groups=list(r.security_groups))
             self._attributor.announce(report)
+        heap.settle()
         wanted = self._keeper.refresh_for(observation)
         if wanted is None and not shared.refresh_lock.locked() and self._keeper.retry_due():
             # In the topology job, not here: a full discovery of a large account (paced) outlasts a

@@ -13,6 +13,7 @@ from monitor.core.ingress_join import join_ingresses
 from monitor.core.model import Observation, ReadFailure, Topology
 from monitor.core.topology_delta import Delta, carry_topology, changed_security_groups, merge
 from monitor.core.vanished import SeenBefore, doubt
+from monitor.daemon import heap
 from monitor.daemon.cycle import ClusterSource, this_cluster
 from monitor.daemon.shared import CHANGED, GONE, INCREMENTAL_REASONS, NEW, REREAD, Shared, log, log_failed_reads
 
@@ -165,6 +166,7 @@ class TopologyKeeper:
                 shared.cluster_state = state
                 topology = join_ingresses(topology, names)
             shared.topology = topology
+            heap.collect_and_settle()
             self._topology_at = shared.monotonic()
             self._failed_refreshes = self._failed_refreshes + 1 if topology.failures else 0
             shared.metrics.count_topology_refresh(reason)

@@ -1,34 +1,37 @@
-"""The monitor's EC2 clients load a model of only the operations it sends: every EC2 call in the
-code is in that list, and the clients answer them over moto as before."""
+"""The monitor's EC2 and IAM clients load a model of only the operations it sends: every such call in
+the code is in those lists, and the clients answer them over moto as before."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+import pytest
+
 from monitor import aws
-from monitor.aws.models import EC2_OPERATIONS
+from monitor.aws.models import EC2_OPERATIONS, IAM_OPERATIONS
 from tests.support.fixtures import tiny_aws_env, tiny_moto, tiny_world  # noqa: F401 (fixtures)
 
 ROOT = Path(__file__).resolve().parents[2] / "monitor"
-# Calls on an EC2 client: `ec2.describe_subnets(`, or a listing by name: `paginate(clients.ec2, "describe_vpcs"`.
-_CALL = re.compile(r"\bec2\.([a-z_]+)\(|\bec2,\s*\"([a-z_]+)\"")
 
 
 def _pascal(snake: str) -> str:
     return "".join(part.title() for part in snake.split("_"))
 
 
-def test_every_ec2_call_of_the_monitor_is_in_the_trimmed_model():
+@pytest.mark.parametrize("service, kept", [("ec2", EC2_OPERATIONS), ("iam", IAM_OPERATIONS)])
+def test_every_call_of_the_monitor_is_in_the_trimmed_model(service, kept):
+    # Calls on a client: `ec2.describe_subnets(`, or a listing by name: `paginate(clients.ec2, "describe_vpcs"`.
+    call = re.compile(rf"\b{service}\.([a-z_]+)\(|\b{service},\s*\"([a-z_]+)\"")
     called = set()
     for path in ROOT.rglob("*.py"):
         if "demo" in path.parts:  # the demo seeds its account with a client of its own
             continue
-        for direct, listed in _CALL.findall(path.read_text()):
+        for direct, listed in call.findall(path.read_text()):
             called.add(_pascal(direct or listed))
     called.discard("Meta")
-    assert called, "no EC2 call found: the pattern no longer matches the code"
-    assert called <= EC2_OPERATIONS, sorted(called - EC2_OPERATIONS)
+    assert called, f"no {service} call found: the pattern no longer matches the code"
+    assert called <= kept, sorted(called - kept)
 
 
 def test_the_monitor_s_ec2_client_knows_only_those_operations_and_still_answers(tiny_world):
