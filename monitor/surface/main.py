@@ -17,7 +17,7 @@ from monitor.core.event_match import KnownRoles
 from monitor.core.model import Report
 from monitor.core.settings import Settings
 from monitor.core.state_doc import StateStore
-from monitor.daemon import runner
+from monitor.daemon import heap, runner
 from monitor.daemon.cycle import check_once, preflight_once
 from monitor.daemon.event_feed import EventFeed, attribution_off
 from monitor.daemon.loop import Daemon
@@ -235,6 +235,7 @@ def trail_lookups(clients: aws.AwsClients, metrics: Metrics, wall: Callable[[], 
 
 
 def run(settings: Settings) -> int:
+    heap.limit_arenas()  # before any thread of the daemon allocates
     """The daemon, until a stop signal (SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGXCPU: monitor.daemon.runner)."""
     logs.configure(settings.log_format)
     parts = assemble_daemon(settings)
