@@ -16,6 +16,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from monitor.aws.calls import (
     EC2_FILTER_VALUES,
@@ -110,6 +111,15 @@ class RuleReader:
             network_acls=acls,
             network_acls_read=acls_read,
         )
+
+    def with_listing(self, topology: Topology, observation: Observation) -> Observation:
+        """`observation` (read without the load balancer listing) completed by the listing read now."""
+        failures = list(observation.failures)
+        live = self._load_balancers(topology, failures)
+        if live is None:
+            return replace(observation, failures=tuple(failures))
+        lb_groups, live_arns, new_arns = live
+        return replace(observation, lb_security_groups=lb_groups, live_lb_arns=live_arns, new_lb_arns=new_arns)
 
     def read_quota(self) -> RuleQuota:
         """The rules-per-group quota: read the first time (the daemon asks at its first discovery,

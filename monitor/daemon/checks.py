@@ -21,6 +21,7 @@ from monitor.daemon.attributing import Attributor
 from monitor.daemon.cycle import Snapshot, with_kubernetes
 from monitor.daemon.deadline import DEADLINE_CODE, FAILED_CODE, Cycle, PastDeadline, blind_report
 from monitor.daemon.health_watch import HealthWatch
+from monitor.daemon.listing import ListingTurn
 from monitor.daemon.reactions import Reactions
 from monitor.daemon.remediation import Outcome
 from monitor.daemon.shared import Shared, log, log_failed_reads
@@ -196,6 +197,14 @@ class RuleChecks:
         log_failed_reads("check", observation.failures)
         cycle.check("evaluating")
         carrying = evaluate_carried(topology, observation, self._carried)
+        if not listing.read and any(lb.reachable is False for lb in carrying.report.load_balancers):
+            # A load balancer deleted a moment ago (its event not here yet) looks cut: a cut is only
+            # believed with the listing, read now.
+            listing = ListingTurn(True, "cut", listing.asked)
+            observation = shared.reader.with_listing(topology, observation)
+            if observation.live_lb_arns is not None:
+                shared.listing.listed(listing, shared.monotonic())
+            carrying = evaluate_carried(topology, observation, carrying.carried)
         self._carried, aws_report = carrying.carried, carrying.report
         report = with_kubernetes(aws_report, Snapshot(topology, observation, shared.cluster_state))
         outcomes: tuple[Outcome, ...] = ()

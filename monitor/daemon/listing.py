@@ -5,7 +5,9 @@ The listing tells the check which load balancers came, went or changed their sec
 nothing else can tell, every check reads it. With the events queue read and healthy, the events
 that change it (`LISTING_EVENTS`) tell sooner than the next check: the listing is then read by the
 check after such an event, and at least once per ceiling (`--topology-interval`), so that an event
-lost on its way is caught within that time. Pure apart from its lock; time passed in.
+lost on its way is caught within that time; and by any check that finds a path cut, before it says
+so (a load balancer deleted a moment ago looks cut while its event is on its way). Pure apart from
+its lock; time passed in.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ class ListingTurn:
     """One check's decision: read the listing or not, and the asks it answers when it does."""
 
     read: bool
-    why: str  # "no_queue" | "event" | "ceiling" | "first" | "skipped"
+    why: str  # "no_queue" | "event" | "ceiling" | "first" | "skipped" | "cut" (read after all: a cut was seen)
     asked: int  # the asks counted when it was decided
 
 

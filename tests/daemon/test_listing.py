@@ -144,3 +144,33 @@ def test_a_failed_listing_is_read_again_by_the_next_check(tiny_world, queued):
     proxy.heal()
     proxy.reset_counts()
     assert daemon.check().listed is True and proxy.calls(LISTING) == 1
+
+
+def test_an_alb_deleted_before_its_event_arrives_is_not_called_cut(tiny_world, queued):
+    """v2 deletes a load balancer, then revokes its node rule; the DeleteLoadBalancer event is still
+    on its way. The check that sees the rule gone lists the load balancers before saying anything:
+    the ALB is missing (unknown until read by its ARN), never ACCESS_REVOKED."""
+    proxy, standin, built = queued
+    daemon = built.daemon
+    daemon.check()
+    assert daemon.check().listed is False
+    web = tiny_world.albs["web"]
+    tiny_world.client("elbv2").delete_load_balancer(LoadBalancerArn=web.arn)
+    tiny_world.revoke_node_rule("web")
+    proxy.reset_counts()
+    seen = daemon.check()
+    assert seen.listed is True and proxy.calls(LISTING) == 1
+    verdicts = {lb.name: lb.reachable for lb in seen.report.load_balancers}
+    assert verdicts[web.name] is None
+    assert not [f for f in seen.report.findings if f.code == "ACCESS_REVOKED" and f.load_balancer == web.name]
+
+
+def test_a_real_cut_is_reported_once_the_listing_agrees(tiny_world, queued):
+    proxy, standin, built = queued
+    daemon = built.daemon
+    daemon.check()
+    assert daemon.check().listed is False
+    tiny_world.revoke_node_rule("web")  # the rule goes; the load balancer stays
+    seen = daemon.check()
+    assert seen.listed is True
+    assert [f.load_balancer for f in seen.report.findings if f.code == "ACCESS_REVOKED"] == [tiny_world.albs["web"].name]
