@@ -15,6 +15,8 @@ untouched; the counting proxy still sees every request.
 from __future__ import annotations
 
 import sys
+import uuid
+from collections import OrderedDict
 from typing import Any
 
 from moto import server
@@ -38,17 +40,31 @@ def _filter_group_id(self: Any, values: list[Any]) -> bool:
     return self.group_id in values  # moto refuses a group id with a wildcard before it filters
 
 
+_LISTINGS: OrderedDict[str, list[Any]] = OrderedDict()  # a paged rule listing's rules, by its token
+_KEPT_LISTINGS = 16
+
+
 def _rules_paged(self: Any) -> ActionResult:
     """DescribeSecurityGroupRules a page at a time, as AWS answers it (MaxResults, up to 1,000, and
-    NextToken); moto answers every rule at once, which at 5,000 ALBs is one 13,000-rule answer."""
+    NextToken); moto answers every rule at once, which at 5,000 ALBs is one 13,000-rule answer. The
+    rules are gathered once, on the first page, and the later pages of that listing served from it."""
     self.error_on_dryrun()
-    rules = self.ec2_backend.describe_security_group_rules(self._get_param("SecurityGroupRuleIds", []),
-                                                           self._filters_from_querystring())
     size = min(int(self._get_param("MaxResults") or 1000), 1000)
-    start = int(self._get_param("NextToken") or 0)
-    result: dict[str, Any] = {"SecurityGroupRules": rules[start:start + size]}
-    if start + size < len(rules):
-        result["NextToken"] = str(start + size)
+    key, _, start = str(self._get_param("NextToken") or "").partition(":")
+    rules = _LISTINGS.get(key) if key else None
+    if rules is None:
+        key, start = uuid.uuid4().hex, "0"
+        rules = self.ec2_backend.describe_security_group_rules(self._get_param("SecurityGroupRuleIds", []),
+                                                               self._filters_from_querystring())
+    begin = int(start or 0)
+    result: dict[str, Any] = {"SecurityGroupRules": rules[begin:begin + size]}
+    if begin + size < len(rules):
+        result["NextToken"] = f"{key}:{begin + size}"
+        _LISTINGS[key] = rules
+        while len(_LISTINGS) > _KEPT_LISTINGS:
+            _LISTINGS.popitem(last=False)
+    else:
+        _LISTINGS.pop(key, None)
     return ActionResult(result)
 
 
