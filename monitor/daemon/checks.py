@@ -231,7 +231,12 @@ class RuleChecks:
                             target=r.target, ports=list(r.ports), missing_ports=list(r.missing_ports),
                             security_groups=list(r.security_groups))
             self._attributor.announce(report)
-        heap.settle()
+        # Every so many checks, one full collection first: a cycle that became garbage meanwhile is
+        # reclaimed even when full discoveries are far apart.
+        if self.cycles % heap.COLLECT_EVERY == 0:
+            heap.collect_and_settle()
+        else:
+            heap.settle()
         wanted = self._keeper.refresh_for(observation)
         if wanted is None and not shared.refresh_lock.locked() and self._keeper.retry_due():
             # In the topology job, not here: a full discovery of a large account (paced) outlasts a

@@ -11,9 +11,9 @@ Python's cyclic collector walks every tracked object on each full collection, an
 enough short-lived objects (parsing the listings) to run several: at 5,000 ALBs that was about 40%
 of a steady check's CPU, spent walking the topology and the last report, which hold no reference
 cycle and are freed by reference counting when replaced. So they are frozen (`gc.freeze`, out of
-the collector's walks) once a check has published, and after a full discovery everything is
-unfrozen and collected once first, so that a cycle that became garbage meanwhile is reclaimed
-within one --topology-interval.
+the collector's walks) once a check has published; after a full discovery, and every
+COLLECT_EVERY checks, everything is unfrozen and collected once first, so that a cycle that became
+garbage meanwhile is reclaimed.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import ctypes
 import ctypes.util
 import gc
 
+COLLECT_EVERY = 60  # checks between two full collections, besides the one after each full discovery
 M_ARENA_MAX = -8  # glibc's mallopt parameter
 ARENAS = 2
 
