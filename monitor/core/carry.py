@@ -18,7 +18,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from monitor.core.evaluate import Inputs, Judgement, assemble, fresh, inputs, judge, listed, whole_findings
-from monitor.core.model import Finding, LoadBalancer, Observation, Report, Rule, RuleQuota, SecurityGroup, TargetGroup, Topology
+from monitor.core.model import (
+    Finding,
+    LoadBalancer,
+    Observation,
+    PeerKind,
+    Report,
+    Rule,
+    RuleQuota,
+    SecurityGroup,
+    TargetGroup,
+    Topology,
+)
 
 FULL_EVERY = 60  # checks between two full evaluations, the guard against a dependency missed
 
@@ -68,7 +79,7 @@ def evaluate_carried(topology: Topology, observation: Observation, last: Carried
     incomplete = bool(topology.failures or observation.failures)
     shared = _shared(topology, observation)
     full = last is None or incomplete or last.checks + 1 >= full_every or shared != last.shared
-    changed = frozenset() if full or last is None else _changed_groups(last, given)
+    changed: Changes = {} if full or last is None else _changed_groups(last, given)
     kept: dict[str, _Kept] = {}
     judged = 0
     for lb in topology.load_balancers:
@@ -102,25 +113,44 @@ def _shared(topology: Topology, observation: Observation) -> tuple:
     return topology.cluster, observation.prefix_lists, observation.network_acls, observation.network_acls_read
 
 
-def _changed_groups(last: Carried, given: Inputs) -> frozenset[str]:
-    """The security groups whose rules, tags or completeness differ from the last check's."""
+Changes = dict[str, frozenset[str] | None]  # group -> the groups its changed rules name; None: any change
+
+
+def _changed_groups(last: Carried, given: Inputs) -> Changes:
+    """The security groups whose rules, tags or completeness differ from the last check's. A group
+    whose only changed rules name other security groups as their peer matters to the load balancers
+    sending from (or to) those groups only: each is given with those peers; any other change (a CIDR
+    or prefix-list rule, the group's tags, whether it was read) with None."""
     context = given.context
-    changed = set(last.read.symmetric_difference(context.read_groups))
+    changed: Changes = {group: None for group in last.read.symmetric_difference(context.read_groups)}
     for group in last.rules.keys() | context.rules_by_group.keys():
-        if last.rules.get(group) != context.rules_by_group.get(group):
-            changed.add(group)
+        before, now = last.rules.get(group, []), context.rules_by_group.get(group, [])
+        if before == now or group in changed:
+            continue
+        differ = set(before).symmetric_difference(now)
+        if not differ or any(r.peer_kind is not PeerKind.SECURITY_GROUP for r in differ):
+            changed[group] = None  # (an empty difference: the same rules in another order)
+        else:
+            changed[group] = frozenset(r.peer for r in differ)
     for group in last.groups.keys() | context.groups.keys():
-        before, now = last.groups.get(group), context.groups.get(group)
-        if before is not now and before != now:
-            changed.add(group)
-    return frozenset(changed)
+        before_group, now_group = last.groups.get(group), context.groups.get(group)
+        if before_group is not now_group and before_group != now_group:
+            changed[group] = None
+    return changed
 
 
 def _same(before: _Kept, lb: LoadBalancer, groups_listed: tuple[str, ...], target_groups: tuple[TargetGroup, ...],
-          incomplete: bool, changed: frozenset[str]) -> bool:
-    return ((before.lb is lb or before.lb == lb) and before.groups_listed == groups_listed
-            and before.incomplete == incomplete and before.target_groups == target_groups
-            and before.depends_on.isdisjoint(changed))
+          incomplete: bool, changed: Changes) -> bool:
+    if not ((before.lb is lb or before.lb == lb) and before.groups_listed == groups_listed
+            and before.incomplete == incomplete and before.target_groups == target_groups):
+        return False
+    for group in before.depends_on.intersection(changed):
+        peers = changed[group]
+        # Its own groups' rules (outbound) always matter; a target group's, when a changed rule names
+        # one of its own groups as the source (an inbound rule from another group admits none of its traffic).
+        if peers is None or group in groups_listed or not peers.isdisjoint(groups_listed):
+            return False
+    return True
 
 
 def _depends_on(groups_listed: Iterable[str], target_groups: tuple[TargetGroup, ...]) -> frozenset[str]:

@@ -92,7 +92,10 @@ def _rule(rng: random.Random, serial: int) -> Rule:
                 description=rng.choice(("", "elbv2.k8s.aws/targetGroupBinding=shared", "by hand")))
 
 
-def _egress(group: str, serial: int, allow_all: bool = True) -> Rule:
+def _egress(group: str, serial: int, allow_all: bool = True, to_group: str | None = None) -> Rule:
+    if to_group is not None:  # out to the targets' group, every port: what hardened ALB groups keep
+        return Rule(group, "tcp", 0, 65535, PeerKind.SECURITY_GROUP, to_group, rule_id=f"sgr-out{serial:05d}",
+                    egress=True)
     return Rule(group, "-1" if allow_all else "tcp", None if allow_all else 443, None if allow_all else 443,
                 PeerKind.CIDR, "0.0.0.0/0", rule_id=f"sgr-out{serial:05d}", egress=True)
 
@@ -148,7 +151,9 @@ class _State:
         elif change == "egress":
             i = rng.randrange(len(self.egress))
             self.serial += 1
-            self.egress[i] = _egress(self.egress[i].group_id, self.serial, allow_all=rng.random() < 0.5)
+            kind = rng.random()
+            self.egress[i] = _egress(self.egress[i].group_id, self.serial, allow_all=kind < 0.3,
+                                     to_group=rng.choice(NODE_SGS) if kind > 0.6 else None)
         elif change == "unread":
             self.unread = {rng.choice((*ALB_SGS, *NODE_SGS))} if rng.random() < 0.7 else set()
         elif change == "tags":
@@ -179,7 +184,7 @@ class _State:
         return change
 
 
-@pytest.mark.parametrize("seed", range(60))
+@pytest.mark.parametrize("seed", range(100))
 def test_the_carried_verdict_equals_the_full_one_after_every_change(seed):
     rng = random.Random(seed)
     state = _State(rng)
@@ -195,7 +200,7 @@ def test_the_carried_verdict_equals_the_full_one_after_every_change(seed):
         carried = outcome.carried
 
 
-def test_a_steady_check_judges_nothing_again_and_a_revoke_judges_only_the_load_balancers_behind_it():
+def test_a_steady_check_judges_nothing_again_and_a_revoke_judges_only_the_load_balancers_it_admitted():
     rng = random.Random(7)
     state = _State(rng)
     state.rules = [Rule(NODE_SGS[0], "tcp", 0, 65535, PeerKind.SECURITY_GROUP, g, rule_id=f"sgr-{g}") for g in ALB_SGS]
@@ -206,10 +211,17 @@ def test_a_steady_check_judges_nothing_again_and_a_revoke_judges_only_the_load_b
     assert steady.report == first.report
     behind = {arn for tg in state.topology.target_groups for t in tg.targets
               if NODE_SGS[0] in (t.security_groups or ()) for arn in tg.load_balancer_arns}
-    state.rules = state.rules[1:]  # one rule on one node group revoked
+    # One rule on one node group revoked, the one admitting ALB_SGS[0]: of the load balancers behind
+    # that group, only those sending from ALB_SGS[0] can have lost anything.
+    sending = {lb.arn for lb in state.topology.load_balancers if ALB_SGS[0] in state.lb_groups[lb.arn]}
+    state.rules = state.rules[1:]
     after = evaluate_carried(state.topology, state.observation(), steady.carried)
-    assert 0 < after.judged == len(behind) <= len(state.topology.load_balancers)
+    assert after.judged == len(behind & sending) < len(state.topology.load_balancers)
     assert after.report == evaluate(state.topology, state.observation())
+    # A CIDR rule on that group may admit any of them: all behind it are judged again.
+    state.rules = [*state.rules, Rule(NODE_SGS[0], "tcp", 8080, 8080, PeerKind.CIDR, "10.9.0.0/16", rule_id="sgr-cidr")]
+    cidr = evaluate_carried(state.topology, state.observation(), after.carried)
+    assert cidr.judged == len(behind) and cidr.report == evaluate(state.topology, state.observation())
 
 
 def test_an_incomplete_read_is_judged_in_full_and_so_is_the_check_after_it():
