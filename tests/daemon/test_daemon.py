@@ -230,7 +230,7 @@ def test_each_cycle_logs_one_json_summary_event(tiny_world):
         "complete": True, "load_balancers": 2, "reachable": 1, "unreachable": 1, "unknown": 0, "not_judged": 0,
         "findings": 1,
         "critical": 1, "failed_reads": 0, "revocations": 1, "writes": 0, "duration_seconds": 0, "api_calls": 3, "listed": True,
-        "judged": 2, "cpu_seconds": 0}  # both send to the node group whose rule went: both judged again
+        "judged": 1, "cpu_seconds": 0}  # the lost rule admitted web's group: web alone is judged again
     revoked = [e for e in events if e["event"] == "path_revoked"]
     assert [(e["load_balancer"], e["target"]) for e in revoked] == [(tiny_world.albs["web"].name, tiny_world.instance_id)]
     assert [e["reason"] for e in events if e["event"] == "topology_refreshed"] == ["start"]
