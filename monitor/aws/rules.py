@@ -82,16 +82,14 @@ class RuleReader:
             # Only the directions that matter: everything downstream treats `rules` as what admits
             # traffic into targets, so an ALB SG's inbound rules stay out of it (and a whole
             # listing's rules of other groups are dropped here, before they are read into Rules).
-            # A rule without its group cannot be placed: the check fails (blind), never reads it as no rule.
-            outbound = bool(item.get("IsEgress"))
-            if item["GroupId"] not in wanted[outbound]:
+            if not _is_wanted(item, wanted):
                 continue
             rule = to_rule(item)
             if rule is not None:
                 # The same rule as the last check read is the same object: one copy held, and the
                 # verdict carried over (monitor.core.carry) compares it at once.
                 rule = self._known.setdefault(rule, known.get(rule, rule))
-                (egress if outbound else rules).append(rule)
+                (egress if rule.egress else rules).append(rule)
         extra = self._sources(topology, rules, failures)
         prefix_lists = self._resolve_prefix_lists([*rules, *egress], failures)
         lb_groups, live_arns, new_arns = live if live is not None else ((), None, frozenset())
@@ -189,9 +187,7 @@ class RuleReader:
                 return _DEARER
             found = page.get("SecurityGroupRules", ())
             listed += len(found)
-            # A rule without its group cannot be placed: the check fails (blind), never reads it as no rule.
-            items.extend(found if wanted is None else
-                         (r for r in found if r["GroupId"] in wanted[bool(r.get("IsEgress"))]))
+            items.extend(found if wanted is None else (r for r in found if _is_wanted(r, wanted)))
         return items, listed
 
     def _load_balancers(self, topology: Topology, failures: list[ReadFailure]):
@@ -245,6 +241,12 @@ class RuleReader:
             elif entries is not None:
                 self._prefix_lists[list_id] = tuple(e["Cidr"] for e in entries)
         return tuple(sorted(self._prefix_lists.items()))
+
+
+def _is_wanted(raw: dict, wanted: dict[bool, set[str]]) -> bool:
+    """Whether a listed rule is of a group wanted in its direction (outbound: True). A rule without
+    its group cannot be placed: the check fails (blind) on it, never reads it as no rule."""
+    return raw["GroupId"] in wanted[bool(raw.get("IsEgress"))]
 
 
 def to_rule(raw: dict) -> Rule | None:
