@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from monitor.aws.calls import (
     EC2_FILTER_VALUES,
@@ -30,7 +30,7 @@ from monitor.aws.calls import (
     scope_of,
     tag_pairs,
 )
-from monitor.aws.discover import describe_groups, listed_item
+from monitor.aws.discover import describe_groups, listed_by_arn, listed_item
 from monitor.aws.nacls import read_network_acls
 from monitor.aws.quota import read_rule_quota
 from monitor.aws.session import AwsClients
@@ -38,6 +38,14 @@ from monitor.core.model import Observation, PeerKind, ReadFailure, Rule, RuleQuo
 
 WHOLE_LISTING_RETRY_SECONDS = 3600.0  # a whole listing found dearer is not tried again for this long
 _DEARER = object()
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """What a check keeps of the load balancer listing."""
+
+    groups: tuple[tuple[str, tuple[str, ...]], ...]  # the known load balancers' security groups as listed
+    arns: frozenset[str]  # every load balancer listed
 
 
 class RuleReader:
@@ -65,13 +73,24 @@ class RuleReader:
     def read(self, topology: Topology, list_load_balancers: bool = True) -> Observation:
         """The rules (and network ACLs) behind `topology`; with the load balancer listing unless told
         not to (then nothing is known of load balancers come, gone or changed: the topology's stand)."""
+        listed, failures = self.list_load_balancers(topology) if list_load_balancers else (None, ())
+        return self.read_rules(topology, listed, failures)
+
+    def list_load_balancers(self, topology: Topology) -> tuple[Listed | None, tuple[ReadFailure, ...]]:
+        """The load balancer listing against `topology` (None when it failed), and its failures."""
         failures: list[ReadFailure] = []
-        live = self._load_balancers(topology, failures) if list_load_balancers else None
+        return self._load_balancers(topology, failures), tuple(failures)
+
+    def read_rules(self, topology: Topology, live: Listed | None, listing_failures: tuple[ReadFailure, ...] = ()
+                   ) -> Observation:
+        """The rules (and network ACLs) behind `topology`, with the listing `live` read before (None:
+        not read, or failed with `listing_failures`)."""
+        failures = list(listing_failures)
         target_groups = topology.target_group_ids
         # The ALBs' SGs as discovered and as listed now: their outbound rules decide whether the
         # ALB may send to its targets at all.
         lb_groups = {g for lb in topology.load_balancers for g in lb.security_groups}
-        lb_groups.update(g for _, groups in (live[0] if live is not None else ()) for g in groups)
+        lb_groups.update(g for _, groups in (live.groups if live is not None else ()) for g in groups)
         group_ids = sorted(target_groups | lb_groups)
         rules: list[Rule] = []
         egress: list[Rule] = []
@@ -92,7 +111,8 @@ class RuleReader:
                 (egress if rule.egress else rules).append(rule)
         extra = self._sources(topology, rules, failures)
         prefix_lists = self._resolve_prefix_lists([*rules, *egress], failures)
-        lb_groups, live_arns, new_arns = live if live is not None else ((), None, frozenset())
+        lb_groups, live_arns = (live.groups, live.arns) if live is not None else ((), None)
+        new_arns = live.arns - topology.known_lb_arns if live is not None else frozenset()
         # Network ACLs change like rules do, so they are read with them: one request a check.
         acls, acls_read = read_network_acls(self._clients, topology, failures)
         return Observation(
@@ -116,8 +136,28 @@ class RuleReader:
         live = self._load_balancers(topology, failures)
         if live is None:
             return replace(observation, failures=tuple(failures))
-        lb_groups, live_arns, new_arns = live
-        return replace(observation, lb_security_groups=lb_groups, live_lb_arns=live_arns, new_lb_arns=new_arns)
+        return replace(observation, lb_security_groups=live.groups, live_lb_arns=live.arns,
+                       new_lb_arns=live.arns - topology.known_lb_arns)
+
+    def with_load_balancers(self, topology: Topology, observation: Observation, arns: list[str]) -> Observation:
+        """`observation` (read without the listing) completed by a read of these known load balancers
+        by ARN (20 a call): those AWS says are gone are missing from it (unknown until an update
+        drops them), the others have their security groups as read now; those whose read failed are
+        missing too (unknown, never judged on the older stand). What was not asked keeps the
+        topology's stand."""
+        failures = list(observation.failures)
+        items, gone = listed_by_arn(self._clients, arns, failures)
+        ours = {lb.arn: set(lb.security_groups) for lb in topology.load_balancers}
+        groups = []
+        for lb in items:
+            arn, listed = lb["LoadBalancerArn"], tuple(lb.get("SecurityGroups", ()))
+            groups.append((arn, listed))
+            if set(listed) != ours.get(arn) or arn not in topology.known_lb_arns:
+                self._changed[arn] = listed_item(lb)  # what the update asked for reads
+        unread = set(arns) - gone - {arn for arn, _ in groups}
+        live = frozenset(lb.arn for lb in topology.load_balancers) - gone - unread
+        return replace(observation, lb_security_groups=tuple(groups), live_lb_arns=live,
+                       failures=tuple(failures))
 
     def read_quota(self) -> RuleQuota:
         """The rules-per-group quota: read the first time (the daemon asks at its first discovery,
@@ -190,9 +230,9 @@ class RuleReader:
             items.extend(found if wanted is None else (r for r in found if _is_wanted(r, wanted)))
         return items, listed
 
-    def _load_balancers(self, topology: Topology, failures: list[ReadFailure]):
-        """Each ALB's security groups, every ARN listed, and the ARNs the topology lacks; page by
-        page, keeping nothing else of the listing but the few items an incremental discovery needs."""
+    def _load_balancers(self, topology: Topology, failures: list[ReadFailure]) -> Listed | None:
+        """Each known ALB's security groups and every ARN listed; page by page, keeping nothing else
+        of the listing but the few items an incremental discovery needs."""
         ours = {lb.arn: set(lb.security_groups) for lb in topology.load_balancers}
         groups: list[tuple[str, tuple[str, ...]]] = []
         arns: set[str] = set()
@@ -215,7 +255,7 @@ class RuleReader:
         if attempt(failures, "elbv2", "DescribeLoadBalancers", lambda: listing() or True) is None:
             return None
         self._changed = changed
-        return tuple(groups), frozenset(arns), frozenset(arns - topology.known_lb_arns)
+        return Listed(tuple(groups), frozenset(arns))
 
     def _sources(self, topology: Topology, rules: list[Rule], failures: list[ReadFailure]) -> tuple[SecurityGroup, ...]:
         """Rule sources the topology did not describe (e.g. a user-made SG on no ALB): needed to

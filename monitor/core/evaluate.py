@@ -142,8 +142,8 @@ def assemble(topology: Topology, observation: Observation, judged: dict[str, Jud
     for lb in topology.load_balancers:
         judgement = judged.get(lb.arn)
         if judgement is None or not listed(lb, observation):
-            unlisted.append(ReadFailure("elbv2", "DescribeLoadBalancers", failures_words.NOT_LISTED,
-                                        f"{lb.name} was missing from the load balancer listing", lb.name))
+            why = f"{lb.name} was missing from the load balancer listing or could not be read again"
+            unlisted.append(ReadFailure("elbv2", "DescribeLoadBalancers", failures_words.NOT_LISTED, why, lb.name))
             results.append(LoadBalancerResult(lb.name, lb.arn, lb.adoption, lb.security_groups, None, (),
                                               lb.ingress_namespace, lb.ingress))
             continue

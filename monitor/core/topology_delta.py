@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from monitor.core.model import Observation, ReadFailure, TargetGroup, Topology
@@ -22,9 +23,14 @@ class Delta:
 
 def changed_security_groups(topology: Topology, observation: Observation) -> frozenset[str]:
     """The known load balancers whose security group list, as listed now, is not the discovered one."""
-    listed = dict(observation.lb_security_groups)
+    return with_other_groups(topology, observation.lb_security_groups)
+
+
+def with_other_groups(topology: Topology, listed: Iterable[tuple[str, tuple[str, ...]]]) -> frozenset[str]:
+    """The known load balancers whose security groups in `listed` (ARN, groups) are not the discovered ones."""
+    now = dict(listed)
     return frozenset(lb.arn for lb in topology.load_balancers
-                     if lb.arn in listed and set(listed[lb.arn]) != set(lb.security_groups))
+                     if lb.arn in now and set(now[lb.arn]) != set(lb.security_groups))
 
 
 def merge(topology: Topology, delta: Delta) -> Topology:

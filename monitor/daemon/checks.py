@@ -15,13 +15,14 @@ from dataclasses import replace
 
 from monitor.core import cancellation
 from monitor.core.carry import Carried, evaluate_carried
+from monitor.core.model import Observation, Topology
 from monitor.core.transitions import Coverage, advance, revoked_load_balancers
 from monitor.daemon import heap
 from monitor.daemon.attributing import Attributor
 from monitor.daemon.cycle import Snapshot, with_kubernetes
 from monitor.daemon.deadline import DEADLINE_CODE, FAILED_CODE, Cycle, PastDeadline, blind_report
 from monitor.daemon.health_watch import HealthWatch
-from monitor.daemon.listing import ListingTurn
+from monitor.daemon.listing import ListingTurn, cut_read_by_arn
 from monitor.daemon.reactions import Reactions
 from monitor.daemon.remediation import Outcome
 from monitor.daemon.shared import Shared, log, log_failed_reads
@@ -167,6 +168,15 @@ class RuleChecks:
         if not lock.acquire(timeout=max(cycle.remaining(), 0.0)):
             raise PastDeadline(phase)
 
+    def _with_listing(self, topology: Topology, observation: Observation, cut: list[str]) -> tuple[Observation, bool]:
+        """`observation` completed by the listing, read now, and whether it was read whole; when it
+        was not, the `cut` load balancers are missing from it: unknown, never judged cut unread."""
+        observation = self._shared.reader.with_listing(topology, observation)
+        if observation.live_lb_arns is not None:
+            return observation, True
+        live = frozenset(lb.arn for lb in topology.load_balancers) - frozenset(cut)
+        return replace(observation, live_lb_arns=live), False
+
     # -- the check itself -----------------------------------------------------------------------
     def _check(self, cycle: Cycle) -> CycleSummary:
         shared = self._shared
@@ -191,20 +201,32 @@ class RuleChecks:
         shared.acting.release()
         cycle.check("reading rules")
         listing = shared.listing.turn(shared.monotonic(), shared.queue_healthy())
-        observation = shared.reader.read(topology, list_load_balancers=listing.read)
-        if listing.read and observation.live_lb_arns is not None:
-            shared.listing.listed(listing, shared.monotonic())
-        log_failed_reads("check", observation.failures)
+        live, failed = shared.reader.list_load_balancers(topology) if listing.read else (None, ())
+        if live is not None:
+            # A few load balancers new or with other groups are read now, to be judged by this check.
+            cycle.check("reading new load balancers")
+            topology = self._keeper.read_in_check(topology, live)
+            cycle.check("reading rules")
+        observation = shared.reader.read_rules(topology, live, failed)
+        listed = live is not None  # read whole
         cycle.check("evaluating")
         carrying = evaluate_carried(topology, observation, self._carried)
-        if not listing.read and any(lb.reachable is False for lb in carrying.report.load_balancers):
+        cut = [lb.arn for lb in carrying.report.load_balancers if lb.reachable is False]
+        read_again = 0
+        if cut and not listing.read:
             # A load balancer deleted a moment ago (its event not here yet) looks cut: a cut is only
-            # believed with the listing, read now.
-            listing = ListingTurn(True, "cut", listing.asked)
-            observation = shared.reader.with_listing(topology, observation)
-            if observation.live_lb_arns is not None:
-                shared.listing.listed(listing, shared.monotonic())
+            # believed once its load balancer is read again.
+            cycle.check("reading the cut load balancers again")
+            if cut_read_by_arn(len(cut), len(topology.load_balancers)):
+                observation = shared.reader.with_load_balancers(topology, observation, cut)
+                read_again = len(cut)
+            else:
+                listing = ListingTurn(True, "cut", listing.asked)
+                observation, listed = self._with_listing(topology, observation, cut)
             carrying = evaluate_carried(topology, observation, carrying.carried)
+        if listed:
+            shared.listing.listed(listing, shared.monotonic())
+        log_failed_reads("check", observation.failures)
         self._carried, aws_report = carrying.carried, carrying.report
         report = with_kubernetes(aws_report, Snapshot(topology, observation, shared.cluster_state))
         outcomes: tuple[Outcome, ...] = ()
@@ -243,4 +265,5 @@ class RuleChecks:
             # check's deadline, and the checks go on meanwhile against what is known.
             wanted = "incomplete_topology"
         return CycleSummary(report=report, revocations=revocations, refresh_wanted=wanted, remediations=outcomes,
-                            discovery_seconds=discovering, judged=carrying.judged, listed=listing.read)
+                            discovery_seconds=discovering, judged=carrying.judged, listed=listing.read,
+                            read_again=read_again)

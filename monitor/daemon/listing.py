@@ -5,18 +5,28 @@ The listing tells the check which load balancers came, went or changed their sec
 nothing else can tell, every check reads it. With the events queue read and healthy, the events
 that change it (`LISTING_EVENTS`) tell sooner than the next check: the listing is then read by the
 check after such an event, and at least once per ceiling (`--topology-interval`), so that an event
-lost on its way is caught within that time; and by any check that finds a path cut, before it says
-so (a load balancer deleted a moment ago looks cut while its event is on its way). Pure apart from
-its lock; time passed in.
+lost on its way is caught within that time. A check that finds a path cut without it reads the cut
+load balancers again before it says so (a load balancer deleted a moment ago looks cut while its
+event is on its way): by ARN when that takes no more requests than the listing, else the listing.
+Pure apart from its lock; time passed in.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass
 
+from monitor.aws.calls import ELB_PAGE, ELB_TAGS_PER_CALL
+
 # The calls that change what the listing says: a load balancer made, deleted, or given other groups.
 LISTING_EVENTS = frozenset({"CreateLoadBalancer", "DeleteLoadBalancer", "SetSecurityGroups"})
+
+
+def cut_read_by_arn(cut: int, load_balancers: int) -> bool:
+    """Whether `cut` load balancers found cut are read again by ARN (20 a call) rather than by the
+    listing of all `load_balancers` (400 a page): when that takes no more requests."""
+    return math.ceil(cut / ELB_TAGS_PER_CALL) <= max(1, math.ceil(load_balancers / ELB_PAGE))
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ class CycleSummary:
     discovery_seconds: float = 0.0  # of which the first discovery, run by this check: not its duration
     judged: int = 0  # load balancers judged again (the others carried their last judgement: monitor.core.carry)
     listed: bool = True  # whether it read the load balancer listing (monitor.daemon.listing)
+    read_again: int = 0  # load balancers found cut without the listing, read again by ARN before it said so
     cpu_seconds: float = 0.0  # CPU time of the check's own thread (a first discovery it ran included)
 
     @property
@@ -61,5 +62,6 @@ class CycleSummary:
             "api_calls": self.api_calls,
             "judged": self.judged,
             "listed": self.listed,
+            "read_again": self.read_again,
             "cpu_seconds": round(self.cpu_seconds, 3),
         }

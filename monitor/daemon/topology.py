@@ -8,10 +8,12 @@ from dataclasses import replace
 
 from monitor.aws import discover
 from monitor.aws.discover import discover_load_balancers, listed_by_arn
+from monitor.aws.rules import Listed
+from monitor.core import cancellation
 from monitor.core.cluster_model import ClusterState
 from monitor.core.ingress_join import join_ingresses
 from monitor.core.model import Observation, ReadFailure, Topology
-from monitor.core.topology_delta import Delta, carry_topology, changed_security_groups, merge
+from monitor.core.topology_delta import Delta, carry_topology, changed_security_groups, merge, with_other_groups
 from monitor.core.vanished import SeenBefore, doubt
 from monitor.daemon import heap
 from monitor.daemon.cycle import ClusterSource, this_cluster
@@ -24,6 +26,10 @@ from monitor.daemon.shared import CHANGED, GONE, INCREMENTAL_REASONS, NEW, REREA
 INCOMPLETE_TOPOLOGY_RETRY_INTERVALS = 1
 INCOMPLETE_TOPOLOGY_MAX_RETRY_INTERVALS = 4
 FOLLOW_UPS = 2  # updates a refresh runs right after itself for changes asked for meanwhile
+# A check whose listing shows up to this many load balancers new or with other security groups reads
+# them itself before its rules (about six requests each), so that it judges them at once; more are
+# read by the refresh job beside the checks.
+READ_IN_CHECK = 5
 
 
 def lb_changes(topology: Topology, observation: Observation) -> frozenset[str]:
@@ -55,6 +61,7 @@ class TopologyKeeper:
         self._full_at = float("-inf")  # when the last full discovery ended: the backstop's clock
         self._base_failures: tuple[ReadFailure, ...] = ()  # the last full discovery's failures
         self._doubted: frozenset[str] = frozenset()  # emptied by the last discovery's answers: monitor.core.vanished
+        self._updates = 0  # incremental updates merged
 
     def refresh_topology(self, reason: str | None = None) -> Topology | None:
         """Re-discover ALBs, target groups, targets and ENIs: only the ALBs that came, went or
@@ -63,6 +70,7 @@ class TopologyKeeper:
         shared = self._shared
         with shared.refresh_lock:
             check_after, shared.check_after_refresh = shared.check_after_refresh, False
+            updates = self._updates
             try:
                 topology = self._refresh_once(reason)
                 # Changes asked for while this one ran: a wake of the refresh job now would be skipped
@@ -75,8 +83,10 @@ class TopologyKeeper:
                     topology = self._refresh_once(pending)
                 return topology
             finally:
-                if check_after:  # an event changed the topology: check against the new one at once
-                    self._want_check("event")
+                # An event, or a check's listing, changed the topology: check against the new one at
+                # once, not an interval later.
+                if check_after or self._updates != updates:
+                    self._want_check("event" if check_after else "topology_updated")
 
     def _refresh_once(self, reason: str | None) -> Topology | None:
         shared = self._shared
@@ -93,6 +103,27 @@ class TopologyKeeper:
                 for arn, kind in asked.items():
                     if shared.asked.get(arn) == kind:
                         del shared.asked[arn]
+
+    def read_in_check(self, topology: Topology, listed: Listed) -> Topology:
+        """The topology with the few load balancers a check's listing shows new or with other
+        security groups read into it, for the check to judge at once; unchanged when there are none,
+        too many, a refresh is running or asked for them already, or a full discovery is due (the
+        refresh job sees to them then)."""
+        shared = self._shared
+        new = listed.arns - topology.known_lb_arns
+        asked = {arn: NEW for arn in new}
+        asked.update((arn, CHANGED) for arn in with_other_groups(topology, listed.groups) if arn not in new)
+        if not asked or len(asked) > READ_IN_CHECK or not shared.refresh_lock.acquire(blocking=False):
+            return topology
+        try:
+            with shared.ask_lock:
+                waiting = any(arn in shared.asked for arn in asked)
+            if (waiting or shared.topology is not topology
+                    or shared.monotonic() - self._full_at >= shared.topology_interval):
+                return topology
+            return self._update(NEW if NEW in asked.values() else CHANGED, asked) or topology
+        finally:
+            shared.refresh_lock.release()
 
     def _update(self, reason: str, asked: dict[str, str]) -> Topology | None:
         """The incremental refresh: read the ALBs new or changed (from the check's listing), drop
@@ -120,6 +151,8 @@ class TopologyKeeper:
                         gone = frozenset(vanished)
                     fresh = (discover_load_balancers(shared.clients, shared.cluster, entries) if entries
                              else Topology(shared.cluster, current.region, (), (), ()))
+            except cancellation.Cancelled:  # read by a check that was abandoned meanwhile: nothing merged
+                raise
             except Exception:  # one bad refresh must not end the loop
                 log.exception("topology_failed", reason=reason)
                 shared.metrics.count_cycle_failure("topology")
@@ -132,6 +165,7 @@ class TopologyKeeper:
                 topology = join_ingresses(topology, shared.cluster_state)
             shared.topology = topology
             self._topology_at = shared.monotonic()
+            self._updates += 1
             shared.metrics.count_topology_refresh(reason)
             log.info("topology_updated", reason=reason, read=len(reread), dropped=len(gone),
                      load_balancers=len(topology.load_balancers), failed_reads=len(fresh.failures),

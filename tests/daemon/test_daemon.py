@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from monitor import aws
 from monitor.core.settings import Settings
 from monitor.daemon.loop import Daemon
+from monitor.daemon.topology import READ_IN_CHECK
 from monitor.surface import logs
 from monitor.surface.main import DaemonParts, assemble_daemon
 from monitor.surface.metrics import Metrics
@@ -119,31 +120,38 @@ def test_a_deleted_alb_vanishes_from_metrics_and_triggers_a_refresh(parts, tiny_
     assert reachable(parts) == {web.name: 1} and metric(parts, "albsg_observation_complete") == 1
 
 
-def test_a_new_alb_is_discovered_at_once(parts, tiny_world):
+def test_a_new_alb_is_judged_by_the_check_that_lists_it(parts, tiny_world):
     parts.daemon.run_once()
     tiny_world.albs["admin"] = add_alb(tiny_world, "shop", "admin")
     summary = parts.daemon.run_once()
-    assert summary.refresh_wanted == "new_load_balancer"
-    parts.daemon.run_once()
+    assert summary.refresh_wanted is None  # read by the check itself, before its rules
+    assert {lb.name: lb.reachable for lb in summary.report.load_balancers}[tiny_world.albs["admin"].name] is True
     assert tiny_world.albs["admin"].name in reachable(parts)
+    assert metric(parts, "albsg_topology_refreshes_total", reason="new_load_balancer") == 1
 
 
-def test_one_new_alb_asks_for_one_refresh_however_many_checks_see_it_first(parts, tiny_world):
-    """Checks that run before the asked-for discovery lands see the new ALB too; one ALB is one ask."""
+def test_new_albs_past_what_a_check_reads_ask_for_one_refresh_however_many_checks_see_them(parts, tiny_world):
+    """More new ALBs than a check reads itself are left to the refresh job; checks that run before
+    it lands see them too and do not ask again."""
     asked: list[str] = []
+    checks: list[str] = []
     parts.daemon.on_refresh_wanted = asked.append
     parts.daemon.run_once()
-    tiny_world.albs["admin"] = add_alb(tiny_world, "shop", "admin")
-    parts.daemon.check()
+    parts.daemon.on_check_wanted = checks.append
+    new = [add_alb(tiny_world, "shop", f"new{i}") for i in range(READ_IN_CHECK + 1)]
+    first = parts.daemon.check()
+    assert not {a.name for a in new} & {lb.name for lb in first.report.load_balancers}
     parts.daemon.check()  # the refresh has not run yet
     assert asked == ["new_load_balancer"]
+    assert checks == []
     parts.daemon.refresh_topology()
+    assert checks == ["topology_updated"]  # a check at once against what the update read
     parts.daemon.check()
     parts.daemon.check()
     assert asked == ["new_load_balancer"]
     assert metric(parts, "albsg_topology_refreshes_total", reason="new_load_balancer") == 1
-    assert tiny_world.albs["admin"].name in reachable(parts)
-    tiny_world.delete_alb("admin")  # a later change asks again
+    assert {a.name for a in new} <= set(reachable(parts))
+    tiny_world.client("elbv2").delete_load_balancer(LoadBalancerArn=new[0].arn)  # a later change asks again
     parts.daemon.check()
     parts.daemon.check()
     assert asked == ["new_load_balancer", "load_balancer_gone"]
@@ -229,7 +237,7 @@ def test_each_cycle_logs_one_json_summary_event(tiny_world):
         "event": "check_cycle", "level": "info", "logger": "monitor.daemon", "timestamp": "",
         "complete": True, "load_balancers": 2, "reachable": 1, "unreachable": 1, "unknown": 0, "not_judged": 0,
         "findings": 1,
-        "critical": 1, "failed_reads": 0, "revocations": 1, "writes": 0, "duration_seconds": 0, "api_calls": 3, "listed": True,
+        "critical": 1, "failed_reads": 0, "revocations": 1, "writes": 0, "duration_seconds": 0, "api_calls": 3, "listed": True, "read_again": 0,
         "judged": 1, "cpu_seconds": 0}  # the lost rule admitted web's group: web alone is judged again
     revoked = [e for e in events if e["event"] == "path_revoked"]
     assert [(e["load_balancer"], e["target"]) for e in revoked] == [(tiny_world.albs["web"].name, tiny_world.instance_id)]

@@ -7,6 +7,7 @@ import pytest
 
 from monitor import aws
 from monitor.daemon.loop import Daemon
+from monitor.daemon.topology import READ_IN_CHECK
 from monitor.surface.metrics import Metrics
 from tests.daemon.test_nacl_check import ALLOW_ALL, acl_on
 from tests.support.awsproxy import THROTTLE, AwsProxy
@@ -15,8 +16,6 @@ from tests.support.tinyworld import CLUSTER, World, add_alb
 
 STEADY_CHECK = {("elbv2", "DescribeLoadBalancers"): 1, ("ec2", "DescribeSecurityGroupRules"): 1,
                 ("ec2", "DescribeNetworkAcls"): 1}
-# The check that first meets the node rule admitting the new ALB's SG looks that source up once.
-RULE_SOURCE = {("ec2", "DescribeSecurityGroups"): 1}
 # One new ALB with one instance target group: its tags, its target groups (by ARN), their health,
 # the instances, the security groups and the subnets. No listing of the region.
 NEW_ALB = {("elbv2", "DescribeTags"): 1, ("elbv2", "DescribeTargetGroups"): 1, ("elbv2", "DescribeTargetHealth"): 1,
@@ -55,17 +54,29 @@ def test_a_new_alb_costs_the_same_few_requests_whatever_the_number_of_albs(tiny_
     assert len(daemon.topology.load_balancers) == albs
     new = add_alb(tiny_world, "shop", "admin")
     proxy.reset_counts()
-    seen = daemon.run_once()  # the check's listing shows it: one ask
-    assert seen.refresh_wanted == "new_load_balancer"
-    assert new.name not in verdicts(seen)
-    monitored = daemon.run_once()  # the update, then the check
+    monitored = daemon.run_once()  # the check's listing shows it: it reads it, then the rules
+    assert monitored.refresh_wanted is None
     assert verdicts(monitored)[new.name] is True and monitored.complete
     counts = dict(proxy.requests)
-    assert counts == plus(STEADY_CHECK, STEADY_CHECK, RULE_SOURCE, NEW_ALB), counts
-    assert sum(plus(RULE_SOURCE, NEW_ALB).values()) < 20
-    assert (seen.api_calls, monitored.api_calls) == (4, 3)  # the update's requests are not the check's
+    # Its SG is known before the rules are read: the node rule naming it needs no look-up.
+    assert counts == plus(STEADY_CHECK, NEW_ALB), counts
+    assert sum(NEW_ALB.values()) < 20
+    assert monitored.api_calls == 3  # the update's requests are not the check's
     body = metrics.exposition()[0].decode()
     assert 'albsg_topology_refreshes_total{reason="new_load_balancer"} 1.0' in body
+
+
+def test_more_new_albs_than_a_check_reads_are_read_by_the_refresh_job(tiny_world, counted):
+    proxy, daemon, _ = counted
+    daemon.run_once()
+    new = [add_alb(tiny_world, "shop", f"new{i}") for i in range(READ_IN_CHECK + 1)]
+    proxy.reset_counts()
+    seen = daemon.run_once()
+    assert seen.refresh_wanted == "new_load_balancer"
+    assert not {a.name for a in new} & set(verdicts(seen))
+    assert proxy.count("elbv2", "DescribeTags") == 0  # none read by the check
+    monitored = daemon.run_once()  # the update, then the check
+    assert all(verdicts(monitored)[a.name] is True for a in new) and monitored.complete
 
 
 def test_a_new_alb_read_alone_is_judged_by_the_network_acls_too(tiny_world, counted):
@@ -106,10 +117,9 @@ def test_an_alb_given_another_security_group_is_read_again_alone(tiny_world, cou
     extra = ec2.create_security_group(GroupName="extra", Description="added by hand", VpcId=tiny_world.vpc_id)["GroupId"]
     elbv2.set_security_groups(LoadBalancerArn=web.arn, SecurityGroups=[web.security_group, extra])
     proxy.reset_counts()
-    asked = daemon.run_once()
-    assert asked.refresh_wanted == "security_groups_changed"
-    daemon.run_once()
-    assert dict(proxy.requests) == plus(STEADY_CHECK, STEADY_CHECK, NEW_ALB)
+    seen = daemon.run_once()  # read again by the check that lists it
+    assert seen.refresh_wanted is None
+    assert dict(proxy.requests) == plus(STEADY_CHECK, NEW_ALB)
     lb = next(lb for lb in daemon.topology.load_balancers if lb.arn == web.arn)
     assert set(lb.security_groups) == {web.security_group, extra}
     assert extra in {g.group_id for g in daemon.topology.security_groups}
@@ -121,9 +131,8 @@ def test_a_failed_update_leaves_the_new_alb_unknown_and_is_retried(tiny_world, c
     proxy, daemon, _ = counted
     daemon.run_once()
     new = add_alb(tiny_world, "shop", "admin")
-    daemon.run_once()  # asks
     proxy.fail([failing], kind=THROTTLE)
-    failed = daemon.run_once()  # the update fails
+    failed = daemon.run_once()  # the check's read of it fails
     assert verdicts(failed).get(new.name) is None  # not monitored, or unknown: never a verdict
     assert not failed.complete
     assert not [f for f in failed.report.findings if f.severity.value == "critical"]

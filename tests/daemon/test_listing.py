@@ -11,10 +11,11 @@ import time
 import pytest
 
 from monitor.core.settings import Settings
-from monitor.daemon.listing import ListingClock
+from monitor.daemon.listing import ListingClock, cut_read_by_arn
 from monitor.surface.main import assemble_daemon
 from tests.core.test_events import V2, message
 from tests.daemon.test_attribution_daemon import event_id, stamp
+from tests.daemon.test_fault_matrix import inject
 from tests.support.awsproxy import THROTTLE, AwsProxy
 from tests.support.fixtures import tiny_aws_env, tiny_moto, tiny_world  # noqa: F401 (fixtures)
 from tests.support.sqs_standin import SqsStandIn
@@ -148,8 +149,8 @@ def test_a_failed_listing_is_read_again_by_the_next_check(tiny_world, queued):
 
 def test_an_alb_deleted_before_its_event_arrives_is_not_called_cut(tiny_world, queued):
     """v2 deletes a load balancer, then revokes its node rule; the DeleteLoadBalancer event is still
-    on its way. The check that sees the rule gone lists the load balancers before saying anything:
-    the ALB is missing (unknown until read by its ARN), never ACCESS_REVOKED."""
+    on its way. The check that sees the rule gone reads that load balancer again by its ARN before
+    saying anything: gone, it is unknown (never ACCESS_REVOKED), and the update after drops it."""
     proxy, standin, built = queued
     daemon = built.daemon
     daemon.check()
@@ -159,18 +160,71 @@ def test_an_alb_deleted_before_its_event_arrives_is_not_called_cut(tiny_world, q
     tiny_world.revoke_node_rule("web")
     proxy.reset_counts()
     seen = daemon.check()
-    assert seen.listed is True and proxy.calls(LISTING) == 1
+    assert seen.listed is False and seen.read_again == 1 and proxy.calls(LISTING) == 1
     verdicts = {lb.name: lb.reachable for lb in seen.report.load_balancers}
     assert verdicts[web.name] is None
     assert not [f for f in seen.report.findings if f.code == "ACCESS_REVOKED" and f.load_balancer == web.name]
+    after = daemon.run_once()  # the update AWS's answer asked for drops it
+    assert web.name not in {lb.name for lb in after.report.load_balancers}
+    assert not [f for f in after.report.findings if f.code == "ACCESS_REVOKED"]
 
 
-def test_a_real_cut_is_reported_once_the_listing_agrees(tiny_world, queued):
+def test_a_real_cut_is_reported_once_its_load_balancer_is_read_again(tiny_world, queued):
     proxy, standin, built = queued
     daemon = built.daemon
     daemon.check()
     assert daemon.check().listed is False
     tiny_world.revoke_node_rule("web")  # the rule goes; the load balancer stays
+    proxy.reset_counts()
     seen = daemon.check()
-    assert seen.listed is True
+    assert seen.listed is False and seen.read_again == 1 and proxy.calls(LISTING) == 1
     assert [f.load_balancer for f in seen.report.findings if f.code == "ACCESS_REVOKED"] == [tiny_world.albs["web"].name]
+
+
+def test_an_alb_moved_to_another_group_before_its_event_arrives_is_judged_on_its_new_group(tiny_world, queued):
+    """v2 gives the ALB another security group and revokes the old group's node rule; the
+    SetSecurityGroups event is still on its way. Read again by ARN, the ALB is judged on the group
+    it has now, which the nodes admit: reachable, no cut reported."""
+    proxy, standin, built = queued
+    daemon = built.daemon
+    daemon.check()
+    web, api = tiny_world.albs["web"], tiny_world.albs["api"]
+    tiny_world.client("elbv2").set_security_groups(LoadBalancerArn=web.arn, SecurityGroups=[api.security_group])
+    tiny_world.revoke_node_rule("web")
+    seen = daemon.check()
+    assert seen.listed is False and seen.read_again == 1
+    assert {lb.name: lb.reachable for lb in seen.report.load_balancers}[web.name] is True
+    assert not [f for f in seen.report.findings if f.code == "ACCESS_REVOKED"]
+
+
+@pytest.mark.parametrize("kind", ["throttling", "access_denied", "5xx", "connection_reset", "malformed", "empty"])
+def test_a_cut_whose_load_balancer_cannot_be_read_again_is_unknown_until_it_can(tiny_world, queued, kind):
+    """The read by ARN fails, or answers without the load balancer: the cut is not believed (no
+    verdict, no ACCESS_REVOKED, the report incomplete) until a read succeeds."""
+    proxy, standin, built = queued
+    daemon = built.daemon
+    daemon.check()
+    web = tiny_world.albs["web"]
+    tiny_world.revoke_node_rule("web")
+    inject(proxy, "elbv2", LISTING, kind)
+    blind = daemon.check()
+    assert blind.read_again == 1
+    assert {lb.name: lb.reachable for lb in blind.report.load_balancers}[web.name] is None
+    assert not blind.report.complete
+    assert not [f for f in blind.report.findings if f.code == "ACCESS_REVOKED"]
+    proxy.heal()
+    seen = daemon.run_once()
+    assert {lb.name: lb.reachable for lb in seen.report.load_balancers}[web.name] is False
+    assert [f.load_balancer for f in seen.report.findings if f.code == "ACCESS_REVOKED"] == [web.name]
+
+
+@pytest.mark.parametrize(("cut", "load_balancers", "by_arn"), [
+    (1, 3, True),  # one request either way
+    (20, 400, True),
+    (21, 400, False),  # two reads by ARN, one page of listing
+    (260, 5000, True),  # 13 reads by ARN, 13 pages
+    (261, 5000, False),
+])
+def test_cut_load_balancers_are_read_by_arn_while_that_takes_no_more_requests_than_the_listing(
+        cut, load_balancers, by_arn):
+    assert cut_read_by_arn(cut, load_balancers) is by_arn
