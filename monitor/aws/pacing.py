@@ -7,8 +7,9 @@ until 1/rate seconds have passed since the previous request of its family was an
 sees two closer than that, however slow an answer was. A throttling answer halves the family's rate
 (down to a floor); every other answer adds a step back, up to the configured rate.
 
-Only code that runs inside `Pacer.discovering()` is paced: the rule check (a couple of requests a
-cycle) and the remediation writes are never held behind a discovery.
+Only code that runs inside `Pacer.discovering()` is paced: the rule check's own reads (a couple of
+requests a cycle) and the remediation writes are never held behind a discovery. (The few new load
+balancers a check reads itself are discovery reads, and paced.)
 """
 
 from __future__ import annotations

@@ -82,6 +82,10 @@ class RuleChecks:
             # An event arrived during this check, which may have read the rules before the change:
             # the scheduler skipped the run it asked for while this one ran, so ask again.
             reactions.on_check_wanted("event")
+        elif summary.ok and summary.duration_seconds >= shared.interval and reactions.on_check_wanted is not None:
+            # It outlasted the interval: the run due meanwhile was skipped, and the next would wait
+            # for the one after; the next check starts now instead (back to back while they are long).
+            reactions.on_check_wanted("overrun")
         for listener in self.on_cycle:
             try:
                 listener(summary)
@@ -213,11 +217,11 @@ class RuleChecks:
         carrying = evaluate_carried(topology, observation, self._carried)
         cut = [lb.arn for lb in carrying.report.load_balancers if lb.reachable is False]
         read_again = 0
-        if cut and not listing.read:
+        if cut and not listed:
             # A load balancer deleted a moment ago (its event not here yet) looks cut: a cut is only
-            # believed once its load balancer is read again.
+            # believed once its load balancer is read again (also when the listing failed).
             cycle.check("reading the cut load balancers again")
-            if cut_read_by_arn(len(cut), len(topology.load_balancers)):
+            if cut_read_by_arn(len(cut), max(len(topology.known_lb_arns), len(topology.load_balancers))):
                 observation = shared.reader.with_load_balancers(topology, observation, cut)
                 read_again = len(cut)
             else:

@@ -25,7 +25,9 @@ LISTING_EVENTS = frozenset({"CreateLoadBalancer", "DeleteLoadBalancer", "SetSecu
 
 def cut_read_by_arn(cut: int, load_balancers: int) -> bool:
     """Whether `cut` load balancers found cut are read again by ARN (20 a call) rather than by the
-    listing of all `load_balancers` (400 a page): when that takes no more requests."""
+    listing of the region's `load_balancers` (400 a page): while they take no more calls than the
+    listing has pages. (A call naming one deleted since is refused whole and its ARNs asked one by
+    one: up to 20 more calls, the price of the case this read is for.)"""
     return math.ceil(cut / ELB_TAGS_PER_CALL) <= max(1, math.ceil(load_balancers / ELB_PAGE))
 
 

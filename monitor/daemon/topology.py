@@ -61,7 +61,10 @@ class TopologyKeeper:
         self._full_at = float("-inf")  # when the last full discovery ended: the backstop's clock
         self._base_failures: tuple[ReadFailure, ...] = ()  # the last full discovery's failures
         self._doubted: frozenset[str] = frozenset()  # emptied by the last discovery's answers: monitor.core.vanished
-        self._updates = 0  # incremental updates merged
+        self._updates = 0  # incremental updates merged whole (no read of them failed)
+        # What checks read themselves since the last full discovery: one whose read failed or was cut
+        # short by its deadline is left to the refresh job, not tried by every check after it.
+        self._read_in_check: set[str] = set()
 
     def refresh_topology(self, reason: str | None = None) -> Topology | None:
         """Re-discover ALBs, target groups, targets and ENIs: only the ALBs that came, went or
@@ -84,7 +87,7 @@ class TopologyKeeper:
                 return topology
             finally:
                 # An event, or a check's listing, changed the topology: check against the new one at
-                # once, not an interval later.
+                # once, not an interval later (an update whose reads failed waits for the next one).
                 if check_after or self._updates != updates:
                     self._want_check("event" if check_after else "topology_updated")
 
@@ -96,6 +99,7 @@ class TopologyKeeper:
             why = reason or shared.wanted or "scheduled"
             if (why in INCREMENTAL_REASONS and asked and shared.topology is not None
                     and shared.monotonic() - self._full_at < shared.topology_interval):
+                shared.wanted = None
                 return self._update(why, asked)
             return self.refresh(reason)
         finally:
@@ -107,8 +111,8 @@ class TopologyKeeper:
     def read_in_check(self, topology: Topology, listed: Listed) -> Topology:
         """The topology with the few load balancers a check's listing shows new or with other
         security groups read into it, for the check to judge at once; unchanged when there are none,
-        too many, a refresh is running or asked for them already, or a full discovery is due (the
-        refresh job sees to them then)."""
+        too many, a refresh is running or asked for them already, a full discovery is due, or a check
+        tried one of them already since the last full discovery (the refresh job sees to them then)."""
         shared = self._shared
         new = listed.arns - topology.known_lb_arns
         asked = {arn: NEW for arn in new}
@@ -118,9 +122,10 @@ class TopologyKeeper:
         try:
             with shared.ask_lock:
                 waiting = any(arn in shared.asked for arn in asked)
-            if (waiting or shared.topology is not topology
+            if (waiting or shared.topology is not topology or not self._read_in_check.isdisjoint(asked)
                     or shared.monotonic() - self._full_at >= shared.topology_interval):
                 return topology
+            self._read_in_check.update(asked)
             return self._update(NEW if NEW in asked.values() else CHANGED, asked) or topology
         finally:
             shared.refresh_lock.release()
@@ -131,7 +136,6 @@ class TopologyKeeper:
         nothing), merge into the topology."""
         shared = self._shared
         with shared.working():
-            shared.wanted = None
             started = shared.monotonic()
             current = shared.topology
             assert current is not None
@@ -165,7 +169,8 @@ class TopologyKeeper:
                 topology = join_ingresses(topology, shared.cluster_state)
             shared.topology = topology
             self._topology_at = shared.monotonic()
-            self._updates += 1
+            if not fresh.failures:
+                self._updates += 1
             shared.metrics.count_topology_refresh(reason)
             log.info("topology_updated", reason=reason, read=len(reread), dropped=len(gone),
                      load_balancers=len(topology.load_balancers), failed_reads=len(fresh.failures),
@@ -193,6 +198,7 @@ class TopologyKeeper:
             topology = self._doubt(carry_topology(shared.topology, fresh))
             self._base_failures = topology.failures
             self._full_at = shared.monotonic()
+            self._read_in_check.clear()
             if state is not None:
                 state = this_cluster(state, fresh, shared.cluster)
                 # Ingress names are slow to change: keep the last ones read while the API is away.

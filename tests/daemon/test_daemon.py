@@ -318,3 +318,16 @@ def test_the_first_discovery_is_not_the_first_checks_duration(tiny_world, monkey
         assert summary.ok and summary.api_calls == 3
         assert summary.duration_seconds < 3.0
         assert metrics.cycle_duration.collect()[0].samples[-1].value < 3.0  # the histogram's sum
+
+
+@pytest.mark.parametrize(("interval", "woken"), [(0.001, ["overrun"]), (60.0, [])])
+def test_a_check_that_outlasts_the_interval_has_the_next_one_start_at_once(tiny_world, interval, woken):
+    """The scheduler skips the run due while a check runs, and would wait for the one after: a
+    check longer than the interval asks for the next at once instead (a new ALB or a cut is then
+    seen one check later, not one check and an interval later)."""
+    daemon = Daemon(aws.connect(None), CLUSTER, Metrics(), interval=interval, topology_interval=300.0)
+    daemon.run_once()
+    asked: list[str] = []
+    daemon.on_check_wanted = asked.append
+    summary = daemon.check()
+    assert summary.ok and asked == woken

@@ -237,3 +237,42 @@ def test_a_target_group_scaled_to_zero_is_unknown_for_one_retry_then_believed(ti
     believed = daemon.run_once()  # the incomplete topology's retry reads it empty again
     assert verdicts(believed) == {web.name: True, api.name: True} and believed.complete
     assert [lb.paths for lb in believed.report.load_balancers if lb.name == web.name] == [()]
+
+
+def test_a_new_alb_whose_read_in_a_check_failed_is_left_to_the_refresh_job(tiny_world, counted):
+    """A check does not try again what a check failed to read (every check would pay for it, or
+    miss its deadline on it again): the refresh job reads it, and a check runs once it has."""
+    proxy, daemon, _ = counted
+    woken: list[str] = []
+    daemon.run_once()
+    daemon.on_check_wanted = woken.append
+    new = add_alb(tiny_world, "shop", "admin")
+    proxy.fail(["DescribeTags"], kind=THROTTLE)
+    failed = daemon.check()
+    assert failed.refresh_wanted == "new_load_balancer" and new.name not in verdicts(failed)
+    daemon.refresh_topology()  # still throttled: no check asked for what it could not read
+    assert woken == []
+    proxy.reset_counts()
+    again = daemon.check()  # not read in the check again: asked of the refresh job again
+    assert proxy.count("elbv2", "DescribeTags") == 0 and new.name not in verdicts(again)
+    assert again.refresh_wanted == "new_load_balancer"
+    proxy.heal()
+    daemon.refresh_topology()
+    assert woken == ["topology_updated"]
+    assert verdicts(daemon.check())[new.name] is True
+
+
+def test_a_read_in_a_check_keeps_the_update_an_event_asked_for(tiny_world, counted):
+    """An event asked for one ALB's re-read; a check reads a new ALB itself before the refresh job
+    runs: the job still runs that small update, not a full discovery of the account."""
+    proxy, daemon, metrics = counted
+    daemon.run_once()
+    daemon.reread_load_balancers([tiny_world.albs["web"].arn])
+    new = add_alb(tiny_world, "shop", "admin")
+    assert verdicts(daemon.check())[new.name] is True
+    proxy.reset_counts()
+    daemon.refresh_topology()
+    assert proxy.count("elbv2", "DescribeTargetGroups") == 1  # web's alone: no full discovery
+    body = metrics.exposition()[0].decode()
+    assert 'albsg_topology_refreshes_total{reason="load_balancer_changed"} 1.0' in body
+    assert 'reason="scheduled"' not in body

@@ -228,3 +228,22 @@ def test_a_cut_whose_load_balancer_cannot_be_read_again_is_unknown_until_it_can(
 def test_cut_load_balancers_are_read_by_arn_while_that_takes_no_more_requests_than_the_listing(
         cut, load_balancers, by_arn):
     assert cut_read_by_arn(cut, load_balancers) is by_arn
+
+
+def test_a_cut_seen_while_the_listing_failed_is_believed_only_once_read_again(tiny_world, queued):
+    """Without the queue every check lists; when that listing fails, a cut is read again by ARN
+    like one found without the listing: throttled too, it is unknown, never ACCESS_REVOKED."""
+    proxy, standin, built = queued
+    daemon = built.daemon
+    standin.__exit__()
+    daemon.feed.poll_once()  # the queue cannot be read: every check lists
+    web = tiny_world.albs["web"]
+    tiny_world.revoke_node_rule("web")
+    proxy.fail([LISTING], THROTTLE)
+    blind = daemon.check()
+    assert blind.listed is True and blind.read_again == 1
+    assert {lb.name: lb.reachable for lb in blind.report.load_balancers}[web.name] is None
+    assert not [f for f in blind.report.findings if f.code == "ACCESS_REVOKED"]
+    proxy.heal()
+    seen = daemon.run_once()
+    assert [f.load_balancer for f in seen.report.findings if f.code == "ACCESS_REVOKED"] == [web.name]
