@@ -49,8 +49,9 @@ def log_failed_reads(job: str, failures: tuple[ReadFailure, ...]) -> None:
 class Shared:
     """The daemon's state that more than one piece reads or writes. Which lock guards what:
     `refresh_lock` is held by a refresh from start to end (and by a check running or awaiting the first
-    discovery, or reading the few new load balancers its listing shows, taken only when free); `ask_lock` guards `asked`; `acting` is held while a check remediates (no two at once, and
-    a new check reads the rules only after an abandoned one's writes). The rest is read and written
+    discovery, or reading the few new load balancers its listing shows, taken only when free);
+    `ask_lock` guards `asked`; `acting` is held while a check remediates (no two at once, and a new
+    check reads the rules only after an abandoned one's writes). The rest is read and written
     without a lock, one attribute at a time (the topology is replaced whole, never changed in place)."""
 
     def __init__(self, clients: AwsClients, cluster: str, metrics: MetricsSink, interval: float,
