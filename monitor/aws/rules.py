@@ -148,12 +148,9 @@ class RuleReader:
         failures = list(observation.failures)
         items, gone = listed_by_arn(self._clients, arns, failures)
         ours = {lb.arn: set(lb.security_groups) for lb in topology.load_balancers}
-        groups = []
-        for lb in items:
-            arn, listed = lb["LoadBalancerArn"], tuple(lb.get("SecurityGroups", ()))
-            groups.append((arn, listed))
-            if set(listed) != ours.get(arn) or arn not in topology.known_lb_arns:
-                self._changed[arn] = listed_item(lb)  # what the update asked for reads
+        groups: list[tuple[str, tuple[str, ...]]] = []
+        for lb in items:  # their items join the last listing's: what the update asked for reads
+            _take(lb, ours, topology.known_lb_arns, groups, self._changed)
         unread = set(arns) - gone - {arn for arn, _ in groups}
         live = frozenset(lb.arn for lb in topology.load_balancers) - gone - unread
         return replace(observation, lb_security_groups=tuple(groups), live_lb_arns=live,
@@ -241,16 +238,8 @@ class RuleReader:
         def listing() -> None:
             for page in pages(self._clients.elbv2, "describe_load_balancers", ELB_PAGE):
                 for lb in page.get("LoadBalancers", ()):
-                    arn = lb["LoadBalancerArn"]
-                    arns.add(arn)
-                    mine = ours.get(arn)
-                    if mine is not None:
-                        listed = tuple(lb.get("SecurityGroups", ()))
-                        groups.append((arn, listed))
-                        if set(listed) != mine or arn not in topology.known_lb_arns:
-                            changed[arn] = listed_item(lb)  # (not known: an earlier re-read of it failed)
-                    elif arn not in topology.known_lb_arns:
-                        changed[arn] = listed_item(lb)
+                    arns.add(lb["LoadBalancerArn"])
+                    _take(lb, ours, topology.known_lb_arns, groups, changed)
 
         if attempt(failures, "elbv2", "DescribeLoadBalancers", lambda: listing() or True) is None:
             return None
@@ -287,6 +276,22 @@ def _is_wanted(raw: dict, wanted: dict[bool, set[str]]) -> bool:
     """Whether a listed rule is of a group wanted in its direction (outbound: True). A rule without
     its group cannot be placed: the check fails (blind) on it, never reads it as no rule."""
     return raw["GroupId"] in wanted[bool(raw.get("IsEgress"))]
+
+
+def _take(lb: dict, ours: dict[str, set[str]], known: frozenset[str], groups: list[tuple[str, tuple[str, ...]]],
+          changed: dict[str, dict]) -> None:
+    """One DescribeLoadBalancers item: its security groups kept when it is one of `ours` (ARN ->
+    groups discovered), its item kept in `changed` when an update will read it (not `known`, or one
+    of ours with other groups; not known although ours: an earlier re-read of it failed)."""
+    arn = lb["LoadBalancerArn"]
+    mine = ours.get(arn)
+    if mine is not None:
+        listed = tuple(lb.get("SecurityGroups", ()))
+        groups.append((arn, listed))
+        if set(listed) != mine or arn not in known:
+            changed[arn] = listed_item(lb)
+    elif arn not in known:
+        changed[arn] = listed_item(lb)
 
 
 def to_rule(raw: dict) -> Rule | None:

@@ -212,12 +212,12 @@ class RuleChecks:
             topology = self._keeper.read_in_check(topology, live)
             cycle.check("reading rules")
         observation = shared.reader.read_rules(topology, live, failed)
-        listed = live is not None  # read whole
+        whole = live is not None  # the listing read whole
         cycle.check("evaluating")
         carrying = evaluate_carried(topology, observation, self._carried)
         cut = [lb.arn for lb in carrying.report.load_balancers if lb.reachable is False]
         read_again = 0
-        if cut and not listed:
+        if cut and not whole:
             # A load balancer deleted a moment ago (its event not here yet) looks cut: a cut is only
             # believed once its load balancer is read again (also when the listing failed).
             cycle.check("reading the cut load balancers again")
@@ -226,9 +226,9 @@ class RuleChecks:
                 read_again = len(cut)
             else:
                 listing = ListingTurn(True, "cut", listing.asked)
-                observation, listed = self._with_listing(topology, observation, cut)
+                observation, whole = self._with_listing(topology, observation, cut)
             carrying = evaluate_carried(topology, observation, carrying.carried)
-        if listed:
+        if whole:
             shared.listing.listed(listing, shared.monotonic())
         log_failed_reads("check", observation.failures)
         self._carried, aws_report = carrying.carried, carrying.report
