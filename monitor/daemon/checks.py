@@ -146,9 +146,10 @@ class RuleChecks:
         shared = self._shared
         why = f"the check did not finish within {shared.deadline:g}s ({cycle.phase})"
         self._go_blind(why, DEADLINE_CODE)
-        if cycle.phase == FIRST_DISCOVERY and shared.topology is None:
+        if cycle.phase == FIRST_DISCOVERY:
             # A first discovery of minutes (a large account, paced) is start-up, not a failing
-            # check: the result is unknown all the same, but said once and not counted.
+            # check: the result is unknown all the same, but said once and not counted (also when
+            # the discovery landed just as the deadline came, before the check could go on).
             if not self._said_waiting:
                 log.info("check_waiting_for_first_discovery", deadline_seconds=shared.deadline)
                 self._said_waiting = True
