@@ -191,13 +191,13 @@ def _measure(endpoint: str, proxy: CountingProxy, albs: int, cycles: int, interv
         row["health_rps"] = proxy.between(first_check, revoked_at, only=HEALTH) / max(revoked_at - first_check, 1e-9)
         row["health_window_s"] = revoked_at - first_check
         demo_world.revoke(world, "shop_v1")
-        _, seen = _wait("the revocation in /metrics", lambda: reachable_by_name(daemon.scrape()).get(shop) == 0.0,
+        _, seen = _wait("the revocation in /metrics", daemon.when_logged(lambda m: reachable_by_name(m).get(shop) == 0.0),
                         60 + 3 * row["cycle_s"] + 3 * interval)
         row["revocation_s"] = seen - revoked_at
         row["naive_after_revoke"] = (naive.check_arn(direct["ec2"], direct["elbv2"], world.lb["shop"]).reachable
                                      if checker else None)
         demo_world.restore(world, "shop_v1")
-        _wait("the repair in /metrics", lambda: reachable_by_name(daemon.scrape()).get(shop) == 1.0, 120)
+        _wait("the repair in /metrics", daemon.when_logged(lambda m: reachable_by_name(m).get(shop) == 1.0), 120)
 
         # A new ALB while the daemon runs.
         created = time.monotonic()
@@ -205,8 +205,8 @@ def _measure(endpoint: str, proxy: CountingProxy, albs: int, cycles: int, interv
         row["new_alb_create_s"] = time.monotonic() - created
         name = world.lb_name[key]
         try:
-            _, seen = _wait("the new ALB in /metrics", lambda: name in reachable_by_name(daemon.scrape()),
-                            max(120, 20 * interval + 3 * row["discovery_s"]), 0.1)
+            _, seen = _wait("the new ALB in /metrics", daemon.when_logged(lambda m: name in reachable_by_name(m)),
+                            max(120, 20 * interval + 3 * row["discovery_s"]))
             row["new_alb_s"] = seen - created
             row["new_alb_requests"] = proxy.between(created, seen)
             row["new_alb_own"] = _own_requests(daemon, created, seen)
@@ -284,18 +284,18 @@ def _with_queue(world: Any, direct: dict[str, Any], proxy: CountingProxy, albs: 
         shop = world.lb_name["shop"]
         revoked_at = time.monotonic()
         demo_world.revoke(world, "shop_v1")  # no event: the poll alone must see it
-        _, seen = _wait("the revocation in /metrics", lambda: reachable_by_name(daemon.scrape()).get(shop) == 0.0,
+        _, seen = _wait("the revocation in /metrics", daemon.when_logged(lambda m: reachable_by_name(m).get(shop) == 0.0),
                         60 + 3 * got["cycle_s"] + 3 * interval)
         got["revocation_s"] = seen - revoked_at
         demo_world.restore(world, "shop_v1")
-        _wait("the repair in /metrics", lambda: reachable_by_name(daemon.scrape()).get(shop) == 1.0, 120)
+        _wait("the repair in /metrics", daemon.when_logged(lambda m: reachable_by_name(m).get(shop) == 1.0), 120)
         created = time.monotonic()
         key = mix.add_alb(world, direct["ec2"], direct["elbv2"], albs + 2000, "instance")
         trail.put_created(world, world.lb[key])
         name = world.lb_name[key]
         try:
-            _, seen = _wait("the new ALB in /metrics", lambda: name in reachable_by_name(daemon.scrape()),
-                            max(120, 20 * interval), 0.1)
+            _, seen = _wait("the new ALB in /metrics", daemon.when_logged(lambda m: name in reachable_by_name(m)),
+                            max(120, 20 * interval))
             got["new_alb_s"] = seen - created
             got["new_alb_requests"] = proxy.between(created, seen, without=QUEUE)
             got["new_alb_own"] = _own_requests(daemon, created, seen)

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,7 @@ class DaemonProcess:
         self._log = log.open("w")
         self._lock = threading.Lock()
         self._events: list[dict[str, Any]] = []
+        self._lines = 0  # lines logged so far
         self.max_metric_rss = 0.0
         self.process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
         self._reader = threading.Thread(target=self._read, name="daemon-log", daemon=True)
@@ -66,6 +68,7 @@ class DaemonProcess:
         for line in self.process.stdout:
             seen = time.monotonic()
             self._log.write(line)
+            self._lines += 1
             try:
                 event = json.loads(line)
                 event["_seen"] = seen
@@ -99,6 +102,23 @@ class DaemonProcess:
         for _, value in samples.get("process_resident_memory_bytes", ()):
             self.max_metric_rss = max(self.max_metric_rss, value)
         return samples
+
+    def when_logged(self, probe: Callable[[dict[str, list[tuple[dict[str, str], float]]]], Any],
+                    at_least_every: float = 1.0) -> Callable[[], Any]:
+        """A probe of /metrics for a latency wait that scrapes only once the daemon has logged a
+        line since the last scrape (a check publishes, then logs), or `at_least_every` seconds after
+        it. Scraping every few milliseconds would load the daemon whose latency it measures: at
+        5,000 ALBs a scrape renders 1.1 MB, and 20 a second made each check about 1 s longer."""
+        last: dict[str, float] = {"lines": -1, "at": 0.0}
+
+        def probe_now() -> Any:
+            lines, now = self._lines, time.monotonic()
+            if lines == last["lines"] and now - last["at"] < at_least_every:
+                self._alive()
+                return None
+            last["lines"], last["at"] = lines, now
+            return probe(self.scrape())
+        return probe_now
 
     def peak_rss(self) -> int:
         return status_bytes(self.process.pid, "VmHWM")
