@@ -16,10 +16,18 @@ from monitor.core.model import SEVERITY_RANK, Finding, LoadBalancer, PeerKind, R
 MIN_ADOPTABLE_V1 = (1, 1, 3)  # v2 adopts only what v1 >= 1.1.3 tagged with ingress.k8s.aws/* (migration guide)
 MIGRATION_POLICY_FILE = "docs/install/iam_policy_v1_to_v2_additional.json"
 _DENIAL_WORDS = ("UnauthorizedOperation", "AccessDenied")
-# What cuts traffic first comes first (issue 5): a fight or a pending revoke before a missing policy.
-_CODE_ORDER = ("ACCESS_REVOKED", "EGRESS_BLOCKED", "NACL_BLOCKED", "REMEDIATION_FIGHT", "CONTROLLERS_BOTH_RUNNING",
-               "SHARED_LABEL_ON_FOREIGN_SOURCE", "MIGRATION_POLICY_MISSING", "AMBIGUOUS_NODE_SECURITY_GROUP",
-               "V1_CONTROLLER_TOO_OLD", "UNCLAIMED_SHARED_LABEL", "MIGRATION_POLICY_UNVERIFIED", "KUBERNETES_UNAVAILABLE")
+# The order in which findings are listed, within a severity (issue 5): what cuts traffic first comes
+# first (a fight or a pending revoke before a missing policy), then what will cut it, then what
+# blinds the monitor. docs/reference.md's table of codes is in this order.
+_CODE_ORDER = (
+    "ACCESS_REVOKED", "EGRESS_BLOCKED", "CLIENTS_NOT_ADMITTED", "NACL_BLOCKED", "REMEDIATION_FIGHT",
+    "CONTROLLERS_BOTH_RUNNING", "SHARED_LABEL_ON_FOREIGN_SOURCE", "MIGRATION_POLICY_MISSING",
+    "AMBIGUOUS_NODE_SECURITY_GROUP", "V1_CONTROLLER_TOO_OLD",
+    "UNHEALTHY_UNEXPLAINED", "REMEDIATION_FAILED", "UNCLAIMED_SHARED_LABEL", "RULE_QUOTA_NEAR", "VERDICT_DISPUTED",
+    "FOREIGN_RESTORE", "MIGRATION_POLICY_UNVERIFIED", "OBSERVATION_INCOMPLETE", "KUBERNETES_UNAVAILABLE",
+    "ATTRIBUTION_OFF",
+    "UNADOPTED_LOAD_BALANCER", "UNLABELLED_V1_RULE",
+)
 
 
 def migration_findings(topology: Topology, rules: Iterable[Rule], state: ClusterState,
@@ -33,6 +41,11 @@ def migration_findings(topology: Topology, rules: Iterable[Rule], state: Cluster
         *migration_policy(topology, state, role, iam_failures),
     ]
     return tuple(sorted(findings, key=order_key))
+
+
+def ranked_codes() -> tuple[str, ...]:
+    """Every finding code, in the order findings of one severity are listed."""
+    return _CODE_ORDER
 
 
 def order_key(finding: Finding) -> tuple:

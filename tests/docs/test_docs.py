@@ -11,6 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor import cli
+from monitor.core import migration
 from monitor.core.model import Finding, LoadBalancerResult, Report, Severity
 from monitor.surface.metrics import Metrics
 from monitor.surface.series import KNOWN_FINDINGS
@@ -80,6 +81,17 @@ def test_reference_and_readme_list_the_same_finding_codes():
     always = re.search(r"has a series at 0 from the first cycle for(.*?)so", REFERENCE.read_text(), re.S).group(1)
     named = set(code_spans(always)) | {c for c, severity in reference.items() if severity == "critical"}
     assert named == set(KNOWN_FINDINGS)
+
+
+def test_findings_are_listed_in_the_order_of_the_reference_table():
+    """preflight lists findings by severity, then by what cuts traffic first: the order of the
+    tables in docs/reference.md and README.md, which name every code the monitor ranks."""
+    for path, heading in ((REFERENCE, "## Finding codes"), (ROOT / "README.md", "### Findings")):
+        rows = table(path.read_text(), heading)
+        findings = [Finding(code=code_spans(r[0])[0], severity=Severity(r[1]), message="m") for r in rows]
+        ranked = sorted(reversed(findings), key=migration.order_key)
+        assert [f.code for f in ranked] == [f.code for f in findings], f"{path.name}: the codes are not in listing order"
+        assert set(migration.ranked_codes()) == {f.code for f in findings}, f"{path.name} and the ranked codes differ"
 
 
 def exposed() -> dict[str, tuple[str, set[str]]]:

@@ -64,3 +64,47 @@ def test_each_command_the_docs_show_parses(where, command):
         build_parser().parse_args(argv)
     except SystemExit as exc:  # argparse's usage error (or --help / --version, exit 0)
         assert exc.code == 0, f"{where}: `{command}` does not parse"
+
+
+
+def markdown_rows(text: str, first_header: str, after: str = "") -> list[dict[str, str]]:
+    """The rows, by column name, of the first markdown table after the line `after` whose header
+    starts with `first_header`."""
+    lines = text.splitlines()
+    begin = lines.index(after) if after else 0
+    start = next(i for i in range(begin, len(lines)) if lines[i].startswith(f"| {first_header} |"))
+    header = [c.strip() for c in lines[start].strip("|").split("|")]
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("| "):
+            break
+        rows.append(dict(zip(header, (c.strip() for c in line.strip("|").split("|")))))
+    return rows
+
+
+OWN_CPU = "steady cycle: the check's own CPU"
+
+
+def test_the_readmes_benchmark_figures_are_those_of_bench_results():
+    """The README quotes one `make bench-5000` run, whose whole output is bench/results.md."""
+    readme, results = (ROOT / "README.md").read_text(), (ROOT / "bench" / "results.md").read_text()
+    budgets = markdown_rows(readme, "budget")
+    assert budgets and all(row in markdown_rows(results, "budget") for row in budgets)
+    cost = {r["ALBs"]: r for r in markdown_rows(results, "ALBs", "## Cost")}
+    latency = {r["ALBs"]: r for r in markdown_rows(results, "ALBs", "## Latency, bursts, agreement")}
+    queued = {r["ALBs"]: r for r in markdown_rows(results, "ALBs", "## With the events queue")}
+    shown = markdown_rows(readme, "ALBs", "`make bench` measures the monitor on simulated clusters of 10, 100 and 1,000 "
+                                          "ALBs (`make bench-5000`")
+    assert [row["ALBs"] for row in shown] == list(cost)
+    for row in shown:
+        albs = row["ALBs"]
+        assert row["daemon peak RSS"] == cost[albs]["daemon peak RSS"], albs
+        assert row["full discovery (10 req/s)"].startswith(f"{cost[albs]['full discovery: requests']} requests"), albs
+        assert f"check {cost[albs][OWN_CPU]}" in row["steady cycle"], albs
+        assert row["revoked → metric"] == latency[albs]["revoked → metric 0"], albs
+        assert row["new ALB → in `/metrics`"].startswith(latency[albs]["new ALB → in /metrics"] + ","), albs
+        q = queued[albs]
+        assert (f"- {albs} ALBs: {q['steady cycle: requests'].removesuffix('.0')} requests a check, check "
+                f"{q[OWN_CPU]}") in readme, albs
+        assert (f"a revocation no event tells of in {q['revoked → metric 0 (no event)']}, a new ALB "
+                f"{q['new ALB (CreateLoadBalancer event) → in /metrics']} after") in readme, albs
