@@ -105,6 +105,19 @@ def _wait(what: str, probe: Callable[[], Any], timeout: float, every: float = 0.
         time.sleep(every)
 
 
+def pace() -> float:
+    """The machine's pace now: the median CPU time of a fixed pure-Python loop, three times. These
+    shared machines run the same code up to half again slower from one hour to the next, and every
+    CPU and wall figure of a size scales with it: results.md shows it beside them."""
+    times = []
+    for _ in range(3):
+        start, total = time.process_time(), 0
+        for i in range(1_000_000):
+            total += i * i
+        times.append(time.process_time() - start)
+    return sorted(times)[1]
+
+
 def start_moto(module: str = "bench.fastmoto") -> tuple[subprocess.Popen, str]:
     """moto in its own process, so that the daemon's CPU and memory are measured apart from it
     (bench.fastmoto: moto with its tag and group-id lookups indexed, the same answers sooner)."""
@@ -145,7 +158,7 @@ def stop(server: subprocess.Popen) -> None:
 
 def _measure(endpoint: str, proxy: CountingProxy, albs: int, cycles: int, interval: float, grace: float,
              workdir: Path, checker: bool) -> dict[str, Any]:
-    row: dict[str, Any] = {"albs": albs, "cycles": cycles}
+    row: dict[str, Any] = {"albs": albs, "cycles": cycles, "pace_before": pace()}
     started = time.monotonic()
     world = mix.seed(endpoint, f"bench-{albs}", albs, REGION)
     row["seed_s"] = time.monotonic() - started
@@ -371,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{albs} ALBs failed after {time.monotonic() - started:.0f} s: {exc}", file=sys.stderr, flush=True)
             continue
         row["size_s"] = time.monotonic() - started
+        row["pace_after"] = pace()
         print(f"{albs} ALBs measured in {row['size_s']:.0f} s", file=sys.stderr, flush=True)
         rows.append(row)
     if not rows:

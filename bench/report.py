@@ -39,6 +39,7 @@ LATENCY_COLUMNS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
     ("peak requests/s EC2", lambda r: str(r["peak_rps"]["ec2"])),
     ("verdicts agree with the checker", lambda r: agreement(r)),
     ("seeding / whole size", lambda r: f"{r['seed_s']:.0f} s / {r.get('size_s', 0):.0f} s"),
+    ("machine's pace before / after", lambda r: f"{r['pace_before']:.2f} / {r.get('pace_after', 0):.2f} CPU-s"),
 ]
 
 
@@ -212,6 +213,11 @@ def render(rows: list[dict[str, Any]], host: dict[str, str], interval: float, gr
         *table(rows, COST_COLUMNS),
         "",
         "## Latency, bursts, agreement",
+        "",
+        "The machine's pace is the CPU time of a fixed pure-Python loop (a million multiply-adds, the median",
+        "of three), taken before a size is seeded and after it is measured: on a shared machine the same",
+        "code runs up to half again slower from one hour to the next, and every CPU and wall figure of that",
+        "size moves with it.",
         "",
         "A latency ends at the first scrape of /metrics that shows the change. The bench scrapes when the",
         "daemon has logged a line since its last scrape (a check publishes, then logs `check_cycle`; the log",
