@@ -16,6 +16,7 @@ import botocore.session
 
 from monitor.aws.models import TrimmedLoader
 from monitor.aws.pacing import Pacer
+from monitor.aws.parsing import PlannedParserFactory
 from monitor.core.errors import ConfigError
 
 # botocore's standard mode retries throttling and 5xx with jittered backoff; a check cycle must not
@@ -118,6 +119,7 @@ def connect(region: str | None, counter: ApiCounter | None = None) -> AwsClients
     region = resolve_region(region)
     core = botocore.session.get_session()
     core.register_component("data_loader", TrimmedLoader())  # only the EC2 operations it sends
+    core.register_component("response_parser_factory", PlannedParserFactory())  # botocore's answers, sooner
     _keep_timestamps_as_text(core)
     session = boto3.Session(botocore_session=core, region_name=region)
     if session.get_credentials() is None:
