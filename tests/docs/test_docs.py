@@ -15,6 +15,7 @@ from monitor.core import migration
 from monitor.core.model import Finding, LoadBalancerResult, Report, Severity
 from monitor.surface.metrics import Metrics
 from monitor.surface.series import KNOWN_FINDINGS
+from tests.support.markdown import table
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = ROOT / "docs" / "reference.md"
@@ -42,20 +43,6 @@ def test_no_file_points_outside_the_repository():
         hits += [f"{path.relative_to(ROOT)}:{n}: {line.strip()}"
                  for n, line in enumerate(text.splitlines(), 1) if OUTSIDE.search(line)]
     assert not hits, "point at docs/ (reference.md, controllers.md) instead:\n" + "\n".join(hits)
-
-
-def table(text: str, heading: str) -> list[list[str]]:
-    """The rows (cells, stripped) of the first Markdown table after `heading`."""
-    section = text[text.index(heading):]
-    rows = []
-    for line in section.splitlines()[1:]:
-        if line.startswith("|"):
-            cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
-            if not set("".join(cells)) <= set("-: "):
-                rows.append(cells)
-        elif rows:
-            break
-    return rows[1:]  # without the header
 
 
 def code_spans(cell: str) -> list[str]:

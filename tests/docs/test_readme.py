@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from monitor.cli import build_parser
+from tests.support.markdown import named_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", ROOT / "deploy" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -66,35 +67,18 @@ def test_each_command_the_docs_show_parses(where, command):
         assert exc.code == 0, f"{where}: `{command}` does not parse"
 
 
-
-def markdown_rows(text: str, first_header: str, after: str = "") -> list[dict[str, str]]:
-    """The rows, by column name, of the first markdown table after the line `after` whose header
-    starts with `first_header`."""
-    lines = text.splitlines()
-    begin = lines.index(after) if after else 0
-    start = next(i for i in range(begin, len(lines)) if lines[i].startswith(f"| {first_header} |"))
-    header = [c.strip() for c in lines[start].strip("|").split("|")]
-    rows = []
-    for line in lines[start + 2:]:
-        if not line.startswith("| "):
-            break
-        rows.append(dict(zip(header, (c.strip() for c in line.strip("|").split("|")))))
-    return rows
-
-
 OWN_CPU = "steady cycle: the check's own CPU"
 
 
 def test_the_readmes_benchmark_figures_are_those_of_bench_results():
     """The README quotes one `make bench-5000` run, whose whole output is bench/results.md."""
     readme, results = (ROOT / "README.md").read_text(), (ROOT / "bench" / "results.md").read_text()
-    budgets = markdown_rows(readme, "budget")
-    assert budgets and all(row in markdown_rows(results, "budget") for row in budgets)
-    cost = {r["ALBs"]: r for r in markdown_rows(results, "ALBs", "## Cost")}
-    latency = {r["ALBs"]: r for r in markdown_rows(results, "ALBs", "## Latency, bursts, agreement")}
-    queued = {r["ALBs"]: r for r in markdown_rows(results, "ALBs", "## With the events queue")}
-    shown = markdown_rows(readme, "ALBs", "`make bench` measures the monitor on simulated clusters of 10, 100 and 1,000 "
-                                          "ALBs (`make bench-5000`")
+    budgets = named_rows(readme, "The budgets the monitor sets itself at scale")
+    assert budgets and all(row in named_rows(results, "## Budgets") for row in budgets)
+    cost = {r["ALBs"]: r for r in named_rows(results, "## Cost")}
+    latency = {r["ALBs"]: r for r in named_rows(results, "## Latency, bursts, agreement")}
+    queued = {r["ALBs"]: r for r in named_rows(results, "## With the events queue")}
+    shown = named_rows(readme, "`make bench` measures the monitor on simulated clusters")
     assert [row["ALBs"] for row in shown] == list(cost)
     for row in shown:
         albs = row["ALBs"]
