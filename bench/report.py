@@ -39,7 +39,7 @@ LATENCY_COLUMNS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
     ("peak requests/s EC2", lambda r: str(r["peak_rps"]["ec2"])),
     ("verdicts agree with the checker", lambda r: agreement(r)),
     ("seeding / whole size", lambda r: f"{r['seed_s']:.0f} s / {r.get('size_s', 0):.0f} s"),
-    ("machine's pace before / after", lambda r: f"{r['pace_before']:.2f} / {r.get('pace_after', 0):.2f} CPU-s"),
+    ("machine's pace before / after", lambda r: f"{r['pace_before']:.3f} / {r.get('pace_after', 0):.3f} CPU-s"),
 ]
 
 
@@ -201,7 +201,8 @@ def render(rows: list[dict[str, Any]], host: dict[str, str], interval: float, gr
         f"--topology-interval 1h "
         f"--health-sweep {health_sweep}`) in "
         f"another, requests counted by a proxy in front of moto (bench.fastmoto: moto with its tag and "
-        f"group-id lookups indexed; the same answers, the rule listing paged as AWS pages it). Steady cycle: the "
+        f"group-id lookups indexed and its writing of answers quicker; the same answers, the rule listing paged "
+        f"as AWS pages it). Steady cycle: the "
         f"median of {cycles} cycles; its process CPU is the daemon process's user + system time over those cycles, "
         f"divided by their number (the health job's and the events thread's included), the check's own CPU is "
         f"its thread's (`cpu_seconds` of `check_cycle`); “moto answering” is the "
@@ -214,10 +215,10 @@ def render(rows: list[dict[str, Any]], host: dict[str, str], interval: float, gr
         "",
         "## Latency, bursts, agreement",
         "",
-        "The machine's pace is the CPU time of a fixed pure-Python loop (a million multiply-adds, the median",
-        "of three), taken before a size is seeded and after it is measured: on a shared machine the same",
-        "code runs up to half again slower from one hour to the next, and every CPU and wall figure of that",
-        "size moves with it.",
+        "The machine's pace is the CPU time botocore's own parser takes to read one fixed page of 1,000",
+        "security group rules (the median of five), taken before a size is seeded and after it is measured:",
+        "on a shared machine the same code runs up to half again slower from one hour to the next, and every",
+        "CPU and wall figure of that size moves with it.",
         "",
         "A latency ends at the first scrape of /metrics that shows the change. The bench scrapes when the",
         "daemon has logged a line since its last scrape (a check publishes, then logs `check_cycle`; the log",

@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -108,14 +109,32 @@ def test_a_tiny_bench_run_writes_every_figure_and_budget(tmp_path):
 
 
 AWS_ID = re.compile(r"\b(sg|sgr|eni|i|subnet|vpc|r)-[0-9a-f]{8,17}\b")
+ELB_ID = re.compile(r"/[0-9a-f]{16}\b")  # the end of a load balancer's or target group's ARN
+TIME = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(\.\d+)?(\+00:00|Z)")
+REQUEST_ID = re.compile(r"<(RequestId|requestId)>[^<]*</")
+
+
+def raw_answer(endpoint: str, service: str, query: str) -> str:
+    """One answer's XML as moto writes it (moto reads the service from the credential's scope and
+    checks no signature)."""
+    request = urllib.request.Request(endpoint, data=query.encode(), headers={
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Authorization": f"AWS4-HMAC-SHA256 Credential=bench/20260101/ap-northeast-1/{service}/aws4_request, "
+                         "SignedHeaders=host, Signature=0"})
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        return REQUEST_ID.sub(r"<\1>REQUEST</", answer.read().decode())
 
 
 def answers(endpoint: str, world: demo_world.World) -> str:
     """What the monitor and the checker read where bench.fastmoto changed moto's lookups (tags of
-    rules, groups and instances; a group-id filter), AWS ids numbered in
-    order of appearance and times left out: the same for two worlds seeded alike."""
-    ec2 = demo_world.aws_clients(endpoint, "ap-northeast-1")["ec2"]
+    rules, groups and instances; a group-id filter) and its writing of answers (the names it tries
+    for a value, the transformers it applies, timestamps): AWS ids numbered in order of appearance
+    and times reduced to their form, the same for two worlds seeded alike."""
+    clients = demo_world.aws_clients(endpoint, "ap-northeast-1")
+    ec2, elbv2 = clients["ec2"], clients["elbv2"]
     node_groups = [world.sg["cluster"], world.sg["v1nodes0"]]
+    target_groups = elbv2.describe_target_groups()["TargetGroups"]
+    load_balancers = elbv2.describe_load_balancers()["LoadBalancers"]
     read = {
         "rules": ec2.describe_security_group_rules()["SecurityGroupRules"],
         "node rules": ec2.describe_security_group_rules(
@@ -123,10 +142,21 @@ def answers(endpoint: str, world: demo_world.World) -> str:
         "groups": ec2.describe_security_groups()["SecurityGroups"],
         "instance tags": [sorted((t["Key"], t["Value"]) for t in i.get("Tags", ()))
                           for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]],
+        "load balancers": load_balancers,
+        "load balancer tags": elbv2.describe_tags(
+            ResourceArns=[lb["LoadBalancerArn"] for lb in load_balancers][:20])["TagDescriptions"],
+        "target groups": target_groups,
+        "target health": [elbv2.describe_target_health(TargetGroupArn=tg["TargetGroupArn"])["TargetHealthDescriptions"]
+                          for tg in target_groups],
+        # The XML itself, as the two listings of every check read it.
+        "listing XML": raw_answer(endpoint, "elasticloadbalancing",
+                                  "Action=DescribeLoadBalancers&Version=2015-12-01&PageSize=400"),
+        "rules XML": raw_answer(endpoint, "ec2", "Action=DescribeSecurityGroupRules&Version=2016-11-15&MaxResults=1000"),
     }
-    text = json.dumps(read, default=str)
+    text = TIME.sub(lambda m: re.sub(r"\d", "0", m.group(0)), json.dumps(read, default=str))
     numbers: dict[str, str] = {}
-    return AWS_ID.sub(lambda m: numbers.setdefault(m.group(0), f"{m.group(1)}-{len(numbers)}"), text)
+    text = AWS_ID.sub(lambda m: numbers.setdefault(m.group(0), f"{m.group(1)}-{len(numbers)}"), text)
+    return ELB_ID.sub(lambda m: numbers.setdefault(m.group(0), f"/{len(numbers)}"), text)
 
 
 def test_the_benchs_indexed_moto_answers_as_moto_does(aws_env):
@@ -138,6 +168,8 @@ def test_the_benchs_indexed_moto_answers_as_moto_does(aws_env):
         finally:
             stop(server)
     assert '"node rules": [{' in worlds["moto.server"] and '"Tags": [{' in worlds["moto.server"]
+    assert '"CreatedTime": "0000-00-00 00:00:00.000000+00:00"' in worlds["moto.server"]
+    assert "<SecurityGroups><member>sg-" in worlds["moto.server"] and "<isEgress>true" in worlds["moto.server"]
     assert worlds["bench.fastmoto"] == worlds["moto.server"]
 
 
