@@ -63,10 +63,12 @@ def windows_of(target_groups: Iterable[TargetGroup]) -> dict[str, float]:
 
 def _exercised_by_finding(report: Report) -> dict[int, tuple[TargetKey, ...]]:
     """For each cut finding (by its place in the report), the paths the ELB's health checks cross."""
+    cuts = [(i, f) for i, f in enumerate(report.findings) if f.code in CUT_CODES]
+    if not cuts:
+        return {}  # most checks: no path of thousands indexed for nothing
     lb_arns = {lb.name: lb.arn for lb in report.load_balancers}
     paths = {(p.load_balancer_arn, p.target_group_arn, p.target): p for lb in report.load_balancers for p in lb.paths}
-    return {i: exercised(f, paths, lb_arns.get(f.load_balancer or "", ""))
-            for i, f in enumerate(report.findings) if f.code in CUT_CODES}
+    return {i: exercised(f, paths, lb_arns.get(f.load_balancer or "", "")) for i, f in cuts}
 
 
 def exercised_target_groups(report: Report) -> list[str]:
@@ -151,12 +153,18 @@ def _dispute(finding: Finding, keys: tuple[TargetKey, ...], memory: HealthMemory
 
 def _unexplained(report: Report, memory: HealthMemory, target_groups: tuple[TargetGroup, ...],
                  windows: Mapping[str, float]) -> Iterable[Finding]:
+    failing_groups = {arn for arn, _ in memory.failing_since}
+    if not failing_groups:
+        return  # no target failing: nothing to explain, and no path indexed for it
     by_tg: dict[str, list[PathResult]] = defaultdict(list)
     lb_names = {lb.arn: lb.name for lb in report.load_balancers}
     for lb in report.load_balancers:
         for path in lb.paths:
-            by_tg[path.target_group_arn].append(path)
+            if path.target_group_arn in failing_groups:
+                by_tg[path.target_group_arn].append(path)
     for tg in target_groups:
+        if tg.arn not in failing_groups:
+            continue  # memory.unexplained() finds nothing for it
         group_paths = by_tg.get(tg.arn, [])
         if not group_paths or not all(p.reachable is True for p in group_paths):
             continue

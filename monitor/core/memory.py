@@ -97,9 +97,13 @@ class PathMemory:
 @dataclass(frozen=True, slots=True)
 class Memory:
     paths: tuple[tuple[PathKey, PathMemory], ...] = ()  # sorted by key
+    _index: dict[PathKey, PathMemory] | None = field(default=None, init=False, repr=False, compare=False)
 
     def as_dict(self) -> dict[PathKey, PathMemory]:
-        return dict(self.paths)
+        """The paths by key, made once (read it, never change it: it is this memory's)."""
+        if self._index is None:
+            object.__setattr__(self, "_index", dict(self.paths))
+        return self._index  # type: ignore[return-value]
 
     def get(self, key: PathKey) -> PathMemory | None:
         return self.as_dict().get(key)

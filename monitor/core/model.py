@@ -296,10 +296,11 @@ class PathResult:
     def reachable(self) -> bool | None:
         """Security groups both ways, network ACLs and an NLB's clients: False when any is known
         blocked, None when any is unknown."""
-        verdicts = (self.covered, self.egress_allowed, self.nacl_allowed, self.clients_admitted)
-        if any(v is False for v in verdicts):
+        # Asked of every path several times a check: spelt out, without a generator.
+        covered, egress, nacl, clients = self.covered, self.egress_allowed, self.nacl_allowed, self.clients_admitted
+        if covered is False or egress is False or nacl is False or clients is False:
             return False
-        if any(v is None for v in verdicts):
+        if covered is None or egress is None or nacl is None or clients is None:
             return None
         return True
 

@@ -85,8 +85,8 @@ def plan(memory: Memory, report: Report, observation: Observation, settings: Set
     None skips the check for rules another writer restored under our tag."""
     kept_since = now - max(_HOUR, settings.fight_window, settings.restore_backoff_max)
     history = history.pruned(kept_since)
-    present = {RuleTuple.of(rule) for rule in observation.rules}
-    if report.complete:
+    if report.complete and history.quarantined:
+        present = {RuleTuple.of(rule) for rule in observation.rules}
         # Lifted when someone else put the rule back (the fight is over), or when no remembered
         # path needs it any more (its ALB or target is gone).
         remembered = {t for _, entry in memory.paths for t in (*entry.covering, *entry.lost)}

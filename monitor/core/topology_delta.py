@@ -30,7 +30,8 @@ def with_other_groups(topology: Topology, listed: Iterable[tuple[str, tuple[str,
     """The known load balancers whose security groups in `listed` (ARN, groups) are not the discovered ones."""
     now = dict(listed)
     return frozenset(lb.arn for lb in topology.load_balancers
-                     if lb.arn in now and set(now[lb.arn]) != set(lb.security_groups))
+                     if (groups := now.get(lb.arn)) is not None and groups != lb.security_groups
+                     and set(groups) != set(lb.security_groups))
 
 
 def merge(topology: Topology, delta: Delta) -> Topology:
