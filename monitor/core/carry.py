@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from monitor.core.evaluate import Inputs, Judgement, assemble, fresh, inputs, judge, listed, whole_findings
+from monitor.core.evaluate import Indexed, Inputs, Judgement, assemble, fresh, inputs, judge, listed, whole_findings
 from monitor.core.model import (
     Finding,
     LoadBalancer,
@@ -57,6 +57,7 @@ class Carried:
     fresh_lb_sgs: dict[str, tuple[str, ...]]
     shared: tuple  # cluster, prefix lists, network ACLs: a change judges every load balancer again
     rule_quota: RuleQuota | None
+    indexed: Indexed  # the topology's indexes, made again only with another topology
     kept: dict[str, _Kept]
     whole: tuple[Finding, ...]
     checks: int  # checks since the last full evaluation
@@ -75,7 +76,7 @@ class Carrying:
 def evaluate_carried(topology: Topology, observation: Observation, last: Carried | None,
                      full_every: int = FULL_EVERY) -> Carrying:
     """The report of `evaluate(topology, observation)`, judging again only what changed since `last`."""
-    given = inputs(topology, observation)
+    given = inputs(topology, observation, last.indexed if last is not None else None)
     incomplete = bool(topology.failures or observation.failures)
     shared = _shared(topology, observation)
     full = last is None or incomplete or last.checks + 1 >= full_every or shared != last.shared
@@ -104,7 +105,7 @@ def evaluate_carried(topology: Topology, observation: Observation, last: Carried
     if incomplete:
         return Carrying(report, None, judged, full)
     carried = Carried(topology, given.context.rules_by_group, given.context.read_groups, given.context.groups,
-                      given.fresh_lb_sgs, shared, observation.rule_quota, kept, whole,
+                      given.fresh_lb_sgs, shared, observation.rule_quota, given.indexed, kept, whole,
                       0 if full else last.checks + 1 if last is not None else 0)
     return Carrying(report, carried, judged, full)
 
@@ -132,10 +133,11 @@ def _changed_groups(last: Carried, given: Inputs) -> Changes:
             changed[group] = None  # (an empty difference: the same rules in another order)
         else:
             changed[group] = frozenset(r.peer for r in differ)
-    for group in last.groups.keys() | context.groups.keys():
-        before_group, now_group = last.groups.get(group), context.groups.get(group)
-        if before_group is not now_group and before_group != now_group:
-            changed[group] = None
+    if last.groups is not context.groups:  # the same dictionary: the same topology and looked-up groups
+        for group in last.groups.keys() | context.groups.keys():
+            before_group, now_group = last.groups.get(group), context.groups.get(group)
+            if before_group is not now_group and before_group != now_group:
+                changed[group] = None
     return changed
 
 

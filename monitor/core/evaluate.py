@@ -56,6 +56,17 @@ class _Context:
 
 
 @dataclass(frozen=True, slots=True)
+class Indexed:
+    """What of a check's inputs depends on the topology (and the groups looked up beside it) alone:
+    made again only when one of them changed (read them, never change them)."""
+
+    topology: Topology
+    extra_groups: tuple[SecurityGroup, ...]
+    groups: dict[str, SecurityGroup]
+    by_lb: dict[str, tuple[TargetGroup, ...]]
+
+
+@dataclass(frozen=True, slots=True)
 class Inputs:
     """One check's reads, indexed for judging: the rules by group, the load balancers' groups as
     listed now, and each load balancer's target groups."""
@@ -63,20 +74,31 @@ class Inputs:
     context: _Context
     fresh_lb_sgs: dict[str, tuple[str, ...]]
     by_lb: dict[str, tuple[TargetGroup, ...]]
+    indexed: Indexed
 
 
-def inputs(topology: Topology, observation: Observation) -> Inputs:
-    groups = {g.group_id: g for g in (*topology.security_groups, *observation.extra_groups)}
-    rules_by_group: dict[str, list[Rule]] = defaultdict(list)
-    for rule in (*observation.rules, *observation.egress_rules):
-        rules_by_group[rule.group_id].append(rule)
-    context = _Context(topology.cluster, dict(rules_by_group), observation.read_groups, groups,
-                       dict(observation.prefix_lists), nacl.index(observation))
+def indexed(topology: Topology, extra_groups: tuple[SecurityGroup, ...], last: Indexed | None = None) -> Indexed:
+    """The groups by id and each load balancer's target groups; `last` itself when it was made of
+    this very topology and the same groups."""
+    if last is not None and last.topology is topology and last.extra_groups == extra_groups:
+        return last
+    groups = {g.group_id: g for g in (*topology.security_groups, *extra_groups)}
     by_lb: dict[str, list[TargetGroup]] = defaultdict(list)
     for tg in topology.target_groups:
         for arn in tg.load_balancer_arns:
             by_lb[arn].append(tg)
-    return Inputs(context, dict(observation.lb_security_groups), {arn: tuple(tgs) for arn, tgs in by_lb.items()})
+    return Indexed(topology, extra_groups, groups, {arn: tuple(tgs) for arn, tgs in by_lb.items()})
+
+
+def inputs(topology: Topology, observation: Observation, last: Indexed | None = None) -> Inputs:
+    """`last`: the previous check's topology indexes, used again when nothing they come from changed."""
+    index = indexed(topology, observation.extra_groups, last)
+    rules_by_group: dict[str, list[Rule]] = defaultdict(list)
+    for rule in (*observation.rules, *observation.egress_rules):
+        rules_by_group[rule.group_id].append(rule)
+    context = _Context(topology.cluster, dict(rules_by_group), observation.read_groups, index.groups,
+                       dict(observation.prefix_lists), nacl.index(observation))
+    return Inputs(context, dict(observation.lb_security_groups), index.by_lb, index)
 
 
 @dataclass(frozen=True, slots=True)

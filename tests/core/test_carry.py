@@ -33,6 +33,7 @@ ALB_SGS = [f"sg-alb{i}" for i in range(5)]
 NODE_SGS = [f"sg-node{i}" for i in range(4)]
 SUBNETS = [Subnet(f"subnet-{i}", f"10.0.{i}.0/24") for i in range(3)]
 PREFIX_LIST = "pl-0123"
+OUTSIDE_SG = "sg-outside"  # a rule source on no load balancer and no target
 
 
 def _arn(i: int) -> str:
@@ -121,6 +122,7 @@ class _State:
         self.prefix = ("10.0.0.0/16",)
         self.failures: tuple[ReadFailure, ...] = ()
         self.unlisted: set[str] = set()
+        self.extra: tuple[SecurityGroup, ...] = ()  # rule sources looked up outside the topology
 
     def _new_rule(self) -> Rule:
         self.serial += 1
@@ -135,12 +137,13 @@ class _State:
             lb_security_groups=tuple((lb.arn, self.lb_groups.get(lb.arn, lb.security_groups)) for lb in lbs),
             live_lb_arns=frozenset(lb.arn for lb in lbs if lb.arn not in self.unlisted),
             prefix_lists=((PREFIX_LIST, self.prefix),),
-            failures=self.failures, network_acls=(_acl(self.acl_extra),), network_acls_read=True)
+            failures=self.failures, network_acls=(_acl(self.acl_extra),), network_acls_read=True,
+            extra_groups=self.extra)
 
     def step(self) -> str:
         rng, self.failures = self.rng, ()
         change = rng.choice(("revoke", "grant", "revoke", "grant", "lb_groups", "egress", "unread", "tags", "target",
-                             "acl", "prefix", "failure", "unlisted", "rediscover", "nothing", "nothing"))
+                             "acl", "prefix", "failure", "unlisted", "rediscover", "source", "nothing", "nothing"))
         if change == "revoke" and self.rules:
             self.rules.pop(rng.randrange(len(self.rules)))
         elif change == "grant":
@@ -177,6 +180,15 @@ class _State:
         elif change == "unlisted":
             lb = rng.choice(self.topology.load_balancers)
             self.unlisted ^= {lb.arn}
+        elif change == "source":
+            # A labelled rule from a group outside the topology, looked up with the rules: its tags
+            # (a controller's or none) decide whose the rule is.
+            self.serial += 1
+            self.rules.append(Rule(rng.choice(NODE_SGS), "tcp", 0, 65535, PeerKind.SECURITY_GROUP, OUTSIDE_SG,
+                                   rule_id=f"sgr-{self.serial:05d}",
+                                   description="elbv2.k8s.aws/targetGroupBinding=shared"))
+            tags = rng.choice(((("elbv2.k8s.aws/cluster", CLUSTER), ("ingress.k8s.aws/stack", "ns/web")), ()))
+            self.extra = (SecurityGroup(OUTSIDE_SG, OUTSIDE_SG, "", "vpc-1", tags),) if rng.random() < 0.8 else ()
         elif change == "rediscover":
             # A full discovery: equal values, every object new.
             self.topology = replace(self.topology, load_balancers=tuple(replace(lb) for lb in self.topology.load_balancers),
