@@ -114,6 +114,9 @@ class Remediator:
         self.memory, self.history = Memory(), History()
         # The load balancers `memory` was last learnt from (remember() keeps what it knew of those unchanged).
         self._judged: dict[str, LoadBalancerResult] = {}
+        # (memory, complete, load balancers) when remember() last returned the memory it was given:
+        # a report of these very results (a carried verdict) would teach it nothing either.
+        self._settled: tuple[Memory, bool, tuple[LoadBalancerResult, ...]] | None = None
         self._saved: State | None = None
         self._persisted: bool | None = None  # whether the last save (or the start-up probe) worked
         self._failed_saves = 0  # saves that failed since the last one that worked
@@ -149,6 +152,15 @@ class Remediator:
         self._persisted = problem is None
         self._metrics.set_state_persisted(problem is None)
 
+    def _settled_on(self, report: Report) -> bool:
+        """Whether remember() would return the memory unchanged: it did for a report of the same
+        result objects (by identity: what a carried verdict hands on), equally complete."""
+        settled = self._settled
+        if settled is None or settled[0] is not self.memory or settled[1] != report.complete:
+            return False
+        before, now = settled[2], report.load_balancers
+        return len(before) == len(now) and all(a is b for a, b in zip(before, now))
+
     def act(self, aws_report: Report, report: Report, observation: Observation, now: float,
             in_time: Callable[[], bool] | None = None) -> tuple[Report, tuple[Outcome, ...]]:
         """`aws_report` is the verdict on the AWS reads alone (its completeness gates every write);
@@ -160,8 +172,11 @@ class Remediator:
         self._was_leader = leader
         self._metrics.set_remediation_enabled(self._settings.mode == "enforce" and leader)
         self._started = now if self._started is None else self._started
-        self.memory = remember(self.memory, aws_report, observation.rules, now, self._judged)
-        self._judged = {lb.arn: lb for lb in aws_report.load_balancers}
+        if not self._settled_on(aws_report):
+            learnt = remember(self.memory, aws_report, observation.rules, now, self._judged)
+            self._settled = (learnt, aws_report.complete, aws_report.load_balancers) if learnt is self.memory else None
+            self.memory = learnt
+            self._judged = {lb.arn: lb for lb in aws_report.load_balancers}
         plan = policy.plan(self.memory, aws_report, observation, self._settings, now, leader, self.history,
                            started=self._started)
         self._announce_foreign(plan)

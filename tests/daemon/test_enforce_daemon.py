@@ -136,6 +136,19 @@ def test_a_revoked_rule_is_restored_exactly_twice_then_the_fight_is_quarantined(
     again.close()
 
 
+def test_a_revocation_after_many_quiet_checks_is_still_learnt_and_restored(world, clock):
+    # Quiet checks carry every verdict and teach the memory nothing: it is not learnt again for them,
+    # but the first check that judges a load balancer again must still learn what it lost.
+    run = Run(world, clock)
+    run.step()
+    assert [run.step().judged for _ in range(4)] == [0, 0, 0, 0]  # every verdict carried
+    demo_world.revoke(world, "shop_v1")
+    summary, _ = run.until_written(clock.now + 300)
+    assert [o.label for o in writes(summary)] == ["restored"]
+    assert reachable(run.step(), world, "shop") is True
+    run.close()
+
+
 def test_a_restart_mid_outage_still_restores_from_the_state_file(world, tmp_path, clock):
     state_file = str(tmp_path / "state.json")
     first = Run(world, clock, state_file=state_file)
