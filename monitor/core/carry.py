@@ -17,7 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from monitor.core.evaluate import Indexed, Inputs, Judgement, assemble, fresh, inputs, judge, listed, whole_findings
+from monitor.core.evaluate import Judgement, assemble, fresh, judge, listed, whole_findings
+from monitor.core.inputs import Indexed, Inputs, inputs
 from monitor.core.model import (
     Finding,
     LoadBalancer,

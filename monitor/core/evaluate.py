@@ -6,13 +6,13 @@ No I/O, no clock, no logging: everything it needs comes in as frozen values.
 from __future__ import annotations
 
 import ipaddress
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from monitor.core import clients, controllers, coverage, cut_findings, nacl, ownership, quota
 from monitor.core import failures as failures_words
 from monitor.core.coverage import Need
+from monitor.core.inputs import Context, Inputs, inputs
 from monitor.core.model import (
     SEVERITY_RANK,
     Finding,
@@ -37,68 +37,6 @@ def evaluate(topology: Topology, observation: Observation) -> Report:
     given = inputs(topology, observation)
     judged = {lb.arn: judge(lb, topology, given) for lb in topology.load_balancers if listed(lb, observation)}
     return assemble(topology, observation, judged, whole_findings(topology, observation, given, judged))
-
-
-@dataclass(frozen=True, slots=True)
-class _Context:
-    """What every path of a cycle is judged against."""
-
-    cluster: str
-    rules_by_group: dict[str, list[Rule]]
-    read_groups: frozenset[str]
-    groups: dict[str, SecurityGroup]
-    prefix_lists: dict[str, tuple[str, ...]]
-    acls: nacl.Acls
-
-    def rules(self, group_ids: Iterable[str], egress: bool) -> list[Rule]:
-        # Inbound and outbound rules never stand in for each other.
-        return [r for g in group_ids for r in self.rules_by_group.get(g, ()) if r.egress is egress]
-
-
-@dataclass(frozen=True, slots=True)
-class Indexed:
-    """What of a check's inputs depends on the topology (and the groups looked up beside it) alone:
-    made again only when one of them changed (read them, never change them)."""
-
-    topology: Topology
-    extra_groups: tuple[SecurityGroup, ...]
-    groups: dict[str, SecurityGroup]
-    by_lb: dict[str, tuple[TargetGroup, ...]]
-
-
-@dataclass(frozen=True, slots=True)
-class Inputs:
-    """One check's reads, indexed for judging: the rules by group, the load balancers' groups as
-    listed now, and each load balancer's target groups."""
-
-    context: _Context
-    fresh_lb_sgs: dict[str, tuple[str, ...]]
-    by_lb: dict[str, tuple[TargetGroup, ...]]
-    indexed: Indexed
-
-
-def indexed(topology: Topology, extra_groups: tuple[SecurityGroup, ...], last: Indexed | None = None) -> Indexed:
-    """The groups by id and each load balancer's target groups; `last` itself when it was made of
-    this very topology and the same groups."""
-    if last is not None and last.topology is topology and last.extra_groups == extra_groups:
-        return last
-    groups = {g.group_id: g for g in (*topology.security_groups, *extra_groups)}
-    by_lb: dict[str, list[TargetGroup]] = defaultdict(list)
-    for tg in topology.target_groups:
-        for arn in tg.load_balancer_arns:
-            by_lb[arn].append(tg)
-    return Indexed(topology, extra_groups, groups, {arn: tuple(tgs) for arn, tgs in by_lb.items()})
-
-
-def inputs(topology: Topology, observation: Observation, last: Indexed | None = None) -> Inputs:
-    """`last`: the previous check's topology indexes, used again when nothing they come from changed."""
-    index = indexed(topology, observation.extra_groups, last)
-    rules_by_group: dict[str, list[Rule]] = defaultdict(list)
-    for rule in (*observation.rules, *observation.egress_rules):
-        rules_by_group[rule.group_id].append(rule)
-    context = _Context(topology.cluster, dict(rules_by_group), observation.read_groups, index.groups,
-                       dict(observation.prefix_lists), nacl.index(observation))
-    return Inputs(context, dict(observation.lb_security_groups), index.by_lb, index)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +123,7 @@ def assemble(topology: Topology, observation: Observation, judged: dict[str, Jud
     )
 
 
-def _paths(lb: LoadBalancer, target_groups, context: _Context) -> Iterable[PathResult]:
+def _paths(lb: LoadBalancer, target_groups, context: Context) -> Iterable[PathResult]:
     for tg in target_groups:
         if tg.target_type not in ("instance", "ip"):
             continue
@@ -233,7 +171,7 @@ def _family(tg: TargetGroup, target: Target) -> int:
         return 4
 
 
-def _path(lb: LoadBalancer, tg: TargetGroup, target: Target, shape: _Shape, context: _Context) -> PathResult:
+def _path(lb: LoadBalancer, tg: TargetGroup, target: Target, shape: _Shape, context: Context) -> PathResult:
     needs = shape.needs
     base = dict(load_balancer_arn=lb.arn, target_group_arn=tg.arn, target=target.target_id, ports=shape.ports,
                 needs=needs, health_need=shape.health_need)
@@ -271,7 +209,7 @@ def _path(lb: LoadBalancer, tg: TargetGroup, target: Target, shape: _Shape, cont
 
 
 def _egress(lb: LoadBalancer, target: Target, needs: tuple[Need, ...], family: int,
-            context: _Context) -> coverage.Verdict:
+            context: Context) -> coverage.Verdict:
     """Whether the ALB's own SGs let the traffic and health checks out to this target: AWS filters
     a load balancer's outbound traffic by its SGs too ("Security groups for your Application Load
     Balancer"), and hardening policies strip the default allow-all egress rule."""
