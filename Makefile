@@ -40,9 +40,9 @@ coverage: $(STAMP)
 
 # The monitor at 10, 100 and 1,000 ALBs beside a per-ALB checker: requests, wall, CPU, peak RSS,
 # revocation and new-ALB latency; writes bench/results.md with the budgets held or not. On a shared
-# 2-CPU machine 10 ALBs took 49 s, 100 took 2 minutes and 1,000 took 13 (the per-ALB checker's pass
-# alone 4). bench-5000 adds 5,000 ALBs (no per-ALB checker there): 42 minutes more (seeding 9,
-# each of its two daemons' first discovery 15).
+# 2-CPU machine 10 ALBs took 68 s, 100 took 99 s and 1,000 took 7 minutes (the per-ALB checker's
+# pass alone 2). bench-5000 adds 5,000 ALBs (no per-ALB checker there): 26 minutes more (seeding 5,
+# the observing daemon's first discovery 13).
 bench: $(STAMP)
 	$(BIN)/python -m bench.benchmark --albs 10 100 1000
 
