@@ -74,5 +74,5 @@ def inputs(topology: Topology, observation: Observation, last: Indexed | None = 
     for rule in (*observation.rules, *observation.egress_rules):
         rules_by_group[rule.group_id].append(rule)
     context = Context(topology.cluster, dict(rules_by_group), observation.read_groups, index.groups,
-                       dict(observation.prefix_lists), nacl.index(observation))
+                      dict(observation.prefix_lists), nacl.index(observation))
     return Inputs(context, dict(observation.lb_security_groups), index.by_lb, index)
