@@ -27,7 +27,6 @@ from monitor.core.model import (
     Report,
     Rule,
     RuleQuota,
-    SecurityGroup,
     TargetGroup,
     Topology,
 )
@@ -51,14 +50,12 @@ class _Kept:
 class Carried:
     """What one check leaves for the next: its reads, indexed, and every judgement it holds."""
 
-    topology: Topology
+    indexed: Indexed  # the topology and its indexes (groups by id), made again only with another topology
     rules: dict[str, list[Rule]]
     read: frozenset[str]
-    groups: dict[str, SecurityGroup]
     fresh_lb_sgs: dict[str, tuple[str, ...]]
     shared: tuple  # cluster, prefix lists, network ACLs: a change judges every load balancer again
     rule_quota: RuleQuota | None
-    indexed: Indexed  # the topology's indexes, made again only with another topology
     kept: dict[str, _Kept]
     whole: tuple[Finding, ...]
     checks: int  # checks since the last full evaluation
@@ -97,7 +94,7 @@ def evaluate_carried(topology: Topology, observation: Observation, last: Carried
         kept[lb.arn] = _Kept(lb, now, target_groups, lb.arn in topology.incomplete_lbs,
                              _depends_on(now, target_groups), judge(lb, topology, given))
     judgements = {arn: k.judgement for arn, k in kept.items()}
-    if (not full and last is not None and not changed and last.topology is topology
+    if (not full and last is not None and not changed and last.indexed.topology is topology
             and last.fresh_lb_sgs == given.fresh_lb_sgs and last.rule_quota == observation.rule_quota):
         whole = last.whole
     else:
@@ -105,8 +102,8 @@ def evaluate_carried(topology: Topology, observation: Observation, last: Carried
     report = assemble(topology, observation, judgements, whole)
     if incomplete:
         return Carrying(report, None, judged, full)
-    carried = Carried(topology, given.context.rules_by_group, given.context.read_groups, given.context.groups,
-                      given.fresh_lb_sgs, shared, observation.rule_quota, given.indexed, kept, whole,
+    carried = Carried(given.indexed, given.context.rules_by_group, given.context.read_groups,
+                      given.fresh_lb_sgs, shared, observation.rule_quota, kept, whole,
                       0 if full else last.checks + 1 if last is not None else 0)
     return Carrying(report, carried, judged, full)
 
@@ -134,9 +131,10 @@ def _changed_groups(last: Carried, given: Inputs) -> Changes:
             changed[group] = None  # (an empty difference: the same rules in another order)
         else:
             changed[group] = frozenset(r.peer for r in differ)
-    if last.groups is not context.groups:  # the same dictionary: the same topology and looked-up groups
-        for group in last.groups.keys() | context.groups.keys():
-            before_group, now_group = last.groups.get(group), context.groups.get(group)
+    if last.indexed is not given.indexed:  # the same indexes: the same topology and looked-up groups
+        before_groups = last.indexed.groups
+        for group in before_groups.keys() | context.groups.keys():
+            before_group, now_group = before_groups.get(group), context.groups.get(group)
             if before_group is not now_group and before_group != now_group:
                 changed[group] = None
     return changed

@@ -50,8 +50,11 @@ class Inputs:
 
     context: Context
     fresh_lb_sgs: dict[str, tuple[str, ...]]
-    by_lb: dict[str, tuple[TargetGroup, ...]]
     indexed: Indexed
+
+    @property
+    def by_lb(self) -> dict[str, tuple[TargetGroup, ...]]:
+        return self.indexed.by_lb
 
 
 def indexed(topology: Topology, extra_groups: tuple[SecurityGroup, ...], last: Indexed | None = None) -> Indexed:
@@ -75,4 +78,4 @@ def inputs(topology: Topology, observation: Observation, last: Indexed | None = 
         rules_by_group[rule.group_id].append(rule)
     context = Context(topology.cluster, dict(rules_by_group), observation.read_groups, index.groups,
                       dict(observation.prefix_lists), nacl.index(observation))
-    return Inputs(context, dict(observation.lb_security_groups), index.by_lb, index)
+    return Inputs(context, dict(observation.lb_security_groups), index)
