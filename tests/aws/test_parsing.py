@@ -16,11 +16,17 @@ from monitor.aws.session import connect
 from monitor.demo.cluster import create_controller_role
 
 
+def models() -> botocore.session.Session:
+    """A botocore session on the monitor's models (only the EC2 operations it sends)."""
+    core = botocore.session.get_session()
+    core.register_component("data_loader", TrimmedLoader())
+    return core
+
+
 def stock(service: str, region: str = "ap-northeast-1"):
     """A client with botocore's own parser on the monitor's models, timestamps kept as text as the
     monitor keeps them."""
-    core = botocore.session.get_session()
-    core.register_component("data_loader", TrimmedLoader())
+    core = models()
     core.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=str)
     return core.create_client(service, region_name=region)
 
@@ -147,7 +153,5 @@ def test_the_two_listings_of_every_check_are_read_by_plans():
     """The rule listing and the load balancer listing, read every check: botocore's walk was most
     of a steady check's CPU at 5,000 ALBs."""
     for service, operation in (("ec2", "DescribeSecurityGroupRules"), ("elbv2", "DescribeLoadBalancers")):
-        core = botocore.session.get_session()
-        core.register_component("data_loader", TrimmedLoader())
-        model = core.get_service_model(service)
+        model = models().get_service_model(service)
         assert planned(model.metadata["protocol"], model.operation_model(operation).output_shape), operation
